@@ -1,0 +1,389 @@
+import { DataSource, EntityManager, IsNull } from 'typeorm';
+import { ApiKeyEntity, ApiKeyStatus, KeyEnvironment, RateLimitSpec } from './api-key.entity';
+import { generateSecret, hashSecret, hintFor } from './key-format';
+import { OrganizationEntity } from '../organizations/organization.entity';
+import { Actor } from '../auth/actor';
+import { assertOrganizationAccess, canAccessOrganization } from '../auth/tenancy';
+import { holdsScope, PLATFORM_ADMIN, PRESET_SCOPES, ScopePreset, scopesBeyond } from '../auth/scopes';
+import { AuditLogService } from '../audit-log/audit-log.service';
+import { QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.service';
+import { Clock } from '../clock';
+import { newId } from '../ids';
+import { Transactions } from '../db/data-source';
+import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
+import { Page, pageRequest, toPage } from '../pagination';
+import {
+  LIMITS, optionalEmail, optionalText, requireFutureDate, requireInt, requireText, requireUnique,
+  validateIpAllowlist, validateMeta, validateScopes,
+} from '../validation';
+
+/** Applied when a key is created without `rateLimits`; an explicit list (even empty) replaces them. */
+export const DEFAULT_RATE_LIMITS: readonly RateLimitSpec[] = [
+  { name: 'per-minute', limit: 60, windowSeconds: 60 },
+  { name: 'per-hour', limit: 1000, windowSeconds: 3600 },
+];
+
+export interface CreateApiKey {
+  organizationId?: string | null;
+  name: string;
+  environment?: KeyEnvironment | null;
+  scopes?: string[] | null;
+  preset?: ScopePreset | null;
+  expiresInDays?: number | null;
+  expiresAt?: Date | null;
+  ipAllowlist?: string[] | null;
+  rateLimits?: RateLimitSpec[] | null;
+  quotas?: QuotaSpec[] | null;
+  maxCostPerRequest?: number | null;
+  meta?: Record<string, unknown> | null;
+  ownerEmail?: string | null;
+  externalId?: string | null;
+}
+
+/** Absent (undefined) leaves a field alone; null clears the nullable ones. */
+export interface UpdateApiKey {
+  name?: string | null;
+  scopes?: string[] | null;
+  expiresAt?: Date | null;
+  ipAllowlist?: string[] | null;
+  rateLimits?: RateLimitSpec[] | null;
+  quotas?: QuotaSpec[] | null;
+  maxCostPerRequest?: number | null;
+  meta?: Record<string, unknown> | null;
+  ownerEmail?: string | null;
+  externalId?: string | null;
+}
+
+export interface ApiKeyFilter {
+  organizationId?: string | null;
+  status?: ApiKeyStatus | null;
+  environment?: KeyEnvironment | null;
+  /** Case-insensitive match on name, ownerEmail, externalId or hint. */
+  search?: string | null;
+}
+
+export interface CreatedApiKey {
+  apiKey: ApiKeyEntity;
+  /** Shown once; only its HMAC is stored. */
+  secret: string;
+}
+
+export interface RotatedApiKey extends CreatedApiKey {
+  previousKeyExpiresAt: Date;
+}
+
+export function validateRateLimits(field: string, limits: readonly RateLimitSpec[]): RateLimitSpec[] {
+  if (limits.length > LIMITS.rateLimitsPerKey) {
+    throw new BadUserInputError(field, `at most ${LIMITS.rateLimitsPerKey} rate limits (got ${limits.length})`);
+  }
+  const validated = limits.map((limit, index) => ({
+    name: requireText(`${field}[${index}].name`, limit.name, 64),
+    limit: requireInt(`${field}[${index}].limit`, limit.limit, 1, LIMITS.maxRateLimit),
+    windowSeconds: requireInt(`${field}[${index}].windowSeconds`, limit.windowSeconds, 1, LIMITS.maxWindowSeconds),
+  }));
+  requireUnique(field, validated.map((limit) => limit.name));
+  return validated;
+}
+
+/** Escape LIKE wildcards; `!` is the escape character on both SQLite and MySQL. */
+function likePattern(search: string): string {
+  return `%${search.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
+}
+
+export class ApiKeysService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly audit: AuditLogService,
+    private readonly quotas: QuotasService,
+    private readonly clock: Clock,
+    private readonly pepper: string,
+  ) {}
+
+  /** A key the actor may see; another organization's key is NOT_FOUND, never data. */
+  async get(actor: Actor, id: string, manager: EntityManager = this.dataSource.manager): Promise<ApiKeyEntity> {
+    const key = await manager.getRepository(ApiKeyEntity).findOneBy({ id, deletedAt: IsNull() });
+    if (!key || !canAccessOrganization(actor, key.organizationId)) throw new NotFoundError('API key');
+    return key;
+  }
+
+  async list(actor: Actor, filter: ApiKeyFilter = {}, first?: number | null, after?: string | null): Promise<Page<ApiKeyEntity>> {
+    const request = pageRequest(first, after);
+    const organizationId = filter.organizationId ?? (actor.isPlatformAdmin ? null : actor.organizationId);
+    if (organizationId) assertOrganizationAccess(actor, organizationId);
+    const now = this.clock.now();
+
+    const query = this.dataSource.getRepository(ApiKeyEntity).createQueryBuilder('k').where('k.deleted_at IS NULL');
+    if (organizationId) query.andWhere('k.organization_id = :organizationId', { organizationId });
+    if (filter.environment) query.andWhere('k.environment = :environment', { environment: filter.environment });
+    switch (filter.status) {
+      case ApiKeyStatus.REVOKED:
+        query.andWhere('k.revoked_at IS NOT NULL');
+        break;
+      case ApiKeyStatus.DISABLED:
+        query.andWhere('k.revoked_at IS NULL AND k.disabled = 1');
+        break;
+      case ApiKeyStatus.EXPIRED:
+        query.andWhere('k.revoked_at IS NULL AND k.disabled = 0 AND k.expires_at IS NOT NULL AND k.expires_at <= :now', { now });
+        break;
+      case ApiKeyStatus.ACTIVE:
+        query.andWhere('k.revoked_at IS NULL AND k.disabled = 0 AND (k.expires_at IS NULL OR k.expires_at > :now)', { now });
+        break;
+    }
+    if (filter.search != null && filter.search.trim() !== '') {
+      const search = requireText('filter.search', filter.search, LIMITS.nameLength);
+      query.andWhere(
+        "(LOWER(k.name) LIKE :q ESCAPE '!' OR LOWER(k.owner_email) LIKE :q ESCAPE '!' OR LOWER(k.external_id) LIKE :q ESCAPE '!' OR LOWER(k.hint) LIKE :q ESCAPE '!')",
+        { q: likePattern(search) },
+      );
+    }
+    const totalCount = await query.clone().getCount();
+    if (request.afterId) query.andWhere('k.id < :after', { after: request.afterId });
+    const rows = await query.orderBy('k.id', 'DESC').limit(request.first + 1).getMany();
+    return toPage(rows, request, totalCount);
+  }
+
+  async create(actor: Actor, input: CreateApiKey, manager?: EntityManager): Promise<CreatedApiKey> {
+    const now = this.clock.now();
+    const organizationId = input.organizationId ?? actor.organizationId;
+    if (!organizationId) throw new BadUserInputError('organizationId', 'is required');
+    if (organizationId !== actor.organizationId && !actor.isPlatformAdmin) {
+      throw new KeywardError(ErrorCode.FORBIDDEN, `Creating keys in another organization needs ${PLATFORM_ADMIN}`);
+    }
+    const name = requireText('name', input.name, LIMITS.nameLength);
+    const environment = input.environment ?? KeyEnvironment.LIVE;
+    const scopes = this.grantableScopes(actor, validateScopes('scopes', [
+      ...(input.scopes ?? []),
+      ...(input.preset ? PRESET_SCOPES[input.preset] : []),
+      ...(input.scopes == null && input.preset == null ? PRESET_SCOPES[ScopePreset.READ] : []),
+    ]));
+    if (input.expiresInDays != null && input.expiresAt != null) {
+      throw new BadUserInputError('expiresAt', 'give either expiresAt or expiresInDays, not both');
+    }
+    let expiresAt: Date | null = null;
+    if (input.expiresInDays != null) {
+      const days = requireInt('expiresInDays', input.expiresInDays, 1, LIMITS.maxExpiresInDays);
+      expiresAt = new Date(now.getTime() + days * 86_400_000);
+    } else if (input.expiresAt != null) {
+      expiresAt = requireFutureDate('expiresAt', input.expiresAt, now);
+    }
+    const ipAllowlist = validateIpAllowlist('ipAllowlist', input.ipAllowlist ?? []);
+    const rateLimits = input.rateLimits == null ? [...DEFAULT_RATE_LIMITS] : validateRateLimits('rateLimits', input.rateLimits);
+    const quotas = validateQuotas('quotas', input.quotas ?? []);
+    const maxCostPerRequest = input.maxCostPerRequest == null ? null : requireInt('maxCostPerRequest', input.maxCostPerRequest, 1, LIMITS.maxCostPerRequest);
+    const meta = validateMeta('meta', input.meta) ?? null;
+    const ownerEmail = optionalEmail('ownerEmail', input.ownerEmail) ?? null;
+    const externalId = optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null;
+
+    const work = async (tx: EntityManager): Promise<CreatedApiKey> => {
+      const organization = await this.lockOrganization(tx, organizationId);
+      if (scopes.some((scope) => holdsScope([scope], PLATFORM_ADMIN)) && !organization.isPlatform) {
+        throw new BadUserInputError('scopes', `${PLATFORM_ADMIN} (also through * or platform:*) can only be granted to keys of the platform organization`);
+      }
+      const active = await tx.getRepository(ApiKeyEntity).createQueryBuilder('k')
+        .where('k.organization_id = :organizationId AND k.deleted_at IS NULL AND k.revoked_at IS NULL AND k.replaced_by_id IS NULL', { organizationId })
+        .getCount();
+      if (active >= organization.maxKeys) {
+        throw new KeywardError(ErrorCode.KEY_LIMIT_EXCEEDED, `The organization already has ${active} of its ${organization.maxKeys} keys; revoke or delete one first`);
+      }
+      const secret = generateSecret(environment);
+      const key = tx.getRepository(ApiKeyEntity).create({
+        id: newId('key', now),
+        organizationId,
+        name,
+        environment,
+        secretHash: hashSecret(this.pepper, secret),
+        hint: hintFor(secret),
+        scopes,
+        ipAllowlist,
+        rateLimits,
+        maxCostPerRequest,
+        meta,
+        ownerEmail,
+        externalId,
+        expiresAt,
+        disabled: false,
+        revokedAt: null,
+        revokedReason: null,
+        revokedBy: null,
+        rotatedFromId: null,
+        replacedById: null,
+        deletedAt: null,
+        lastUsedAt: null,
+        requestCount: 0,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await tx.insert(ApiKeyEntity, key);
+      await this.quotas.replace(tx, { apiKeyId: key.id }, quotas);
+      await this.audit.record(tx, actor, {
+        action: 'api_key.create',
+        targetType: 'api_key',
+        targetId: key.id,
+        organizationId,
+        metadata: { name, environment, scopes, hint: key.hint, expiresAt: expiresAt?.toISOString() ?? null },
+      });
+      return { apiKey: key, secret };
+    };
+    return manager ? work(manager) : this.transactions.run(work);
+  }
+
+  async update(actor: Actor, id: string, input: UpdateApiKey): Promise<ApiKeyEntity> {
+    const now = this.clock.now();
+    const changes: Partial<ApiKeyEntity> = {};
+    if (input.name != null) changes.name = requireText('name', input.name, LIMITS.nameLength);
+    if (input.scopes != null) changes.scopes = this.grantableScopes(actor, validateScopes('scopes', input.scopes));
+    if (input.expiresAt !== undefined) changes.expiresAt = input.expiresAt === null ? null : requireFutureDate('expiresAt', input.expiresAt, now);
+    if (input.ipAllowlist != null) changes.ipAllowlist = validateIpAllowlist('ipAllowlist', input.ipAllowlist);
+    if (input.rateLimits != null) changes.rateLimits = validateRateLimits('rateLimits', input.rateLimits);
+    if (input.maxCostPerRequest !== undefined) {
+      changes.maxCostPerRequest = input.maxCostPerRequest === null ? null : requireInt('maxCostPerRequest', input.maxCostPerRequest, 1, LIMITS.maxCostPerRequest);
+    }
+    if (input.meta !== undefined) changes.meta = validateMeta('meta', input.meta) ?? null;
+    if (input.ownerEmail !== undefined) changes.ownerEmail = optionalEmail('ownerEmail', input.ownerEmail) ?? null;
+    if (input.externalId !== undefined) changes.externalId = optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null;
+    const quotas = input.quotas == null ? undefined : validateQuotas('quotas', input.quotas);
+
+    return this.transactions.run(async (tx) => {
+      const key = await this.getChangeable(actor, id, tx);
+      if (changes.scopes && changes.scopes.some((scope) => holdsScope([scope], PLATFORM_ADMIN))) {
+        const organization = await tx.getRepository(OrganizationEntity).findOneByOrFail({ id: key.organizationId });
+        if (!organization.isPlatform) {
+          throw new BadUserInputError('scopes', `${PLATFORM_ADMIN} (also through * or platform:*) can only be granted to keys of the platform organization`);
+        }
+      }
+      Object.assign(key, changes, { updatedAt: now });
+      await tx.save(key);
+      if (quotas !== undefined) await this.quotas.replace(tx, { apiKeyId: id }, quotas);
+      await this.audit.record(tx, actor, {
+        action: 'api_key.update',
+        targetType: 'api_key',
+        targetId: id,
+        organizationId: key.organizationId,
+        metadata: { changed: [...Object.keys(changes), ...(quotas ? ['quotas'] : [])].sort() },
+      });
+      return key;
+    });
+  }
+
+  async setEnabled(actor: Actor, id: string, enabled: boolean): Promise<ApiKeyEntity> {
+    return this.transactions.run(async (tx) => {
+      const key = await this.getChangeable(actor, id, tx);
+      key.disabled = !enabled;
+      key.updatedAt = this.clock.now();
+      await tx.save(key);
+      await this.audit.record(tx, actor, {
+        action: enabled ? 'api_key.enable' : 'api_key.disable',
+        targetType: 'api_key',
+        targetId: id,
+        organizationId: key.organizationId,
+      });
+      return key;
+    });
+  }
+
+  async revoke(actor: Actor, id: string, reason: string): Promise<ApiKeyEntity> {
+    const why = requireText('reason', reason, LIMITS.reasonLength);
+    return this.transactions.run(async (tx) => {
+      const key = await this.getChangeable(actor, id, tx);
+      const now = this.clock.now();
+      key.revokedAt = now;
+      key.revokedReason = why;
+      key.revokedBy = actor.keyId;
+      key.updatedAt = now;
+      await tx.save(key);
+      await this.audit.record(tx, actor, {
+        action: 'api_key.revoke',
+        targetType: 'api_key',
+        targetId: id,
+        organizationId: key.organizationId,
+        metadata: { reason: why },
+      });
+      return key;
+    });
+  }
+
+  /**
+   * A new secret with the same settings, counters and quotas. The old secret keeps working
+   * for `gracePeriodSeconds` (0: not at all), then is refused as EXPIRED.
+   */
+  async rotate(actor: Actor, id: string, gracePeriodSeconds = 0): Promise<RotatedApiKey> {
+    const grace = requireInt('gracePeriodSeconds', gracePeriodSeconds ?? 0, 0, LIMITS.maxGracePeriodSeconds);
+    return this.transactions.run(async (tx) => {
+      const old = await this.getChangeable(actor, id, tx);
+      if (old.replacedById) throw new BadUserInputError('id', `this key was already rotated; rotate ${old.replacedById} instead`);
+      const now = this.clock.now();
+      const graceEnd = new Date(now.getTime() + grace * 1000);
+      const previousKeyExpiresAt = old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
+      const secret = generateSecret(old.environment);
+      const fresh = tx.getRepository(ApiKeyEntity).create({
+        ...old,
+        id: newId('key', now),
+        secretHash: hashSecret(this.pepper, secret),
+        hint: hintFor(secret),
+        rotatedFromId: old.id,
+        replacedById: null,
+        createdAt: now,
+        updatedAt: now,
+      });
+      old.replacedById = fresh.id;
+      old.expiresAt = previousKeyExpiresAt;
+      old.updatedAt = now;
+      await tx.save(old);
+      await tx.insert(ApiKeyEntity, fresh);
+      await this.quotas.transfer(tx, old.id, fresh.id);
+      await this.audit.record(tx, actor, {
+        action: 'api_key.rotate',
+        targetType: 'api_key',
+        targetId: old.id,
+        organizationId: old.organizationId,
+        metadata: { newKeyId: fresh.id, hint: fresh.hint, gracePeriodSeconds: grace, previousKeyExpiresAt: previousKeyExpiresAt.toISOString() },
+      });
+      return { apiKey: fresh, secret, previousKeyExpiresAt };
+    });
+  }
+
+  /** Soft delete: the key stops working and leaves listings; its usage history stays. */
+  async delete(actor: Actor, id: string): Promise<boolean> {
+    return this.transactions.run(async (tx) => {
+      const key = await this.get(actor, id, tx);
+      const now = this.clock.now();
+      key.deletedAt = now;
+      key.updatedAt = now;
+      await tx.save(key);
+      await this.audit.record(tx, actor, {
+        action: 'api_key.delete',
+        targetType: 'api_key',
+        targetId: id,
+        organizationId: key.organizationId,
+      });
+      return true;
+    });
+  }
+
+  /** No escalation: every granted scope must be covered by one the actor holds. */
+  private grantableScopes(actor: Actor, scopes: string[]): string[] {
+    const beyond = scopesBeyond(actor.scopes, scopes);
+    if (beyond.length > 0) {
+      throw new InsufficientScopeError(`Cannot grant scopes the calling key does not hold: ${beyond.join(', ')}`);
+    }
+    return scopes;
+  }
+
+  /** Revoked keys are final: nothing about them changes any more. */
+  private async getChangeable(actor: Actor, id: string, tx: EntityManager): Promise<ApiKeyEntity> {
+    const key = await this.get(actor, id, tx);
+    if (key.revokedAt) throw new BadUserInputError('id', 'this key is revoked and can no longer be changed');
+    return key;
+  }
+
+  private async lockOrganization(tx: EntityManager, id: string): Promise<OrganizationEntity> {
+    const query = tx.getRepository(OrganizationEntity).createQueryBuilder('o').where('o.id = :id', { id });
+    // SQLite transactions are already serialized (Transactions); MySQL needs the row lock
+    // so two concurrent creates cannot both pass the maxKeys check.
+    if (!this.transactions.isSqlite) query.setLock('pessimistic_write');
+    const organization = await query.getOne();
+    if (!organization) throw new NotFoundError('Organization');
+    return organization;
+  }
+}

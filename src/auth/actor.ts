@@ -1,0 +1,33 @@
+import { holdsScope, PLATFORM_ADMIN } from './scopes';
+
+/**
+ * Who is acting, as the services see it: an authenticated key, or the CLI's direct
+ * bootstrap (keyId null). Services take an Actor and know nothing of HTTP or GraphQL.
+ */
+export interface Actor {
+  keyId: string | null;
+  organizationId: string | null;
+  scopes: readonly string[];
+  /** Holds platform:admin and belongs to the platform organization: may cross organizations. */
+  isPlatformAdmin: boolean;
+  /** Client address, for the audit log. */
+  ip: string | null;
+}
+
+export function actorForKey(
+  key: { id: string; organizationId: string; scopes: readonly string[] },
+  organization: { isPlatform: boolean },
+  ip: string | null,
+): Actor {
+  return {
+    keyId: key.id,
+    organizationId: key.organizationId,
+    scopes: key.scopes,
+    // platform:admin only means something on a key of the platform organization.
+    isPlatformAdmin: organization.isPlatform && holdsScope(key.scopes, PLATFORM_ADMIN),
+    ip,
+  };
+}
+
+/** The CLI acting on the database directly (`keyward init`). */
+export const SYSTEM_ACTOR: Actor = { keyId: null, organizationId: null, scopes: ['*'], isPlatformAdmin: true, ip: null };

@@ -1,0 +1,68 @@
+import {
+  defaultFieldResolver, DirectiveLocation, GraphQLDirective, GraphQLFieldConfig, GraphQLList, GraphQLNonNull,
+  GraphQLSchema, GraphQLString,
+} from 'graphql';
+import { getDirective, MapperKind, mapSchema } from '@graphql-tools/utils';
+import { Directive } from 'type-graphql';
+import { holdsAny } from './scopes';
+import type { Context } from '../context';
+import { ErrorCode, KeywardError } from '../errors';
+
+/**
+ * `@requireScope(anyOf: [...])`: the caller's key must hold one of the scopes.
+ * `@public`: no key needed. Any other root field needs a valid key and nothing more.
+ */
+export const requireScopeDirective = new GraphQLDirective({
+  name: 'requireScope',
+  description: 'Every field needs an authenticated API key holding at least one of these scopes (wildcards allowed: `keys:*`, `*`).',
+  locations: [DirectiveLocation.FIELD_DEFINITION],
+  args: { anyOf: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(GraphQLString))) } },
+});
+
+export const publicDirective = new GraphQLDirective({
+  name: 'public',
+  description: 'The field can be called without an API key (it is still rate limited per client IP).',
+  locations: [DirectiveLocation.FIELD_DEFINITION],
+});
+
+/** Marks a resolver method: the caller needs one of these scopes. */
+export const RequireScope = (...anyOf: string[]): MethodDecorator & PropertyDecorator =>
+  Directive(`@requireScope(anyOf: ${JSON.stringify(anyOf)})`);
+
+/** Marks a resolver method as callable without an API key. */
+export const Public = (): MethodDecorator & PropertyDecorator => Directive('@public');
+
+function authorize(context: Context, field: string, anyOf: string[] | null): void {
+  if (!context.caller) {
+    throw new KeywardError(ErrorCode.UNAUTHENTICATED, `${field} needs an API key: send "Authorization: Bearer <key>" or "X-API-Key: <key>"`);
+  }
+  if (anyOf && !holdsAny(context.caller.key.scopes, anyOf)) {
+    throw new KeywardError(ErrorCode.INSUFFICIENT_SCOPE, `${field} needs one of these scopes: ${anyOf.join(', ')}`, { requiredScopes: anyOf });
+  }
+}
+
+/** Enforces the two directives on every root field (queries, mutations, subscriptions). */
+export function applyAuthDirectives(schema: GraphQLSchema): GraphQLSchema {
+  return mapSchema(schema, {
+    [MapperKind.ROOT_FIELD]: (fieldConfig: GraphQLFieldConfig<unknown, Context>, fieldName, typeName) => {
+      if (getDirective(schema, fieldConfig, publicDirective.name)?.[0]) return fieldConfig;
+      const rule = getDirective(schema, fieldConfig, requireScopeDirective.name)?.[0];
+      const anyOf: string[] | null = rule ? rule.anyOf : null;
+      const field = `${typeName}.${fieldName}`;
+      const { resolve = defaultFieldResolver, subscribe } = fieldConfig;
+      return {
+        ...fieldConfig,
+        resolve(source, args, context, info) {
+          authorize(context, field, anyOf);
+          return resolve(source, args, context, info);
+        },
+        ...(subscribe && {
+          subscribe(source, args, context, info) {
+            authorize(context, field, anyOf);
+            return subscribe(source, args, context, info);
+          },
+        }),
+      };
+    },
+  });
+}

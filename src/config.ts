@@ -1,0 +1,132 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+export type DatabaseConfig =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'mysql'; url: string };
+
+/** Everything keyward reads from its environment, parsed and validated once at start. */
+export interface Config {
+  port: number;
+  host: string;
+  /** Holds the SQLite database and, in embedded mode, the generated pepper. */
+  dataDir: string;
+  database: DatabaseConfig;
+  /** Unset: rate limits, counters and pub/sub stay in process. */
+  redisUrl: string | null;
+  /** HMAC key for stored key hashes; null means "generate once into the data dir" (SQLite only). */
+  pepper: string | null;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Express `trust proxy` setting: false, true, a hop count or a list of addresses/CIDRs. */
+  trustProxy: boolean | number | string[];
+  sessionPriceUsd: number;
+  /** Schema introspection (and GraphiQL's docs) on or off. */
+  introspection: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`Invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function parseBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  const value = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function parsePort(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(name, `must be a port number 0-65535, got "${raw}"`);
+  }
+  return port;
+}
+
+function parseTrustProxy(raw: string | undefined): Config['trustProxy'] {
+  if (raw === undefined || raw.trim() === '') return false;
+  const value = raw.trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  if (/^(true|false|1|0|yes|no|on|off)$/i.test(value)) return parseBoolean('TRUST_PROXY', value, false);
+  return value.split(',').map((part) => part.trim()).filter(Boolean);
+}
+
+function parseDatabase(raw: string | undefined, dataDir: string): DatabaseConfig {
+  if (raw === undefined || raw.trim() === '') {
+    return { kind: 'sqlite', path: path.join(dataDir, 'keyward.sqlite') };
+  }
+  const value = raw.trim();
+  if (value.startsWith('mysql://') || value.startsWith('mariadb://')) {
+    try {
+      const url = new URL(value.replace(/^mariadb:/, 'mysql:'));
+      if (!url.pathname || url.pathname === '/') throw new Error('no database name');
+      return { kind: 'mysql', url: url.toString() };
+    } catch (error) {
+      throw new ConfigError('DATABASE_URL', `is not a valid mysql:// URL (${(error as Error).message})`);
+    }
+  }
+  if (value.startsWith('sqlite:')) {
+    const file = value.replace(/^sqlite:(\/\/)?/, '');
+    if (!file) throw new ConfigError('DATABASE_URL', 'needs a file path after sqlite:');
+    return { kind: 'sqlite', path: path.resolve(file) };
+  }
+  throw new ConfigError('DATABASE_URL', 'must start with mysql://, mariadb:// or sqlite:');
+}
+
+/**
+ * Parses a configuration from an environment (by default `process.env`).
+ * Throws ConfigError naming the variable on the first bad value.
+ */
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const dataDir = path.resolve(env.KEYWARD_DATA_DIR || './data');
+  const database = parseDatabase(env.DATABASE_URL, dataDir);
+
+  const logLevel = (env.LOG_LEVEL || 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  }
+
+  const pepper = env.KEYWARD_PEPPER ? env.KEYWARD_PEPPER : null;
+  if (pepper !== null && pepper.length < 16) {
+    throw new ConfigError('KEYWARD_PEPPER', 'must be at least 16 characters');
+  }
+  if (pepper === null && database.kind === 'mysql') {
+    // Several instances share one MySQL database; each must hash keys with the same pepper.
+    throw new ConfigError('KEYWARD_PEPPER', 'is required when DATABASE_URL points at MySQL/MariaDB');
+  }
+
+  const redisUrl = env.REDIS_URL ? env.REDIS_URL.trim() : null;
+  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://');
+  }
+
+  const sessionPriceUsd = env.SESSION_PRICE_USD === undefined || env.SESSION_PRICE_USD === '' ? 1 : Number(env.SESSION_PRICE_USD);
+  if (!Number.isFinite(sessionPriceUsd) || sessionPriceUsd < 0) {
+    throw new ConfigError('SESSION_PRICE_USD', `must be a non-negative number, got "${env.SESSION_PRICE_USD}"`);
+  }
+
+  return {
+    port: parsePort('PORT', env.PORT, 4000),
+    host: env.HOST || '0.0.0.0',
+    dataDir,
+    database,
+    redisUrl,
+    pepper,
+    logLevel: logLevel as Config['logLevel'],
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    sessionPriceUsd,
+    introspection: parseBoolean('INTROSPECTION', env.INTROSPECTION, true),
+  };
+}
+
+/** Loads `.env` from the working directory when there is one; real environment variables win. */
+export function loadDotEnv(file = path.resolve('.env')): void {
+  if (fs.existsSync(file)) process.loadEnvFile(file);
+}

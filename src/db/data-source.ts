@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DataSource, EntityManager } from 'typeorm';
+import type { DatabaseConfig } from '../config';
+import { OrganizationEntity } from '../organizations/organization.entity';
+import { ApiKeyEntity } from '../api-keys/api-key.entity';
+import { QuotaEntity } from '../quotas/quota.entity';
+import { AuditEntryEntity } from '../audit-log/audit-entry.entity';
+import { Foundation1764000000000 } from '../migrations/1764000000000-Foundation';
+
+export const ENTITIES = [OrganizationEntity, ApiKeyEntity, QuotaEntity, AuditEntryEntity];
+/** In order; never `synchronize`. */
+export const MIGRATIONS = [Foundation1764000000000];
+
+export function createDataSource(database: DatabaseConfig): DataSource {
+  if (database.kind === 'sqlite') {
+    fs.mkdirSync(path.dirname(database.path), { recursive: true });
+    return new DataSource({
+      type: 'better-sqlite3',
+      database: database.path,
+      enableWAL: true,
+      // Concurrent writers wait for the lock instead of failing with SQLITE_BUSY.
+      timeout: 5_000,
+      entities: ENTITIES,
+      migrations: MIGRATIONS,
+      migrationsRun: false,
+      synchronize: false,
+    });
+  }
+  return new DataSource({
+    type: 'mysql',
+    url: database.url,
+    timezone: 'Z',
+    charset: 'utf8mb4_unicode_ci',
+    bigNumberStrings: false,
+    supportBigNumbers: true,
+    poolSize: 10,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsRun: false,
+    synchronize: false,
+  });
+}
+
+/** Opens the connection and applies pending migrations. */
+export async function openDatabase(database: DatabaseConfig): Promise<DataSource> {
+  const dataSource = createDataSource(database);
+  await dataSource.initialize();
+  await dataSource.runMigrations({ transaction: 'each' });
+  return dataSource;
+}
+
+/**
+ * Runs `work` in one transaction. SQLite has a single connection in TypeORM, so
+ * transactions there are queued one at a time instead of nesting by accident.
+ */
+export class Transactions {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly dataSource: DataSource) {}
+
+  run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.dataSource.options.type !== 'better-sqlite3') {
+      return this.dataSource.transaction(work);
+    }
+    const result = this.queue.then(() => this.dataSource.transaction(work));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  get isSqlite(): boolean {
+    return this.dataSource.options.type === 'better-sqlite3';
+  }
+}

@@ -1,0 +1,42 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { ID_LENGTH, timestamp } from '../db/columns';
+
+export enum OrganizationStatus {
+  ACTIVE = 'ACTIVE',
+  SUSPENDED = 'SUSPENDED',
+}
+
+@Entity('organizations')
+export class OrganizationEntity {
+  @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
+  id!: string;
+
+  @Column({ type: 'varchar', length: 200 })
+  name!: string;
+
+  @Column({ type: 'varchar', length: 64, unique: true })
+  slug!: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  status!: OrganizationStatus;
+
+  /** Keys that are neither deleted nor revoked (nor replaced by rotation) may not exceed this. */
+  @Column({ name: 'max_keys', type: 'int' })
+  maxKeys!: number;
+
+  /** The organization made by `keyward init`; its keys may verify keys of every organization. */
+  @Column({ name: 'is_platform', type: 'boolean', default: false })
+  isPlatform!: boolean;
+
+  @Column({ name: 'sessions_purchased', type: 'int', default: 0 })
+  sessionsPurchased!: number;
+
+  @Column({ name: 'sessions_used', type: 'int', default: 0 })
+  sessionsUsed!: number;
+
+  @Column({ name: 'created_at', ...timestamp })
+  createdAt!: Date;
+
+  @Column({ name: 'updated_at', ...timestamp })
+  updatedAt!: Date;
+}

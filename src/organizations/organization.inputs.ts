@@ -1,0 +1,29 @@
+import { Field, InputType, Int } from 'type-graphql';
+import { QuotaInput } from '../quotas/quota.type';
+
+@InputType()
+export class CreateOrganizationInput {
+  @Field()
+  name!: string;
+
+  @Field(() => String, { nullable: true, description: 'Lower-case letters, digits and dashes; derived from the name when absent.' })
+  slug?: string | null;
+
+  @Field(() => Int, { nullable: true, description: 'Default 100.' })
+  maxKeys?: number | null;
+
+  @Field(() => [QuotaInput], { nullable: true })
+  quotas?: QuotaInput[] | null;
+}
+
+@InputType()
+export class UpdateOrganizationInput {
+  @Field(() => String, { nullable: true })
+  name?: string | null;
+
+  @Field(() => Int, { nullable: true, description: 'Needs platform:admin.' })
+  maxKeys?: number | null;
+
+  @Field(() => [QuotaInput], { nullable: true, description: 'Replaces all organization quotas. Needs platform:admin.' })
+  quotas?: QuotaInput[] | null;
+}

@@ -1,0 +1,39 @@
+import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { OrganizationStatus } from './organization.entity';
+import { PageInfo } from '../page-info.type';
+
+registerEnumType(OrganizationStatus, { name: 'OrganizationStatus' });
+
+/** Resolved from OrganizationEntity; `quotas` and `sessionBalance` come from OrganizationResolver. */
+@ObjectType()
+export class Organization {
+  @Field(() => ID)
+  id!: string;
+
+  @Field()
+  name!: string;
+
+  @Field()
+  slug!: string;
+
+  @Field(() => OrganizationStatus)
+  status!: OrganizationStatus;
+
+  @Field(() => Int, { description: 'Most non-deleted keys the organization may hold; creating one more fails with KEY_LIMIT_EXCEEDED.' })
+  maxKeys!: number;
+
+  @Field()
+  createdAt!: Date;
+}
+
+@ObjectType()
+export class OrganizationPage {
+  @Field(() => [Organization])
+  nodes!: Organization[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => Int)
+  totalCount!: number;
+}

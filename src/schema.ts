@@ -1,0 +1,32 @@
+import 'reflect-metadata';
+import { GraphQLSchema } from 'graphql';
+import { buildSchema } from 'type-graphql';
+import { printSchemaWithDirectives } from '@graphql-tools/utils';
+import { applyAuthDirectives, publicDirective, requireScopeDirective } from './auth/directives';
+import { DateTimeScalar } from './scalars';
+import { OrganizationResolver } from './organizations/organization.resolver';
+import { ApiKeyResolver } from './api-keys/api-key.resolver';
+import { ViewerResolver } from './auth/viewer.resolver';
+import { AuditLogResolver } from './audit-log/audit-log.resolver';
+
+export const RESOLVERS = [OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver] as const;
+
+let built: Promise<GraphQLSchema> | null = null;
+
+/** The executable schema, with @requireScope / @public enforced. Built once per process. */
+export function buildKeywardSchema(): Promise<GraphQLSchema> {
+  built ??= buildSchema({
+    resolvers: RESOLVERS,
+    directives: [requireScopeDirective, publicDirective],
+    scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
+    validate: false,
+    emitSchemaFile: false,
+  }).then(applyAuthDirectives);
+  return built;
+}
+
+/** The SDL committed as schema.graphql, applied directives included. */
+export async function printKeywardSchema(): Promise<string> {
+  const header = '# Generated from the resolvers by `npm run schema`; do not edit by hand.\n\n';
+  return header + printSchemaWithDirectives(await buildKeywardSchema()) + '\n';
+}
