@@ -22,6 +22,7 @@ export interface RateLimitSpec {
 
 @Entity('api_keys')
 @Index('idx_api_keys_org', ['organizationId', 'id'])
+@Index('uq_api_keys_secret_hash', ['secretHash'], { unique: true })
 export class ApiKeyEntity {
   @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
   id!: string;
@@ -36,7 +37,7 @@ export class ApiKeyEntity {
   environment!: KeyEnvironment;
 
   /** HMAC-SHA256(pepper, secret) in hex; the secret itself is never stored. */
-  @Column({ name: 'secret_hash', type: 'varchar', length: 64, unique: true, select: true })
+  @Column({ name: 'secret_hash', type: 'varchar', length: 64 })
   secretHash!: string;
 
   @Column({ type: 'varchar', length: 16 })

@@ -1,4 +1,4 @@
-import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { ID_LENGTH, timestamp } from '../db/columns';
 
 export enum OrganizationStatus {
@@ -7,6 +7,7 @@ export enum OrganizationStatus {
 }
 
 @Entity('organizations')
+@Index('uq_organizations_slug', ['slug'], { unique: true })
 export class OrganizationEntity {
   @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
   id!: string;
@@ -14,7 +15,7 @@ export class OrganizationEntity {
   @Column({ type: 'varchar', length: 200 })
   name!: string;
 
-  @Column({ type: 'varchar', length: 64, unique: true })
+  @Column({ type: 'varchar', length: 64 })
   slug!: string;
 
   @Column({ type: 'varchar', length: 16 })
