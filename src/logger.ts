@@ -3,9 +3,20 @@ import { redactSecrets } from './api-keys/key-format';
 
 export type { Logger };
 
+/** A copy of `value` with every string masked by redactSecrets, however deeply nested. */
+export function redactDeep(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redactSecrets(value);
+  if (value === null || typeof value !== 'object' || depth > 8) return value;
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [field, item] of Object.entries(value)) out[field] = redactDeep(item, depth + 1);
+  return out;
+}
+
 /**
  * JSON logs. Secrets never reach them: credential headers are redacted by path, and any
- * `kw_live_…` / `kw_test_…` text in a message or string field is masked.
+ * `kw_live_…` / `kw_test_…` text anywhere in a line (message, nested field, error message
+ * or stack) is masked.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -15,18 +26,16 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'headers.authorization', 'headers["x-api-key"]', 'secret', '*.secret', 'connectionParams'],
         censor: '[REDACTED]',
       },
+      serializers: {
+        err: (error: Error) => redactDeep(pino.stdSerializers.err(error)),
+      },
       hooks: {
         logMethod(args, method) {
           method.apply(this, args.map((arg) => (typeof arg === 'string' ? redactSecrets(arg) : arg)) as Parameters<typeof method>);
         },
       },
       formatters: {
-        log(object) {
-          for (const [field, value] of Object.entries(object)) {
-            if (typeof value === 'string') object[field] = redactSecrets(value);
-          }
-          return object;
-        },
+        log: (object) => redactDeep(object) as Record<string, unknown>,
       },
     },
     destination,
