@@ -27,7 +27,21 @@ export function graphiqlAssets(): Router {
 
 /** The page itself; `endpoint` is the path GraphiQL posts to. */
 export function graphiqlPage(endpoint: string): string {
-  const defaultHeaders = JSON.stringify({ Authorization: 'Bearer <paste your kw_live_… key here>' }, null, 2);
+  // Headers start empty: GraphiQL sends them with its schema request on load, and the schema
+  // (introspection) needs no key. The default query says where the key goes.
+  const defaultQuery = [
+    '# Welcome to keyward. Put your API key in the Headers tab below:',
+    '#   { "Authorization": "Bearer kw_live_..." }',
+    '# then run this query (Ctrl-Enter).',
+    '{',
+    '  viewer {',
+    '    organization { id name }',
+    '    apiKey { id name hint status }',
+    '    scopes',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -48,9 +62,9 @@ export function graphiqlPage(endpoint: string): string {
     const root = ReactDOM.createRoot(document.getElementById('graphiql'));
     root.render(React.createElement(GraphiQL, {
       fetcher,
-      defaultHeaders: ${JSON.stringify(defaultHeaders)},
+      defaultHeaders: '{}',
       defaultEditorToolsVisibility: 'headers',
-      defaultQuery: '# Put your API key in the Headers tab below, then run:\\n{\\n  viewer {\\n    organization { id name }\\n    apiKey { id name hint status }\\n    scopes\\n  }\\n}\\n',
+      defaultQuery: ${JSON.stringify(defaultQuery)},
     }));
   </script>
 </body>
