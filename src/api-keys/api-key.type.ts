@@ -1,7 +1,7 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { ApiKeyStatus, KeyEnvironment } from './api-key.entity';
 import { ScopePreset } from '../auth/scopes';
-import { PageInfo } from '../page-info.type';
+import { PageOf } from '../page.type';
 import { JSONObjectScalar, SafeIntScalar } from '../scalars';
 
 registerEnumType(KeyEnvironment, { name: 'KeyEnvironment' });
@@ -88,16 +88,7 @@ export class ApiKey {
 }
 
 @ObjectType()
-export class ApiKeyPage {
-  @Field(() => [ApiKey])
-  nodes!: ApiKey[];
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => Int)
-  totalCount!: number;
-}
+export class ApiKeyPage extends PageOf(ApiKey) {}
 
 @ObjectType({ description: 'The secret is returned once, here, and is never stored or shown again.' })
 export class CreatedApiKey {

@@ -1,5 +1,5 @@
 import { Field, ID, Int, ObjectType } from 'type-graphql';
-import { PageInfo } from '../page-info.type';
+import { PageOf } from '../page.type';
 import { JSONObjectScalar } from '../scalars';
 
 @ObjectType()
@@ -33,13 +33,4 @@ export class AuditEntry {
 }
 
 @ObjectType()
-export class AuditPage {
-  @Field(() => [AuditEntry])
-  nodes!: AuditEntry[];
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => Int)
-  totalCount!: number;
-}
+export class AuditPage extends PageOf(AuditEntry) {}

@@ -1,6 +1,6 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { OrganizationStatus } from './organization.entity';
-import { PageInfo } from '../page-info.type';
+import { PageOf } from '../page.type';
 
 registerEnumType(OrganizationStatus, { name: 'OrganizationStatus' });
 
@@ -27,13 +27,4 @@ export class Organization {
 }
 
 @ObjectType()
-export class OrganizationPage {
-  @Field(() => [Organization])
-  nodes!: Organization[];
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => Int)
-  totalCount!: number;
-}
+export class OrganizationPage extends PageOf(Organization) {}
