@@ -4,11 +4,18 @@ import { Clock, systemClock } from './clock';
 import { Logger } from './logger';
 import { openDatabase, Transactions } from './db/data-source';
 import { resolvePepper } from './auth/pepper';
+import { KeyCache } from './auth/key-cache';
 import { KeyVerifier } from './auth/key-verifier';
+import { VerifyKeyService } from './auth/verify-key.service';
 import { AuditLogService } from './audit-log/audit-log.service';
 import { QuotasService } from './quotas/quotas.service';
 import { OrganizationsService } from './organizations/organizations.service';
 import { ApiKeysService } from './api-keys/api-keys.service';
+import { FlexibleRateLimiter, RateLimiter } from './rate-limits/rate-limiter';
+import { RateLimitsService } from './rate-limits/rate-limits.service';
+import { SessionsService } from './sessions/sessions.service';
+import { UsageBuffer } from './usage/usage-buffer';
+import { UsageService } from './usage/usage.service';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
 export interface App {
@@ -17,11 +24,19 @@ export interface App {
   logger: Logger;
   dataSource: DataSource;
   transactions: Transactions;
+  keyCache: KeyCache;
+  rateLimiter: RateLimiter;
+  usageBuffer: UsageBuffer;
   verifier: KeyVerifier;
+  verifyKey: VerifyKeyService;
   audit: AuditLogService;
   quotas: QuotasService;
   organizations: OrganizationsService;
   apiKeys: ApiKeysService;
+  rateLimits: RateLimitsService;
+  sessions: SessionsService;
+  usage: UsageService;
+  /** Flushes buffered usage and closes the database. */
   close(): Promise<void>;
 }
 
@@ -29,26 +44,50 @@ export interface AppOptions {
   clock?: Clock;
 }
 
+/** How often ACTIVE sessions past their end are marked EXPIRED (they are also checked on every read). */
+const SESSION_SWEEP_MS = 30_000;
+
 /** Opens the database (applying migrations) and wires the services. */
 export async function createApp(config: Config, logger: Logger, options: AppOptions = {}): Promise<App> {
   const clock = options.clock ?? systemClock;
   const pepper = resolvePepper(config);
   const dataSource = await openDatabase(config.database);
   const transactions = new Transactions(dataSource);
+  const keyCache = new KeyCache();
+  const rateLimiter = FlexibleRateLimiter.inMemory();
+  const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger);
   const audit = new AuditLogService(dataSource, clock);
   const quotas = new QuotasService(dataSource, clock);
+  const sessions = new SessionsService(dataSource, transactions, audit, clock, config.sessionPriceUsd);
+  const apiKeys = new ApiKeysService(dataSource, transactions, audit, quotas, clock, pepper, keyCache);
+  const verifier = new KeyVerifier(dataSource, transactions, clock, pepper, keyCache, rateLimiter, quotas, sessions, usageBuffer);
+  usageBuffer.start();
+  const sweeper = setInterval(() => {
+    sessions.sweep().catch((error) => logger.warn({ err: error }, 'session sweep failed'));
+  }, SESSION_SWEEP_MS);
+  sweeper.unref();
+
   return {
     config,
     clock,
     logger,
     dataSource,
     transactions,
-    verifier: new KeyVerifier(dataSource, clock, pepper),
+    keyCache,
+    rateLimiter,
+    usageBuffer,
+    verifier,
+    verifyKey: new VerifyKeyService(verifier),
     audit,
     quotas,
-    organizations: new OrganizationsService(dataSource, transactions, audit, quotas, clock),
-    apiKeys: new ApiKeysService(dataSource, transactions, audit, quotas, clock, pepper),
+    organizations: new OrganizationsService(dataSource, transactions, audit, quotas, clock, keyCache),
+    apiKeys,
+    rateLimits: new RateLimitsService(dataSource, transactions, audit, apiKeys, rateLimiter, usageBuffer, clock),
+    sessions,
+    usage: new UsageService(dataSource, transactions, quotas, sessions, usageBuffer, clock),
     async close() {
+      clearInterval(sweeper);
+      await usageBuffer.stop();
       if (dataSource.isInitialized) await dataSource.destroy();
     },
   };

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { App } from './app';
 import { Actor, actorForKey } from './auth/actor';
-import { REFUSAL_ERROR } from './auth/verify-code';
+import type { VerificationOutcome } from './auth/key-verifier';
 import { ApiKeyEntity } from './api-keys/api-key.entity';
 import { OrganizationEntity } from './organizations/organization.entity';
 import { ErrorCode, KeywardError } from './errors';
@@ -15,9 +15,13 @@ export interface Caller {
 
 export interface Context {
   app: App;
-  /** Null for anonymous requests; only @public fields accept those. */
-  caller: Caller | null;
+  /** The key presented with the request, or null (anonymous: only @public fields). */
+  secret: string | null;
   ip: string | null;
+  /** Set once the operation passed the verification pipeline (the metering plugin). */
+  caller: Caller | null;
+  /** The pipeline's outcome for this request, for rate-limit headers and usage. */
+  verification: VerificationOutcome | null;
 }
 
 /**
@@ -37,20 +41,17 @@ export function presentedKey(headers: IncomingHttpHeaders): string | null {
 }
 
 /**
- * Builds a request's context: runs the key through the verification pipeline (format,
- * lookup, status, organization, IP allowlist) and refuses the whole request when a key
- * was presented and failed. Scope checks happen per field (@requireScope).
+ * A request's starting context. The key is only read here; the metering plugin runs it
+ * through the verification pipeline once the operation is known (its scopes are part of
+ * the check, and a refused request must consume nothing).
  */
-export async function buildContext(app: App, headers: IncomingHttpHeaders, ip: string | null): Promise<Context> {
-  const secret = presentedKey(headers);
-  if (secret === null) return { app, caller: null, ip };
-  const outcome = await app.verifier.verify({ secret, ip });
-  if (!outcome.valid) throw new KeywardError(REFUSAL_ERROR[outcome.code], outcome.reason);
-  return {
-    app,
-    caller: { key: outcome.key, organization: outcome.organization, actor: actorForKey(outcome.key, outcome.organization, ip) },
-    ip,
-  };
+export function buildContext(app: App, headers: IncomingHttpHeaders, ip: string | null): Context {
+  return { app, secret: presentedKey(headers), ip, caller: null, verification: null };
+}
+
+export function callerFrom(outcome: VerificationOutcome, ip: string | null): Caller {
+  if (!outcome.key || !outcome.organization) throw new Error('callerFrom needs a VALID outcome');
+  return { key: outcome.key, organization: outcome.organization, actor: actorForKey(outcome.key, outcome.organization, ip) };
 }
 
 /** The acting key of an authenticated field (the directive guarantees there is one). */

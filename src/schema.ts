@@ -8,8 +8,16 @@ import { OrganizationResolver } from './organizations/organization.resolver';
 import { ApiKeyResolver } from './api-keys/api-key.resolver';
 import { ViewerResolver } from './auth/viewer.resolver';
 import { AuditLogResolver } from './audit-log/audit-log.resolver';
+import { VerifyKeyResolver } from './auth/verify-key.resolver';
+import { RateLimitsResolver } from './rate-limits/rate-limits.resolver';
+import { QuotasResolver } from './quotas/quotas.resolver';
+import { SessionsResolver } from './sessions/sessions.resolver';
+import { UsageResolver } from './usage/usage.resolver';
 
-export const RESOLVERS = [OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver] as const;
+export const RESOLVERS = [
+  OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver, VerifyKeyResolver,
+  RateLimitsResolver, QuotasResolver, SessionsResolver, UsageResolver,
+] as const;
 
 let built: Promise<GraphQLSchema> | null = null;
 

@@ -7,6 +7,7 @@ import { expressMiddleware } from '@as-integrations/express5';
 import { GraphQLFormattedError } from 'graphql';
 import { App } from './app';
 import { buildContext, Context } from './context';
+import { meteringPlugin } from './usage/metering.plugin';
 import { buildKeywardSchema } from './schema';
 import { ErrorCode, HTTP_STATUS, isErrorCode } from './errors';
 import { graphiqlAssets, graphiqlPage, GRAPHIQL_ASSETS_PATH, wantsGraphiql } from './graphiql/graphiql';
@@ -71,7 +72,8 @@ export async function createServer(app: App): Promise<KeywardServer> {
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: !app.config.introspection,
     formatError: formatErrorFor(app),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin],
+    // Order matters: the status plugin sets the HTTP status the metering plugin records.
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin, meteringPlugin],
   });
   await apollo.start();
 

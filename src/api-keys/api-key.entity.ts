@@ -83,6 +83,10 @@ export class ApiKeyEntity {
   @Column({ name: 'rotated_from_id', type: 'varchar', length: ID_LENGTH, nullable: true })
   rotatedFromId!: string | null;
 
+  /** The first key of a rotation chain; rate-limit windows are shared along it. */
+  @Column({ name: 'lineage_id', type: 'varchar', length: ID_LENGTH, nullable: true })
+  lineageId!: string | null;
+
   /** Set on the old key by rotateApiKey; such a key no longer counts towards maxKeys. */
   @Column({ name: 'replaced_by_id', type: 'varchar', length: ID_LENGTH, nullable: true })
   replacedById!: string | null;

@@ -2,6 +2,7 @@ import { DataSource, EntityManager, IsNull } from 'typeorm';
 import { ApiKeyEntity, ApiKeyStatus, KeyEnvironment, RateLimitSpec } from './api-key.entity';
 import { generateSecret, hashSecret, hintFor } from './key-format';
 import { OrganizationEntity } from '../organizations/organization.entity';
+import { lockOrganization } from '../organizations/organization-lock';
 import { Actor } from '../auth/actor';
 import { assertOrganizationAccess, canAccessOrganization } from '../auth/tenancy';
 import { holdsScope, PLATFORM_ADMIN, PRESET_SCOPES, ScopePreset, scopesBeyond } from '../auth/scopes';
@@ -10,6 +11,7 @@ import { QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.servi
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
+import { KeyCache } from '../auth/key-cache';
 import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import {
@@ -98,7 +100,15 @@ export class ApiKeysService {
     private readonly quotas: QuotasService,
     private readonly clock: Clock,
     private readonly pepper: string,
+    private readonly keyCache: KeyCache,
   ) {}
+
+  /** Runs a change and drops the touched keys from the verification cache once it committed. */
+  private async changing<T>(work: (tx: EntityManager) => Promise<T>, touched: (result: T) => string[]): Promise<T> {
+    const result = await this.transactions.run(work);
+    this.keyCache.invalidateKeys(touched(result));
+    return result;
+  }
 
   /** A key the actor may see; another organization's key is NOT_FOUND, never data. */
   async get(actor: Actor, id: string, manager: EntityManager = this.dataSource.manager): Promise<ApiKeyEntity> {
@@ -176,7 +186,7 @@ export class ApiKeysService {
     const externalId = optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null;
 
     const work = async (tx: EntityManager): Promise<CreatedApiKey> => {
-      const organization = await this.lockOrganization(tx, organizationId);
+      const organization = await lockOrganization(tx, organizationId);
       if (scopes.some((scope) => holdsScope([scope], PLATFORM_ADMIN)) && !organization.isPlatform) {
         throw new BadUserInputError('scopes', `${PLATFORM_ADMIN} (also through * or platform:*) can only be granted to keys of the platform organization`);
       }
@@ -187,8 +197,10 @@ export class ApiKeysService {
         throw new KeywardError(ErrorCode.KEY_LIMIT_EXCEEDED, `The organization already has ${active} of its ${organization.maxKeys} keys; revoke or delete one first`);
       }
       const secret = generateSecret(environment);
+      const id = newId('key', now);
       const key = tx.getRepository(ApiKeyEntity).create({
-        id: newId('key', now),
+        id,
+        lineageId: id,
         organizationId,
         name,
         environment,
@@ -244,7 +256,7 @@ export class ApiKeysService {
     if (input.externalId !== undefined) changes.externalId = optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null;
     const quotas = input.quotas == null ? undefined : validateQuotas('quotas', input.quotas);
 
-    return this.transactions.run(async (tx) => {
+    return this.changing(async (tx) => {
       const key = await this.getChangeable(actor, id, tx);
       if (changes.scopes && changes.scopes.some((scope) => holdsScope([scope], PLATFORM_ADMIN))) {
         const organization = await tx.getRepository(OrganizationEntity).findOneByOrFail({ id: key.organizationId });
@@ -263,11 +275,11 @@ export class ApiKeysService {
         metadata: { changed: [...Object.keys(changes), ...(quotas ? ['quotas'] : [])].sort() },
       });
       return key;
-    });
+    }, () => [id]);
   }
 
   async setEnabled(actor: Actor, id: string, enabled: boolean): Promise<ApiKeyEntity> {
-    return this.transactions.run(async (tx) => {
+    return this.changing(async (tx) => {
       const key = await this.getChangeable(actor, id, tx);
       key.disabled = !enabled;
       key.updatedAt = this.clock.now();
@@ -279,12 +291,12 @@ export class ApiKeysService {
         organizationId: key.organizationId,
       });
       return key;
-    });
+    }, () => [id]);
   }
 
   async revoke(actor: Actor, id: string, reason: string): Promise<ApiKeyEntity> {
     const why = requireText('reason', reason, LIMITS.reasonLength);
-    return this.transactions.run(async (tx) => {
+    return this.changing(async (tx) => {
       const key = await this.getChangeable(actor, id, tx);
       const now = this.clock.now();
       key.revokedAt = now;
@@ -300,7 +312,7 @@ export class ApiKeysService {
         metadata: { reason: why },
       });
       return key;
-    });
+    }, () => [id]);
   }
 
   /**
@@ -309,7 +321,7 @@ export class ApiKeysService {
    */
   async rotate(actor: Actor, id: string, gracePeriodSeconds = 0): Promise<RotatedApiKey> {
     const grace = requireInt('gracePeriodSeconds', gracePeriodSeconds ?? 0, 0, LIMITS.maxGracePeriodSeconds);
-    return this.transactions.run(async (tx) => {
+    return this.changing(async (tx) => {
       const old = await this.getChangeable(actor, id, tx);
       if (old.replacedById) throw new BadUserInputError('id', `this key was already rotated; rotate ${old.replacedById} instead`);
       const now = this.clock.now();
@@ -319,6 +331,7 @@ export class ApiKeysService {
       const fresh = tx.getRepository(ApiKeyEntity).create({
         ...old,
         id: newId('key', now),
+        lineageId: old.lineageId ?? old.id,
         secretHash: hashSecret(this.pepper, secret),
         hint: hintFor(secret),
         rotatedFromId: old.id,
@@ -340,12 +353,12 @@ export class ApiKeysService {
         metadata: { newKeyId: fresh.id, hint: fresh.hint, gracePeriodSeconds: grace, previousKeyExpiresAt: previousKeyExpiresAt.toISOString() },
       });
       return { apiKey: fresh, secret, previousKeyExpiresAt };
-    });
+    }, (rotated) => [id, rotated.apiKey.id]);
   }
 
   /** Soft delete: the key stops working and leaves listings; its usage history stays. */
   async delete(actor: Actor, id: string): Promise<boolean> {
-    return this.transactions.run(async (tx) => {
+    return this.changing(async (tx) => {
       const key = await this.get(actor, id, tx);
       const now = this.clock.now();
       key.deletedAt = now;
@@ -358,7 +371,7 @@ export class ApiKeysService {
         organizationId: key.organizationId,
       });
       return true;
-    });
+    }, () => [id]);
   }
 
   /** No escalation: every granted scope must be covered by one the actor holds. */
@@ -375,15 +388,5 @@ export class ApiKeysService {
     const key = await this.get(actor, id, tx);
     if (key.revokedAt) throw new BadUserInputError('id', 'this key is revoked and can no longer be changed');
     return key;
-  }
-
-  private async lockOrganization(tx: EntityManager, id: string): Promise<OrganizationEntity> {
-    const query = tx.getRepository(OrganizationEntity).createQueryBuilder('o').where('o.id = :id', { id });
-    // SQLite transactions are already serialized (Transactions); MySQL needs the row lock
-    // so two concurrent creates cannot both pass the maxKeys check.
-    if (!this.transactions.isSqlite) query.setLock('pessimistic_write');
-    const organization = await query.getOne();
-    if (!organization) throw new NotFoundError('Organization');
-    return organization;
   }
 }

@@ -10,6 +10,11 @@ export interface Actor {
   scopes: readonly string[];
   /** Holds platform:admin and belongs to the platform organization: may cross organizations. */
   isPlatformAdmin: boolean;
+  /**
+   * Belongs to the platform organization: with keys:verify / usage:write it may verify and
+   * record usage for keys of every organization.
+   */
+  inPlatformOrganization: boolean;
   /** Client address, for the audit log. */
   ip: string | null;
 }
@@ -25,9 +30,10 @@ export function actorForKey(
     scopes: key.scopes,
     // platform:admin only means something on a key of the platform organization.
     isPlatformAdmin: organization.isPlatform && holdsScope(key.scopes, PLATFORM_ADMIN),
+    inPlatformOrganization: organization.isPlatform,
     ip,
   };
 }
 
 /** The CLI acting on the database directly (`keyward init`). */
-export const SYSTEM_ACTOR: Actor = { keyId: null, organizationId: null, scopes: ['*'], isPlatformAdmin: true, ip: null };
+export const SYSTEM_ACTOR: Actor = { keyId: null, organizationId: null, scopes: ['*'], isPlatformAdmin: true, inPlatformOrganization: true, ip: null };

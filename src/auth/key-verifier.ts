@@ -2,9 +2,17 @@ import { DataSource } from 'typeorm';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { hashesEqual, hashSecret, isWellFormedSecret } from '../api-keys/key-format';
 import { OrganizationEntity, OrganizationStatus } from '../organizations/organization.entity';
+import { QuotaEntity } from '../quotas/quota.entity';
+import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
+import { RateLimiter, RateLimitWindowState } from '../rate-limits/rate-limiter';
+import { SessionEntity } from '../sessions/session.entity';
+import { SessionsService } from '../sessions/sessions.service';
+import { UsageBuffer } from '../usage/usage-buffer';
+import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
+import { CachedKey, KeyCache } from './key-cache';
 import { ipAllowed } from './ip-allowlist';
-import { holdsAll } from './scopes';
+import { holdsAny } from './scopes';
 import { VerifyCode } from './verify-code';
 
 export interface VerificationRequest {
@@ -12,55 +20,164 @@ export interface VerificationRequest {
   secret: string;
   /** Client address, checked against the key's ipAllowlist. */
   ip: string | null;
-  /** All must be held. */
-  requiredScopes?: readonly string[];
+  /**
+   * Every entry must be satisfied by holding one of its scopes. verifyKey(requiredScopes)
+   * passes one entry per scope (all needed); a GraphQL operation one per root field's
+   * @requireScope(anyOf).
+   */
+  scopeRequirements?: ReadonlyArray<readonly string[]>;
+  /** Units taken from every rate limit and REQUESTS quota; default 1. */
+  cost?: number;
+  /** What is being accessed, for the rate-limit log and usage breakdowns. */
+  operation?: string | null;
+  /** Check step 10; the result then carries the active session. */
+  requireSession?: boolean;
+  /** Queue a usage event when VALID (verifyKey). GraphQL calls record theirs after executing. */
+  recordUsageEvent?: boolean;
+  /** Only keys of this organization exist for this request (tenancy of verifyKey); null: any. */
+  organizationId?: string | null;
 }
 
-export type VerificationOutcome =
-  | { valid: true; code: VerifyCode.VALID; key: ApiKeyEntity; organization: OrganizationEntity }
-  | { valid: false; code: Exclude<VerifyCode, VerifyCode.VALID>; reason: string; key?: ApiKeyEntity; organization?: OrganizationEntity };
+type Refusal = Exclude<VerifyCode, VerifyCode.VALID>;
 
-function refuse(code: Exclude<VerifyCode, VerifyCode.VALID>, reason: string, key?: ApiKeyEntity, organization?: OrganizationEntity): VerificationOutcome {
-  return { valid: false, code, reason, key, organization };
+export interface VerificationOutcome {
+  valid: boolean;
+  code: VerifyCode;
+  /** Why it was refused, for error messages; empty when valid. */
+  reason: string;
+  key: ApiKeyEntity | null;
+  organization: OrganizationEntity | null;
+  /** State of every window after this request was counted (refusals: as it stands). */
+  rateLimits: RateLimitWindowState[];
+  quotas: QuotaStatus[];
+  session: SessionEntity | null;
+  /** RATE_LIMITED: whole seconds until the refusing window resets (at least 1). */
+  retryAfterSeconds: number | null;
+}
+
+class PipelineRefusal {
+  constructor(readonly code: Refusal, readonly reason: string) {}
 }
 
 /**
- * The verification pipeline (DESIGN.md), first failure wins:
- * 1 format + checksum, 2 lookup by hash, 3 deleted / revoked / disabled / expired,
- * 4 organization suspended, 5 IP allowlist, 6 required scopes.
- * Refusals are values, not exceptions; nothing is consumed by a refused request.
+ * The verification pipeline (DESIGN.md), one function for verifyKey and every key-authenticated
+ * GraphQL call. First failure wins; nothing is consumed by a refused request:
+ *  1 format + checksum → NOT_FOUND        2 lookup by hash (cached) → NOT_FOUND
+ *  3 deleted → NOT_FOUND; revoked, disabled, expired
+ *  4 organization suspended               5 IP allowlist → FORBIDDEN_IP
+ *  6 required scopes → INSUFFICIENT_SCOPE 7 cost above maxCostPerRequest → QUOTA_EXCEEDED
+ *  8 rate limits take `cost` → RATE_LIMITED (all windows or none)
+ *  9 quotas of the key and its organization → QUOTA_EXCEEDED (REQUESTS taken atomically)
+ * 10 requireSession without an ACTIVE session → NO_ACTIVE_SESSION
+ * 11 VALID: lastUsedAt / requestCount (batched), usage event queued.
+ * Steps 9 and 10 run in one transaction; if either refuses, it rolls back and step 8's
+ * units are given back.
  */
 export class KeyVerifier {
-  constructor(private readonly dataSource: DataSource, private readonly clock: Clock, private readonly pepper: string) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly clock: Clock,
+    private readonly pepper: string,
+    private readonly cache: KeyCache,
+    private readonly rateLimiter: RateLimiter,
+    private readonly quotas: QuotasService,
+    private readonly sessions: SessionsService,
+    private readonly usage: UsageBuffer,
+  ) {}
 
   async verify(request: VerificationRequest): Promise<VerificationOutcome> {
-    if (!isWellFormedSecret(request.secret)) return refuse(VerifyCode.NOT_FOUND, 'The API key is malformed or its checksum is wrong');
-
+    const cost = request.cost ?? 1;
+    // 1
+    if (!isWellFormedSecret(request.secret)) return refused(VerifyCode.NOT_FOUND, 'The API key is malformed or its checksum is wrong');
+    // 2
     const hash = hashSecret(this.pepper, request.secret);
-    const key = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ secretHash: hash });
-    if (!key || !hashesEqual(key.secretHash, hash) || key.deletedAt) return refuse(VerifyCode.NOT_FOUND, 'The API key does not exist');
-
+    const cached = await this.lookup(hash);
+    if (!cached || (request.organizationId && cached.key.organizationId !== request.organizationId)) {
+      return refused(VerifyCode.NOT_FOUND, 'The API key does not exist');
+    }
+    const { key, organization, quotas } = cached;
+    const known = (code: Refusal, reason: string, extra: Partial<VerificationOutcome> = {}) => refused(code, reason, { key, organization, ...extra });
+    // 3
     const now = this.clock.now();
-    if (key.revokedAt) return refuse(VerifyCode.REVOKED, 'The API key was revoked', key);
-    if (key.disabled) return refuse(VerifyCode.DISABLED, 'The API key is disabled', key);
-    if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) {
-      return refuse(VerifyCode.EXPIRED, `The API key expired at ${key.expiresAt.toISOString()}`, key);
-    }
-
-    const organization = await this.dataSource.getRepository(OrganizationEntity).findOneBy({ id: key.organizationId });
-    if (!organization) return refuse(VerifyCode.NOT_FOUND, 'The API key does not exist', key);
-    if (organization.status === OrganizationStatus.SUSPENDED) {
-      return refuse(VerifyCode.ORGANIZATION_SUSPENDED, 'The organization of this API key is suspended', key, organization);
-    }
-
+    if (key.deletedAt) return refused(VerifyCode.NOT_FOUND, 'The API key does not exist');
+    if (key.revokedAt) return known(VerifyCode.REVOKED, 'The API key was revoked');
+    if (key.disabled) return known(VerifyCode.DISABLED, 'The API key is disabled');
+    if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return known(VerifyCode.EXPIRED, `The API key expired at ${key.expiresAt.toISOString()}`);
+    // 4
+    if (organization.status === OrganizationStatus.SUSPENDED) return known(VerifyCode.ORGANIZATION_SUSPENDED, 'The organization of this API key is suspended');
+    // 5
     if (!ipAllowed(key.ipAllowlist, request.ip)) {
-      return refuse(VerifyCode.FORBIDDEN_IP, `Requests from ${request.ip ?? 'an unknown address'} are not allowed for this API key`, key, organization);
+      return known(VerifyCode.FORBIDDEN_IP, `Requests from ${request.ip ?? 'an unknown address'} are not allowed for this API key`);
     }
-
-    if (request.requiredScopes && !holdsAll(key.scopes, request.requiredScopes)) {
-      return refuse(VerifyCode.INSUFFICIENT_SCOPE, `The API key lacks a required scope (needs all of: ${request.requiredScopes.join(', ')})`, key, organization);
+    // 6
+    const missing = (request.scopeRequirements ?? []).find((anyOf) => !holdsAny(key.scopes, anyOf));
+    if (missing) return known(VerifyCode.INSUFFICIENT_SCOPE, `The API key lacks a required scope (needs ${missing.length > 1 ? 'one of ' : ''}${missing.join(', ')})`);
+    // 7
+    if (key.maxCostPerRequest !== null && cost > key.maxCostPerRequest) {
+      return known(VerifyCode.QUOTA_EXCEEDED, `cost ${cost} is above this key's maxCostPerRequest (${key.maxCostPerRequest})`);
     }
-
-    return { valid: true, code: VerifyCode.VALID, key, organization };
+    // 8
+    const subject = key.lineageId ?? key.id;
+    const limited = await this.rateLimiter.consume(subject, key.rateLimits, cost, now);
+    if (!limited.allowed) {
+      const { refusedBy } = limited;
+      this.usage.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation: request.operation ?? null, ip: request.ip });
+      return known(VerifyCode.RATE_LIMITED, `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s) is used up; it resets at ${refusedBy.resetAt.toISOString()}`, {
+        rateLimits: limited.states,
+        retryAfterSeconds: Math.max(1, Math.ceil((refusedBy.resetAt.getTime() - now.getTime()) / 1000)),
+      });
+    }
+    // 9 + 10
+    let quotaStatuses: QuotaStatus[] = [];
+    let session: SessionEntity | null = null;
+    if (quotas.length > 0 || request.requireSession) {
+      try {
+        ({ quotaStatuses, session } = await this.consumeQuotasAndCheckSession(quotas, cost, key.organizationId, request.requireSession ?? false));
+      } catch (error) {
+        await this.rateLimiter.refund(subject, key.rateLimits, cost, now);
+        if (!(error instanceof PipelineRefusal)) throw error;
+        const states = await this.rateLimiter.peek(subject, key.rateLimits, now);
+        return known(error.code, error.reason, { rateLimits: states, quotas: await this.quotas.statusesOf(quotas) });
+      }
+    }
+    // 11
+    this.usage.touchKey(key.id);
+    if (request.recordUsageEvent) {
+      this.usage.record({ organizationId: key.organizationId, apiKeyId: key.id, sessionId: session?.id ?? null, operation: request.operation ?? 'verifyKey', statusCode: 200, isError: false });
+    }
+    return { valid: true, code: VerifyCode.VALID, reason: '', key, organization, rateLimits: limited.states, quotas: quotaStatuses, session, retryAfterSeconds: null };
   }
+
+  private consumeQuotasAndCheckSession(quotas: QuotaEntity[], cost: number, organizationId: string, requireSession: boolean) {
+    return this.transactions.run(async (tx) => {
+      const refusing = await this.quotas.consume(tx, quotas, cost);
+      if (refusing) {
+        const owner = refusing.apiKeyId ? 'key' : 'organization';
+        throw new PipelineRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) is used up`);
+      }
+      const session = requireSession ? await this.sessions.active(organizationId, tx) : null;
+      if (requireSession && !session) throw new PipelineRefusal(VerifyCode.NO_ACTIVE_SESSION, 'The organization has no active session');
+      return { quotaStatuses: await this.quotas.statusesOf(quotas, tx), session };
+    });
+  }
+
+  private async lookup(hash: string): Promise<CachedKey | null> {
+    const cached = this.cache.get(hash);
+    if (cached !== undefined) return cached;
+    const key = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ secretHash: hash });
+    if (!key || !hashesEqual(key.secretHash, hash)) {
+      this.cache.set(hash, null);
+      return null;
+    }
+    const organization = await this.dataSource.getRepository(OrganizationEntity).findOneBy({ id: key.organizationId });
+    if (!organization) return null;
+    const entry: CachedKey = { key, organization, quotas: await this.quotas.applicableTo(key) };
+    this.cache.set(hash, entry);
+    return entry;
+  }
+}
+
+function refused(code: Refusal, reason: string, extra: Partial<VerificationOutcome> = {}): VerificationOutcome {
+  return { valid: false, code, reason, key: null, organization: null, rateLimits: [], quotas: [], session: null, retryAfterSeconds: null, ...extra };
 }

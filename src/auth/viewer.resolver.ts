@@ -7,8 +7,14 @@ import { ErrorCode, KeywardError } from '../errors';
 export class ViewerResolver {
   /** The calling key, its organization and scopes; needs only a valid key. */
   @Query(() => Viewer)
-  viewer(@Ctx() ctx: Context) {
+  async viewer(@Ctx() ctx: Context) {
     if (!ctx.caller) throw new KeywardError(ErrorCode.UNAUTHENTICATED, 'viewer needs an API key');
-    return { apiKey: ctx.caller.key, organization: ctx.caller.organization, scopes: ctx.caller.key.scopes };
+    // Fresh rows, not the verification cache: lastUsedAt / requestCount move on.
+    const { actor, key } = ctx.caller;
+    return {
+      apiKey: await ctx.app.apiKeys.get(actor, key.id),
+      organization: await ctx.app.organizations.get(actor, key.organizationId),
+      scopes: key.scopes,
+    };
   }
 }

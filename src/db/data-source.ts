@@ -6,11 +6,20 @@ import { OrganizationEntity } from '../organizations/organization.entity';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { QuotaEntity } from '../quotas/quota.entity';
 import { AuditEntryEntity } from '../audit-log/audit-entry.entity';
+import { QuotaCounterEntity } from '../quotas/quota-counter.entity';
+import { RateLimitEventEntity } from '../rate-limits/rate-limit-event.entity';
+import { SessionEntity } from '../sessions/session.entity';
+import { SessionCreditEntity } from '../sessions/session-credit.entity';
+import { UsageEventEntity } from '../usage/usage-event.entity';
 import { Foundation1764000000000 } from '../migrations/1764000000000-Foundation';
+import { Metering1764100000000 } from '../migrations/1764100000000-Metering';
 
-export const ENTITIES = [OrganizationEntity, ApiKeyEntity, QuotaEntity, AuditEntryEntity];
+export const ENTITIES = [
+  OrganizationEntity, ApiKeyEntity, QuotaEntity, AuditEntryEntity, QuotaCounterEntity, RateLimitEventEntity,
+  SessionEntity, SessionCreditEntity, UsageEventEntity,
+];
 /** In order; never `synchronize`. */
-export const MIGRATIONS = [Foundation1764000000000];
+export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000];
 
 export function createDataSource(database: DatabaseConfig): DataSource {
   if (database.kind === 'sqlite') {

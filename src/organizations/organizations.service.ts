@@ -8,6 +8,7 @@ import { QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.servi
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
+import { KeyCache } from '../auth/key-cache';
 import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import { LIMITS, requireInt, requireText } from '../validation';
@@ -42,6 +43,7 @@ export class OrganizationsService {
     private readonly audit: AuditLogService,
     private readonly quotas: QuotasService,
     private readonly clock: Clock,
+    private readonly keyCache: KeyCache,
   ) {}
 
   async findById(id: string): Promise<OrganizationEntity | null> {
@@ -124,7 +126,7 @@ export class OrganizationsService {
     const maxKeys = input.maxKeys == null ? undefined : requireInt('maxKeys', input.maxKeys, 1, LIMITS.maxKeysPerOrganization);
     const quotas = input.quotas == null ? undefined : validateQuotas('quotas', input.quotas);
 
-    return this.transactions.run(async (manager) => {
+    const updated = await this.transactions.run(async (manager) => {
       const repository = manager.getRepository(OrganizationEntity);
       const organization = await repository.findOneBy({ id });
       if (!organization) throw new NotFoundError('Organization');
@@ -146,11 +148,13 @@ export class OrganizationsService {
       });
       return organization;
     });
+    this.keyCache.invalidateOrganization(id);
+    return updated;
   }
 
   async setStatus(actor: Actor, id: string, status: OrganizationStatus): Promise<OrganizationEntity> {
     if (!actor.isPlatformAdmin) throw new InsufficientScopeError(`Suspending or activating an organization needs ${PLATFORM_ADMIN}`);
-    return this.transactions.run(async (manager) => {
+    const changed = await this.transactions.run(async (manager) => {
       const repository = manager.getRepository(OrganizationEntity);
       const organization = await repository.findOneBy({ id });
       if (!organization) throw new NotFoundError('Organization');
@@ -170,5 +174,7 @@ export class OrganizationsService {
       });
       return organization;
     });
+    this.keyCache.invalidateOrganization(id);
+    return changed;
   }
 }

@@ -1,6 +1,7 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { Meter, QuotaEntity, QuotaPeriod } from './quota.entity';
-import { periodWindow } from './quota-period';
+import { periodKey, periodWindow } from './quota-period';
+import { QuotaCounterEntity } from './quota-counter.entity';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { BadUserInputError } from '../errors';
@@ -64,21 +65,100 @@ export class QuotasService {
     await manager.update(QuotaEntity, { apiKeyId: fromKeyId }, { apiKeyId: toKeyId });
   }
 
-  async list(owner: QuotaOwner): Promise<QuotaEntity[]> {
-    return this.dataSource.getRepository(QuotaEntity).find({
+  async list(owner: QuotaOwner, manager: EntityManager = this.dataSource.manager): Promise<QuotaEntity[]> {
+    return manager.getRepository(QuotaEntity).find({
       where: 'organizationId' in owner ? { organizationId: owner.organizationId } : { apiKeyId: owner.apiKeyId },
       order: { id: 'ASC' },
     });
   }
 
   /**
-   * Current status of each quota of the owner. Consumption is metered by the verification
-   * pipeline; until a quota has been counted against, `used` is 0.
+   * Every quota that applies to requests made with `key`: its organization's, and its own —
+   * which rotation moves to the newest key of the lineage, so an old secret still in its
+   * grace period keeps counting on them.
    */
-  async statuses(owner: QuotaOwner): Promise<QuotaStatus[]> {
+  async applicableTo(key: { id: string; organizationId: string; lineageId: string | null }, manager: EntityManager = this.dataSource.manager): Promise<QuotaEntity[]> {
+    return manager.getRepository(QuotaEntity).createQueryBuilder('q')
+      .where('q.organization_id = :organizationId', { organizationId: key.organizationId })
+      .orWhere('q.api_key_id IN (SELECT k.id FROM api_keys k WHERE k.lineage_id = :lineageId)', { lineageId: key.lineageId ?? key.id })
+      .orderBy('q.api_key_id IS NULL', 'ASC')
+      .addOrderBy('q.id', 'ASC')
+      .getMany();
+  }
+
+  /** Current status of each quota of the owner, with what the current period has used. */
+  async statuses(owner: QuotaOwner, manager: EntityManager = this.dataSource.manager): Promise<QuotaStatus[]> {
+    return this.statusesOf(await this.list(owner, manager), manager);
+  }
+
+  async statusesOf(quotas: readonly QuotaEntity[], manager: EntityManager = this.dataSource.manager): Promise<QuotaStatus[]> {
+    if (quotas.length === 0) return [];
     const now = this.clock.now();
-    const quotas = await this.list(owner);
-    return quotas.map((quota) => toStatus(quota, 0, now));
+    const used = await this.usedIn(manager, quotas, now);
+    return quotas.map((quota) => toStatus(quota, used.get(quota.id) ?? 0, now));
+  }
+
+  /**
+   * Step 9 of the verification pipeline, inside the caller's transaction. REQUESTS quotas take
+   * `requests` with a conditional UPDATE (`used + cost <= limit`), so concurrent requests and
+   * other instances can never be admitted past the limit; TOKENS and COST_USD refuse once
+   * used >= limit. Returns the first quota that refuses, having taken nothing from it; the
+   * caller rolls the transaction back so earlier quotas give their units back too.
+   */
+  async consume(manager: EntityManager, quotas: readonly QuotaEntity[], requests: number): Promise<QuotaEntity | null> {
+    if (quotas.length === 0) return null;
+    const now = this.clock.now();
+    await this.ensureCounters(manager, quotas, now);
+    const used = await this.usedIn(manager, quotas.filter((quota) => quota.meter !== Meter.REQUESTS), now);
+    for (const quota of quotas) {
+      if (quota.meter !== Meter.REQUESTS) {
+        if ((used.get(quota.id) ?? 0) >= quota.limit) return quota;
+        continue;
+      }
+      const result = await manager.createQueryBuilder()
+        .update(QuotaCounterEntity)
+        .set({ used: () => 'used + :requests' })
+        .where('quota_id = :quotaId AND period_key = :periodKey AND used + :requests <= :limit', {
+          quotaId: quota.id, periodKey: periodKey(quota.period, now), requests, limit: quota.limit,
+        })
+        .execute();
+      if (!result.affected) return quota;
+    }
+    return null;
+  }
+
+  /** recordUsage: TOKENS / COST_USD consumption, added whole (the work already happened). */
+  async add(manager: EntityManager, quotas: readonly QuotaEntity[], meter: Meter, amount: number): Promise<void> {
+    const matching = quotas.filter((quota) => quota.meter === meter);
+    if (matching.length === 0 || amount <= 0) return;
+    const now = this.clock.now();
+    await this.ensureCounters(manager, matching, now);
+    for (const quota of matching) {
+      await manager.createQueryBuilder()
+        .update(QuotaCounterEntity)
+        .set({ used: () => 'used + :amount' })
+        .where('quota_id = :quotaId AND period_key = :periodKey', { quotaId: quota.id, periodKey: periodKey(quota.period, now), amount })
+        .execute();
+    }
+  }
+
+  private async ensureCounters(manager: EntityManager, quotas: readonly QuotaEntity[], now: Date): Promise<void> {
+    await manager.createQueryBuilder()
+      .insert()
+      .into(QuotaCounterEntity)
+      .values(quotas.map((quota) => ({ quotaId: quota.id, periodKey: periodKey(quota.period, now), used: 0 })))
+      .orIgnore()
+      .execute();
+  }
+
+  private async usedIn(manager: EntityManager, quotas: readonly QuotaEntity[], now: Date): Promise<Map<string, number>> {
+    const used = new Map<string, number>();
+    if (quotas.length === 0) return used;
+    const counters = await manager.getRepository(QuotaCounterEntity).find({
+      where: quotas.map((quota) => ({ quotaId: quota.id, periodKey: periodKey(quota.period, now) })),
+    });
+    for (const counter of counters) used.set(counter.quotaId, counter.used);
+    return used;
   }
 }
 

@@ -1,0 +1,76 @@
+import { isIP } from 'node:net';
+import { Actor } from './actor';
+import { KeyVerifier } from './key-verifier';
+import { normalizeIp } from './ip-allowlist';
+import { VerifyCode } from './verify-code';
+import { KeyEnvironment } from '../api-keys/api-key.entity';
+import { QuotaStatus } from '../quotas/quotas.service';
+import { RateLimitState } from '../rate-limits/rate-limits.service';
+import { SessionEntity } from '../sessions/session.entity';
+import { BadUserInputError } from '../errors';
+import { LIMITS, optionalText, requireInt, validateScopes } from '../validation';
+
+export interface VerifyKey {
+  key: string;
+  cost?: number | null;
+  requiredScopes?: string[] | null;
+  ip?: string | null;
+  operation?: string | null;
+  requireSession?: boolean | null;
+}
+
+export interface VerifyKeyResult {
+  valid: boolean;
+  code: VerifyCode;
+  keyId: string | null;
+  organizationId: string | null;
+  environment: KeyEnvironment | null;
+  scopes: string[] | null;
+  expiresAt: Date | null;
+  rateLimits: RateLimitState[];
+  quotas: QuotaStatus[];
+  session: SessionEntity | null;
+  meta: Record<string, unknown> | null;
+}
+
+/** The `verifyKey` mutation: checks the input, runs the pipeline for the presented key, shapes the result. */
+export class VerifyKeyService {
+  constructor(private readonly verifier: KeyVerifier) {}
+
+  async verify(actor: Actor, input: VerifyKey): Promise<VerifyKeyResult> {
+    if (typeof input.key !== 'string') throw new BadUserInputError('key', 'must be a string');
+    const cost = requireInt('cost', input.cost ?? 1, 1, LIMITS.maxCostPerRequest);
+    const requiredScopes = validateScopes('requiredScopes', input.requiredScopes ?? []);
+    const operation = optionalText('operation', input.operation, 200) ?? null;
+    let ip: string | null = null;
+    if (input.ip != null) {
+      ip = normalizeIp(input.ip);
+      if (isIP(ip) === 0) throw new BadUserInputError('ip', `"${String(input.ip).slice(0, 60)}" is not an IP address`);
+    }
+    const outcome = await this.verifier.verify({
+      secret: input.key,
+      ip,
+      scopeRequirements: requiredScopes.map((scope) => [scope]),
+      cost,
+      requireSession: input.requireSession ?? false,
+      operation,
+      recordUsageEvent: true,
+      // Platform-organization keys verify keys of every organization; others only their own.
+      organizationId: actor.inPlatformOrganization ? null : actor.organizationId,
+    });
+    const key = outcome.key;
+    return {
+      valid: outcome.valid,
+      code: outcome.code,
+      keyId: key?.id ?? null,
+      organizationId: key?.organizationId ?? null,
+      environment: key?.environment ?? null,
+      scopes: key?.scopes ?? null,
+      expiresAt: key?.expiresAt ?? null,
+      rateLimits: key ? outcome.rateLimits.map((state) => ({ apiKeyId: key.id, ...state })) : [],
+      quotas: outcome.quotas,
+      session: outcome.session,
+      meta: key?.meta ?? null,
+    };
+  }
+}

@@ -1,0 +1,48 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { bigintAsNumber, ID_LENGTH, nullableTimestamp, timestamp } from '../db/columns';
+
+export enum SessionStatus {
+  ACTIVE = 'ACTIVE',
+  EXHAUSTED = 'EXHAUSTED',
+  EXPIRED = 'EXPIRED',
+  TERMINATED = 'TERMINATED',
+}
+
+/** A metered, pay-per-session budget of tokens with a lifetime. One ACTIVE per organization. */
+@Entity('sessions')
+@Index('idx_sessions_org_status', ['organizationId', 'status'])
+@Index('idx_sessions_org', ['organizationId', 'id'])
+export class SessionEntity {
+  @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
+  id!: string;
+
+  @Column({ name: 'organization_id', type: 'varchar', length: ID_LENGTH })
+  organizationId!: string;
+
+  @Column({ name: 'api_key_id', type: 'varchar', length: ID_LENGTH })
+  apiKeyId!: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  status!: SessionStatus;
+
+  @Column({ name: 'token_limit', type: 'bigint', transformer: bigintAsNumber })
+  tokenLimit!: number;
+
+  @Column({ name: 'tokens_used', type: 'bigint', default: 0, transformer: bigintAsNumber })
+  tokensUsed!: number;
+
+  @Column({ name: 'request_count', type: 'int', default: 0 })
+  requestCount!: number;
+
+  @Column({ name: 'price_usd', type: 'double', default: 0 })
+  priceUsd!: number;
+
+  @Column({ name: 'started_at', ...timestamp })
+  startedAt!: Date;
+
+  @Column({ name: 'expires_at', ...timestamp })
+  expiresAt!: Date;
+
+  @Column({ name: 'ended_at', ...nullableTimestamp })
+  endedAt!: Date | null;
+}

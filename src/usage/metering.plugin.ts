@@ -1,0 +1,98 @@
+import { ApolloServerPlugin } from '@apollo/server';
+import { DocumentNode, FragmentDefinitionNode, GraphQLSchema, Kind, OperationDefinitionNode, SelectionSetNode } from 'graphql';
+import { getDirective } from '@graphql-tools/utils';
+import { callerFrom, Context } from '../context';
+import { KeywardError } from '../errors';
+import { REFUSAL_ERROR } from '../auth/verify-code';
+import { publicDirective, requireScopeDirective } from '../auth/directives';
+import { tightest } from '../rate-limits/rate-limiter';
+
+/** Root fields an operation selects (through fragments), without introspection fields. */
+export function rootFields(operation: OperationDefinitionNode, document: DocumentNode): string[] {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const names = new Set<string>();
+  const visit = (selectionSet: SelectionSetNode, seen: Set<string>) => {
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (!selection.name.value.startsWith('__')) names.add(selection.name.value);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        visit(selection.selectionSet, seen);
+      } else {
+        const fragment = fragments.get(selection.name.value);
+        if (fragment && !seen.has(fragment.name.value)) visit(fragment.selectionSet, new Set([...seen, fragment.name.value]));
+      }
+    }
+  };
+  visit(operation.selectionSet, new Set());
+  return [...names];
+}
+
+/** Each root field's @requireScope(anyOf); @public fields and fields without it need none. */
+function scopeRequirements(schema: GraphQLSchema, operation: OperationDefinitionNode, fields: string[]): string[][] {
+  const root = schema.getRootType(operation.operation);
+  if (!root) return [];
+  const requirements: string[][] = [];
+  for (const name of fields) {
+    const field = root.getFields()[name];
+    if (!field || getDirective(schema, field, publicDirective.name)?.[0]) continue;
+    const rule = getDirective(schema, field, requireScopeDirective.name)?.[0];
+    if (rule) requirements.push(rule.anyOf);
+  }
+  return requirements;
+}
+
+/**
+ * Every key-authenticated operation goes through the verification pipeline once (cost 1),
+ * after parsing and validation so its scopes are known and a refusal consumes nothing.
+ * Responses carry X-RateLimit-* of the tightest window (Retry-After on 429), and each
+ * verified operation becomes a usage event with its status and latency.
+ */
+export const meteringPlugin: ApolloServerPlugin<Context> = {
+  async requestDidStart() {
+    const started = performance.now();
+    let operationLabel = 'anonymous';
+    return {
+      async didResolveOperation({ contextValue, operation, document, schema }) {
+        if (!operation) return;
+        const fields = rootFields(operation, document);
+        operationLabel = operation.name?.value ?? (fields.join('+') || operation.operation);
+        if (contextValue.secret === null) return;
+        const outcome = await contextValue.app.verifier.verify({
+          secret: contextValue.secret,
+          ip: contextValue.ip,
+          scopeRequirements: scopeRequirements(schema, operation, fields),
+          cost: 1,
+          operation: operationLabel,
+        });
+        contextValue.verification = outcome;
+        if (!outcome.valid) throw new KeywardError(REFUSAL_ERROR[outcome.code as keyof typeof REFUSAL_ERROR], outcome.reason);
+        contextValue.caller = callerFrom(outcome, contextValue.ip);
+      },
+      async willSendResponse({ contextValue, response, errors }) {
+        const outcome = contextValue.verification;
+        if (!outcome) return;
+        const window = tightest(outcome.rateLimits);
+        if (window) {
+          response.http.headers.set('x-ratelimit-limit', String(window.limit));
+          response.http.headers.set('x-ratelimit-remaining', String(window.remaining));
+          response.http.headers.set('x-ratelimit-reset', String(Math.floor(window.resetAt.getTime() / 1000)));
+        }
+        if (outcome.retryAfterSeconds !== null) response.http.headers.set('retry-after', String(outcome.retryAfterSeconds));
+        if (outcome.valid && outcome.key) {
+          const status = response.http.status ?? 200;
+          contextValue.app.usageBuffer.record({
+            organizationId: outcome.key.organizationId,
+            apiKeyId: outcome.key.id,
+            operation: operationLabel,
+            statusCode: status,
+            isError: status >= 400 || (errors?.length ?? 0) > 0,
+            latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
+          });
+        }
+      },
+    };
+  },
+};

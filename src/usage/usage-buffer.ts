@@ -1,0 +1,209 @@
+import { DataSource } from 'typeorm';
+import { UsageEventEntity } from './usage-event.entity';
+import { ApiKeyEntity } from '../api-keys/api-key.entity';
+import { RateLimitEventEntity } from '../rate-limits/rate-limit-event.entity';
+import { insertOrIncrement } from '../db/upsert';
+import { Transactions } from '../db/data-source';
+import { Clock } from '../clock';
+import { newId } from '../ids';
+import type { Logger } from '../logger';
+
+export interface UsageEventInput {
+  organizationId: string;
+  apiKeyId: string;
+  sessionId?: string | null;
+  operation: string;
+  statusCode?: number | null;
+  isError: boolean;
+  latencyMs?: number | null;
+  tokens?: number;
+  costUsd?: number;
+}
+
+export interface RateLimitRefusal {
+  apiKeyId: string;
+  organizationId: string;
+  name: string;
+  limit: number;
+  operation: string | null;
+  ip: string | null;
+}
+
+export const USAGE_BUFFER_DEFAULTS = {
+  /** Flush at least this often (milliseconds). */
+  flushIntervalMs: 1_000,
+  /** …or as soon as this many events wait. */
+  maxEvents: 500,
+  /** Refusals kept in the rate-limit log per key per flush; the rest are only counted. */
+  maxRefusalsPerKeyPerFlush: 20,
+  /** Rate-limit log retention (milliseconds). */
+  rateLimitLogRetentionMs: 24 * 3600_000,
+  /** Above this many waiting events (database down), the oldest are dropped and logged. */
+  maxBacklog: 200_000,
+} as const;
+
+/**
+ * Analytics that may lag by up to a second: usage events (with their daily rollups), each
+ * key's lastUsedAt / requestCount, and the rate-limit log. Buffered in memory and written in
+ * one transaction per flush; `stop()` flushes what is left. Quota counters are NOT here:
+ * they are written before a request is admitted (a crash cannot give back spent quota).
+ */
+export class UsageBuffer {
+  private events: UsageEventEntity[] = [];
+  private keyStats = new Map<string, { count: number; lastUsedAt: Date }>();
+  private refusals: RateLimitEventEntity[] = [];
+  private refusalsPerKey = new Map<string, number>();
+  private flushing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly options = USAGE_BUFFER_DEFAULTS,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and writes everything still waiting. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.flush();
+  }
+
+  get depth(): number {
+    return this.events.length + this.refusals.length;
+  }
+
+  /** A usage event; also counts as a use of the key (lastUsedAt, requestCount). */
+  record(input: UsageEventInput): void {
+    const at = this.clock.now();
+    this.events.push(Object.assign(new UsageEventEntity(), {
+      id: newId('evt', at),
+      organizationId: input.organizationId,
+      apiKeyId: input.apiKeyId,
+      sessionId: input.sessionId ?? null,
+      operation: input.operation.slice(0, 200),
+      statusCode: input.statusCode ?? null,
+      isError: input.isError,
+      latencyMs: input.latencyMs ?? null,
+      tokens: input.tokens ?? 0,
+      costUsd: input.costUsd ?? 0,
+      at,
+    }));
+    if (this.events.length >= this.options.maxEvents) void this.flush();
+  }
+
+  /** Step 11 of the pipeline: a verified use of a key. */
+  touchKey(apiKeyId: string): void {
+    const at = this.clock.now();
+    const stats = this.keyStats.get(apiKeyId);
+    if (stats) {
+      stats.count += 1;
+      if (at > stats.lastUsedAt) stats.lastUsedAt = at;
+    } else {
+      this.keyStats.set(apiKeyId, { count: 1, lastUsedAt: at });
+    }
+  }
+
+  refused(refusal: RateLimitRefusal): void {
+    const seen = this.refusalsPerKey.get(refusal.apiKeyId) ?? 0;
+    this.refusalsPerKey.set(refusal.apiKeyId, seen + 1);
+    if (seen >= this.options.maxRefusalsPerKeyPerFlush) return;
+    const at = this.clock.now();
+    this.refusals.push(Object.assign(new RateLimitEventEntity(), { id: newId('evt', at), ...refusal, at }));
+  }
+
+  /** Writes what is waiting; concurrent calls share one write. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing.then(() => (this.depth > 0 || this.keyStats.size > 0 ? this.flush() : undefined));
+    if (this.depth === 0 && this.keyStats.size === 0) return Promise.resolve();
+    this.flushing = this.write().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
+    const events = this.events;
+    const keyStats = this.keyStats;
+    const refusals = this.refusals;
+    this.events = [];
+    this.keyStats = new Map();
+    this.refusals = [];
+    this.refusalsPerKey = new Map();
+    try {
+      await this.transactions.run(async (tx) => {
+        for (let i = 0; i < events.length; i += 100) {
+          await tx.createQueryBuilder().insert().into(UsageEventEntity).values(events.slice(i, i + 100)).execute();
+        }
+        await insertOrIncrement(tx, 'usage_daily', ['day', 'organization_id', 'api_key_id', 'operation'],
+          ['requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'], rollup(events));
+        for (const [id, stats] of keyStats) {
+          await tx.createQueryBuilder().update(ApiKeyEntity)
+            .set({ requestCount: () => 'request_count + :count', lastUsedAt: stats.lastUsedAt })
+            .where('id = :id', { id, count: stats.count })
+            .execute();
+        }
+        for (let i = 0; i < refusals.length; i += 100) {
+          await tx.createQueryBuilder().insert().into(RateLimitEventEntity).values(refusals.slice(i, i + 100)).execute();
+        }
+      });
+    } catch (error) {
+      // Keep the data for the next attempt (bounded), so a database blip loses nothing.
+      this.events = [...events, ...this.events];
+      for (const [id, stats] of keyStats) {
+        const newer = this.keyStats.get(id);
+        this.keyStats.set(id, newer ? { count: newer.count + stats.count, lastUsedAt: newer.lastUsedAt > stats.lastUsedAt ? newer.lastUsedAt : stats.lastUsedAt } : stats);
+      }
+      this.refusals = [...refusals, ...this.refusals];
+      if (this.events.length > this.options.maxBacklog) {
+        const dropped = this.events.length - this.options.maxBacklog;
+        this.events = this.events.slice(dropped);
+        this.logger.error({ dropped }, 'usage buffer over its backlog limit; oldest events dropped');
+      }
+      this.logger.error({ err: error, waiting: this.depth }, 'usage flush failed; will retry');
+      return;
+    }
+    await this.pruneRateLimitLog();
+  }
+
+  private async pruneRateLimitLog(): Promise<void> {
+    const now = this.clock.now().getTime();
+    if (now - this.lastPrune < 60_000) return;
+    this.lastPrune = now;
+    await this.dataSource.createQueryBuilder().delete().from(RateLimitEventEntity)
+      .where('at < :before', { before: new Date(now - this.options.rateLimitLogRetentionMs) })
+      .execute();
+  }
+}
+
+/** Per (day, organization, key, operation) sums of a batch: what usage_daily adds. */
+function rollup(events: readonly UsageEventEntity[]): Array<Record<string, string | number>> {
+  const rows = new Map<string, Record<string, string | number>>();
+  for (const event of events) {
+    const day = event.at.toISOString().slice(0, 10);
+    const id = `${day}\u0000${event.organizationId}\u0000${event.apiKeyId}\u0000${event.operation}`;
+    let row = rows.get(id);
+    if (!row) {
+      row = { day, organization_id: event.organizationId, api_key_id: event.apiKeyId, operation: event.operation, requests: 0, errors: 0, tokens: 0, cost_usd: 0, latency_sum_ms: 0, latency_count: 0 };
+      rows.set(id, row);
+    }
+    (row.requests as number) += 1;
+    (row.errors as number) += event.isError ? 1 : 0;
+    (row.tokens as number) += event.tokens;
+    (row.cost_usd as number) += event.costUsd;
+    if (event.latencyMs !== null) {
+      (row.latency_sum_ms as number) += event.latencyMs;
+      (row.latency_count as number) += 1;
+    }
+  }
+  return [...rows.values()];
+}

@@ -1,0 +1,275 @@
+import { createHash } from 'node:crypto';
+import { DataSource, EntityManager, IsNull } from 'typeorm';
+import { UsageBuffer } from './usage-buffer';
+import { UsageEventEntity } from './usage-event.entity';
+import { ApiKeyEntity } from '../api-keys/api-key.entity';
+import { SessionEntity } from '../sessions/session.entity';
+import { SessionsService } from '../sessions/sessions.service';
+import { Meter } from '../quotas/quota.entity';
+import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
+import { Actor } from '../auth/actor';
+import { assertOrganizationAccess, canAccessOrganization } from '../auth/tenancy';
+import { Transactions } from '../db/data-source';
+import { Clock } from '../clock';
+import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
+import { requireInt, requireText } from '../validation';
+
+export interface RecordUsage {
+  apiKeyId: string;
+  sessionId?: string | null;
+  operation: string;
+  statusCode?: number | null;
+  latencyMs?: number | null;
+  tokens?: number | null;
+  /** When tokens is absent, tokens are estimated as ceil(characters / 4). */
+  characters?: number | null;
+  costUsd?: number | null;
+  idempotencyKey: string;
+}
+
+export interface UsageRecorded {
+  /** False when this idempotencyKey was already recorded: nothing was counted twice. */
+  recorded: boolean;
+  quotas: QuotaStatus[];
+  session: SessionEntity | null;
+}
+
+export interface UsageRange {
+  organizationId?: string | null;
+  apiKeyId?: string | null;
+  from?: Date | null;
+  to?: Date | null;
+}
+
+export interface UsageBucket {
+  key: string;
+  requests: number;
+  errors: number;
+  tokens: number;
+  costUsd: number;
+  avgLatencyMs: number | null;
+}
+
+export interface UsageSummary extends Omit<UsageBucket, 'key'> {
+  from: Date;
+  to: Date;
+  byOperation: UsageBucket[];
+  byApiKey: UsageBucket[];
+  byDay: UsageBucket[];
+}
+
+/** How long an idempotency key protects against double counting. */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
+const DAY_MS = 86_400_000;
+
+interface Sums { requests: number; errors: number; tokens: number; cost: number; latencySum: number; latencyCount: number }
+
+function isDuplicateKeyError(error: unknown): boolean {
+  const code = (error as { code?: string; driverError?: { code?: string } })?.driverError?.code ?? (error as { code?: string })?.code;
+  return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+export class UsageService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly quotas: QuotasService,
+    private readonly sessions: SessionsService,
+    private readonly buffer: UsageBuffer,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * recordUsage: charges TOKENS / COST_USD quotas and the session (never buffered) and queues
+   * the usage event. The same idempotencyKey within 24 h is counted once; with different
+   * parameters it is refused with IDEMPOTENCY_CONFLICT.
+   */
+  async record(actor: Actor, input: RecordUsage): Promise<UsageRecorded> {
+    const operation = requireText('operation', input.operation, 200);
+    const idempotencyKey = requireText('idempotencyKey', input.idempotencyKey, 200);
+    const statusCode = input.statusCode == null ? null : requireInt('statusCode', input.statusCode, 100, 599);
+    const latencyMs = input.latencyMs == null ? null : nonNegative('latencyMs', input.latencyMs, DAY_MS);
+    const tokens = input.tokens != null
+      ? requireInt('tokens', input.tokens, 0, Number.MAX_SAFE_INTEGER)
+      : input.characters != null ? Math.ceil(requireInt('characters', input.characters, 0, Number.MAX_SAFE_INTEGER) / 4) : 0;
+    const costUsd = input.costUsd == null ? 0 : nonNegative('costUsd', input.costUsd, 1_000_000);
+
+    const key = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: input.apiKeyId, deletedAt: IsNull() });
+    // Platform-organization keys record for every organization; others only for their own.
+    if (!key || !(actor.inPlatformOrganization || actor.organizationId === key.organizationId)) throw new NotFoundError('API key');
+
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify([key.id, input.sessionId ?? null, operation, statusCode, latencyMs, tokens, costUsd]))
+      .digest('hex');
+    const scope = `${key.organizationId}:${idempotencyKey}`;
+
+    const attempt = () => this.transactions.run(async (tx) => {
+      const now = this.clock.now();
+      const fresh = await this.claimIdempotencyKey(tx, scope, requestHash, now);
+      const applicable = await this.quotas.applicableTo(key, tx);
+      let session: SessionEntity | null = null;
+      if (input.sessionId) {
+        const found = await tx.getRepository(SessionEntity).findOneBy({ id: input.sessionId });
+        if (!found || found.organizationId !== key.organizationId) throw new NotFoundError('Session');
+        session = fresh ? await this.sessions.charge(tx, found, tokens) : found;
+      }
+      if (fresh) {
+        await this.quotas.add(tx, applicable, Meter.TOKENS, tokens);
+        await this.quotas.add(tx, applicable, Meter.COST_USD, costUsd);
+      }
+      return { recorded: fresh, quotas: await this.quotas.statusesOf(applicable, tx), session };
+    });
+
+    let result: UsageRecorded;
+    try {
+      result = await attempt();
+    } catch (error) {
+      // A concurrent call with the same key won the insert (MySQL): now it is a repeat.
+      if (!isDuplicateKeyError(error)) throw error;
+      result = await attempt();
+    }
+    if (result.recorded) {
+      this.buffer.record({
+        organizationId: key.organizationId, apiKeyId: key.id, sessionId: input.sessionId ?? null, operation,
+        statusCode, isError: statusCode !== null && statusCode >= 400, latencyMs, tokens, costUsd,
+      });
+    }
+    return result;
+  }
+
+  /** True when the key is new (or older than 24 h); false for a repeat; conflict for a reuse. */
+  private async claimIdempotencyKey(tx: EntityManager, scope: string, requestHash: string, now: Date): Promise<boolean> {
+    const rows: Array<{ request_hash: string; created_at: string | Date }> = await tx.createQueryBuilder()
+      .select(['request_hash', 'created_at']).from('usage_idempotency', 'i').where('scope = :scope', { scope }).getRawMany();
+    const previous = rows[0];
+    if (previous) {
+      const createdAt = parseStoredDate(previous.created_at);
+      if (now.getTime() - createdAt.getTime() < IDEMPOTENCY_WINDOW_MS) {
+        if (previous.request_hash !== requestHash) {
+          throw new KeywardError(ErrorCode.IDEMPOTENCY_CONFLICT, 'idempotencyKey was already used within 24 hours for a different usage record');
+        }
+        return false;
+      }
+      await tx.createQueryBuilder().update('usage_idempotency').set({ request_hash: requestHash, created_at: now }).where('scope = :scope', { scope }).execute();
+      return true;
+    }
+    await tx.createQueryBuilder().insert().into('usage_idempotency').values({ scope, request_hash: requestHash, created_at: now }).execute();
+    return true;
+  }
+
+  /**
+   * Totals and breakdowns by operation, key and UTC day over [from, to] (both ends included,
+   * so the default "to = now" counts what just happened). Whole days come from the daily
+   * rollups, the partial days at either end from the events themselves.
+   */
+  async summary(actor: Actor, range: UsageRange = {}): Promise<UsageSummary> {
+    const now = this.clock.now();
+    const to = range.to ?? now;
+    const from = range.from ?? new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    if (!(from.getTime() < to.getTime())) throw new BadUserInputError('range.from', 'must be before range.to');
+    let organizationId = range.organizationId ?? actor.organizationId;
+    let apiKeyId: string | null = null;
+    if (range.apiKeyId) {
+      const key = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: range.apiKeyId });
+      if (!key || !canAccessOrganization(actor, key.organizationId)) throw new NotFoundError('API key');
+      if (range.organizationId && range.organizationId !== key.organizationId) throw new BadUserInputError('range.apiKeyId', 'belongs to another organization than range.organizationId');
+      organizationId = key.organizationId;
+      apiKeyId = key.id;
+    }
+    if (!organizationId) throw new BadUserInputError('range.organizationId', 'is required');
+    assertOrganizationAccess(actor, organizationId);
+    await this.buffer.flush();
+
+    const firstFullDay = Math.ceil(from.getTime() / DAY_MS) * DAY_MS;
+    const endFullDays = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
+    const rows: Array<{ day: string; operation: string; apiKeyId: string } & Sums> = [];
+    if (firstFullDay < endFullDays) {
+      rows.push(...await this.rollupRows(organizationId, apiKeyId, isoDay(firstFullDay), isoDay(endFullDays)));
+      rows.push(...await this.eventRows(organizationId, apiKeyId, from, new Date(firstFullDay), false));
+      rows.push(...await this.eventRows(organizationId, apiKeyId, new Date(endFullDays), to, true));
+    } else {
+      rows.push(...await this.eventRows(organizationId, apiKeyId, from, to, true));
+    }
+
+    const total = emptySums();
+    const byOperation = new Map<string, Sums>();
+    const byApiKey = new Map<string, Sums>();
+    const byDay = new Map<string, Sums>();
+    for (const row of rows) {
+      for (const [map, bucket] of [[byOperation, row.operation], [byApiKey, row.apiKeyId], [byDay, row.day]] as const) {
+        if (!map.has(bucket)) map.set(bucket, emptySums());
+        addSums(map.get(bucket)!, row);
+      }
+      addSums(total, row);
+    }
+    const buckets = (map: Map<string, Sums>) => [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, sums]) => ({ key, ...present(sums) }));
+    return { from, to, ...present(total), byOperation: buckets(byOperation), byApiKey: buckets(byApiKey), byDay: buckets(byDay) };
+  }
+
+  private async rollupRows(organizationId: string, apiKeyId: string | null, fromDay: string, toDay: string) {
+    const query = this.dataSource.createQueryBuilder()
+      .select(['day', 'operation', 'api_key_id AS api_key_id', 'requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'])
+      .from('usage_daily', 'd')
+      .where('organization_id = :organizationId AND day >= :fromDay AND day < :toDay', { organizationId, fromDay, toDay });
+    if (apiKeyId) query.andWhere('api_key_id = :apiKeyId', { apiKeyId });
+    const raw: Array<Record<string, string | number>> = await query.getRawMany();
+    return raw.map((row) => ({
+      day: String(row.day), operation: String(row.operation), apiKeyId: String(row.api_key_id),
+      requests: Number(row.requests), errors: Number(row.errors), tokens: Number(row.tokens), cost: Number(row.cost_usd),
+      latencySum: Number(row.latency_sum_ms), latencyCount: Number(row.latency_count),
+    }));
+  }
+
+  private async eventRows(organizationId: string, apiKeyId: string | null, from: Date, to: Date, includeTo: boolean) {
+    if (from.getTime() > to.getTime() || (from.getTime() === to.getTime() && !includeTo)) return [];
+    const query = this.dataSource.getRepository(UsageEventEntity).createQueryBuilder('e')
+      .where(`e.organization_id = :organizationId AND e.at >= :from AND e.at ${includeTo ? '<=' : '<'} :to`, { organizationId, from, to });
+    if (apiKeyId) query.andWhere('e.api_key_id = :apiKeyId', { apiKeyId });
+    const events = await query.getMany();
+    return events.map((event) => ({
+      day: event.at.toISOString().slice(0, 10), operation: event.operation, apiKeyId: event.apiKeyId,
+      requests: 1, errors: event.isError ? 1 : 0, tokens: event.tokens, cost: event.costUsd,
+      latencySum: event.latencyMs ?? 0, latencyCount: event.latencyMs === null ? 0 : 1,
+    }));
+  }
+}
+
+
+function nonNegative(field: string, value: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new BadUserInputError(field, 'must be a finite number');
+  if (value < 0 || value > max) throw new BadUserInputError(field, `must be between 0 and ${max} (got ${value})`);
+  return value;
+}
+
+function isoDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** SQLite returns stored datetimes as "YYYY-MM-DD HH:MM:SS.SSS" (UTC) in raw rows; MySQL as Date. */
+function parseStoredDate(value: string | Date): Date {
+  if (value instanceof Date) return value;
+  return new Date(value.includes('T') ? value : `${value.replace(' ', 'T')}Z`);
+}
+
+function emptySums(): Sums {
+  return { requests: 0, errors: 0, tokens: 0, cost: 0, latencySum: 0, latencyCount: 0 };
+}
+
+function addSums(into: Sums, from: Sums): void {
+  into.requests += from.requests;
+  into.errors += from.errors;
+  into.tokens += from.tokens;
+  into.cost += from.cost;
+  into.latencySum += from.latencySum;
+  into.latencyCount += from.latencyCount;
+}
+
+function present(sums: Sums): Omit<UsageBucket, 'key'> {
+  return {
+    requests: sums.requests,
+    errors: sums.errors,
+    tokens: sums.tokens,
+    costUsd: Math.round(sums.cost * 1e9) / 1e9,
+    avgLatencyMs: sums.latencyCount === 0 ? null : sums.latencySum / sums.latencyCount,
+  };
+}
