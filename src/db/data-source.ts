@@ -69,12 +69,26 @@ export class Transactions {
   constructor(private readonly dataSource: DataSource) {}
 
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.dataSource.options.type !== 'better-sqlite3') {
-      return this.dataSource.transaction(work);
-    }
+    if (this.dataSource.options.type !== 'better-sqlite3') return this.withDeadlockRetry(work);
     const result = this.queue.then(() => this.dataSource.transaction(work));
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * InnoDB may pick a transaction as a deadlock victim under contention (e.g. many requests
+   * taking the same quota). The whole transaction was rolled back, so running it again is safe.
+   */
+  private async withDeadlockRetry<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dataSource.transaction(work);
+      } catch (error) {
+        const code = (error as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (error as { code?: string }).code;
+        if (attempt >= 5 || (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT')) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 10));
+      }
+    }
   }
 
   get isSqlite(): boolean {

@@ -2,6 +2,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { Meter, QuotaEntity, QuotaPeriod } from './quota.entity';
 import { periodKey, periodWindow } from './quota-period';
 import { QuotaCounterEntity } from './quota-counter.entity';
+import { insertOrIncrement } from '../db/upsert';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { BadUserInputError } from '../errors';
@@ -108,21 +109,19 @@ export class QuotasService {
   async consume(manager: EntityManager, quotas: readonly QuotaEntity[], requests: number): Promise<QuotaEntity | null> {
     if (quotas.length === 0) return null;
     const now = this.clock.now();
-    await this.ensureCounters(manager, quotas, now);
     const used = await this.usedIn(manager, quotas.filter((quota) => quota.meter !== Meter.REQUESTS), now);
     for (const quota of quotas) {
       if (quota.meter !== Meter.REQUESTS) {
         if ((used.get(quota.id) ?? 0) >= quota.limit) return quota;
         continue;
       }
-      const result = await manager.createQueryBuilder()
-        .update(QuotaCounterEntity)
-        .set({ used: () => 'used + :requests' })
-        .where('quota_id = :quotaId AND period_key = :periodKey AND used + :requests <= :limit', {
-          quotaId: quota.id, periodKey: periodKey(quota.period, now), requests, limit: quota.limit,
-        })
-        .execute();
-      if (!result.affected) return quota;
+      if (await this.takeRequests(manager, quota, requests, now)) continue;
+      // Nothing taken: either the limit is reached, or this period has no counter yet.
+      const counter = await manager.getRepository(QuotaCounterEntity).findOneBy({ quotaId: quota.id, periodKey: periodKey(quota.period, now) });
+      if (counter) return quota;
+      await manager.createQueryBuilder().insert().into(QuotaCounterEntity)
+        .values({ quotaId: quota.id, periodKey: periodKey(quota.period, now), used: 0 }).orIgnore().execute();
+      if (!(await this.takeRequests(manager, quota, requests, now))) return quota;
     }
     return null;
   }
@@ -132,23 +131,20 @@ export class QuotasService {
     const matching = quotas.filter((quota) => quota.meter === meter);
     if (matching.length === 0 || amount <= 0) return;
     const now = this.clock.now();
-    await this.ensureCounters(manager, matching, now);
-    for (const quota of matching) {
-      await manager.createQueryBuilder()
-        .update(QuotaCounterEntity)
-        .set({ used: () => 'used + :amount' })
-        .where('quota_id = :quotaId AND period_key = :periodKey', { quotaId: quota.id, periodKey: periodKey(quota.period, now), amount })
-        .execute();
-    }
+    await insertOrIncrement(manager, 'quota_counters', ['quota_id', 'period_key'], ['used'],
+      matching.map((quota) => ({ quota_id: quota.id, period_key: periodKey(quota.period, now), used: amount })));
   }
 
-  private async ensureCounters(manager: EntityManager, quotas: readonly QuotaEntity[], now: Date): Promise<void> {
-    await manager.createQueryBuilder()
-      .insert()
-      .into(QuotaCounterEntity)
-      .values(quotas.map((quota) => ({ quotaId: quota.id, periodKey: periodKey(quota.period, now), used: 0 })))
-      .orIgnore()
+  /** The conditional UPDATE that makes REQUESTS exact: true when the units were taken. */
+  private async takeRequests(manager: EntityManager, quota: QuotaEntity, requests: number, now: Date): Promise<boolean> {
+    const result = await manager.createQueryBuilder()
+      .update(QuotaCounterEntity)
+      .set({ used: () => 'used + :requests' })
+      .where('quota_id = :quotaId AND period_key = :periodKey AND used + :requests <= :limit', {
+        quotaId: quota.id, periodKey: periodKey(quota.period, now), requests, limit: quota.limit,
+      })
       .execute();
+    return Boolean(result.affected);
   }
 
   private async usedIn(manager: EntityManager, quotas: readonly QuotaEntity[], now: Date): Promise<Map<string, number>> {
