@@ -3,6 +3,7 @@ import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { hashesEqual, hashSecret, isWellFormedSecret } from '../api-keys/key-format';
 import { OrganizationEntity, OrganizationStatus } from '../organizations/organization.entity';
 import { QuotaEntity } from '../quotas/quota.entity';
+import { periodWindow } from '../quotas/quota-period';
 import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
 import { RateLimiter, RateLimitWindowState } from '../rate-limits/rate-limiter';
 import { SessionEntity } from '../sessions/session.entity';
@@ -51,12 +52,15 @@ export interface VerificationOutcome {
   rateLimits: RateLimitWindowState[];
   quotas: QuotaStatus[];
   session: SessionEntity | null;
-  /** RATE_LIMITED: whole seconds until the refusing window resets (at least 1). */
+  /**
+   * Whole seconds (at least 1) until retrying can succeed: RATE_LIMITED until the window
+   * resets, QUOTA_EXCEEDED until a DAY / MONTH quota's period ends; otherwise null.
+   */
   retryAfterSeconds: number | null;
 }
 
 class PipelineRefusal {
-  constructor(readonly code: Refusal, readonly reason: string) {}
+  constructor(readonly code: Refusal, readonly reason: string, readonly retryAt: Date | null = null) {}
 }
 
 /**
@@ -125,7 +129,7 @@ export class KeyVerifier {
       this.usage.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation: request.operation ?? null, ip: request.ip });
       return known(VerifyCode.RATE_LIMITED, `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s) is used up; it resets at ${refusedBy.resetAt.toISOString()}`, {
         rateLimits: limited.states,
-        retryAfterSeconds: Math.max(1, Math.ceil((refusedBy.resetAt.getTime() - now.getTime()) / 1000)),
+        retryAfterSeconds: secondsUntil(refusedBy.resetAt, now),
       });
     }
     // 9 + 10
@@ -138,7 +142,11 @@ export class KeyVerifier {
         await this.rateLimiter.refund(subject, key.rateLimits, cost, now);
         if (!(error instanceof PipelineRefusal)) throw error;
         const states = await this.rateLimiter.peek(subject, key.rateLimits, now);
-        return known(error.code, error.reason, { rateLimits: states, quotas: await this.quotas.statusesOf(quotas) });
+        return known(error.code, error.reason, {
+          rateLimits: states,
+          quotas: await this.quotas.statusesOf(quotas),
+          retryAfterSeconds: error.retryAt ? secondsUntil(error.retryAt, now) : null,
+        });
       }
     }
     // 11
@@ -154,7 +162,8 @@ export class KeyVerifier {
       const refusing = await this.quotas.consume(tx, quotas, cost);
       if (refusing) {
         const owner = refusing.apiKeyId ? 'key' : 'organization';
-        throw new PipelineRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) is used up`);
+        throw new PipelineRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) is used up`,
+          periodWindow(refusing.period, this.clock.now()).resetsAt);
       }
       const session = requireSession ? await this.sessions.active(organizationId, tx) : null;
       if (requireSession && !session) throw new PipelineRefusal(VerifyCode.NO_ACTIVE_SESSION, 'The organization has no active session');
@@ -176,6 +185,10 @@ export class KeyVerifier {
     this.cache.set(hash, entry);
     return entry;
   }
+}
+
+function secondsUntil(at: Date, now: Date): number {
+  return Math.max(1, Math.ceil((at.getTime() - now.getTime()) / 1000));
 }
 
 function refused(code: Refusal, reason: string, extra: Partial<VerificationOutcome> = {}): VerificationOutcome {
