@@ -157,6 +157,10 @@ describe('rate limits', () => {
       expect((await server.gql(VIEWER, {}, { key: key.secret })).status).toBe(200);
       const refused = await server.gql(VIEWER, {}, { key: key.secret });
       expectRefused(refused, 429, 'QUOTA_EXCEEDED');
+      // Retry-After points at the next UTC midnight, when the DAY quota starts afresh.
+      const now = server.clock.now().getTime();
+      const midnight = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate() + 1);
+      expect(refused.headers.get('retry-after')).toBe(String(Math.ceil((midnight - now) / 1000)));
       expect(refused.body.data?.viewer ?? null).toBeNull();
       expect((await server.gql(QUOTAS, { organizationId: organization.id })).body.data.quotas).toEqual([{ meter: 'REQUESTS', period: 'DAY', used: 2 }]);
       expect(await remaining(key.id)).toEqual({ 'per-minute': 8 });
