@@ -1,0 +1,64 @@
+/**
+ * Baseline for `npm run bench`: the same stack as keyward (Express 5, Apollo Server 5 through
+ * @as-integrations/express5, a TypeGraphQL schema), with one trivial resolver, no auth, no
+ * plugins beyond draining, no database. Runs in its own process, listens on an ephemeral
+ * port of 127.0.0.1 and reports it to the parent over IPC: { type: 'ready', port }.
+ * Stops on the 'stop' message, SIGTERM/SIGINT or when the parent goes away.
+ */
+import 'reflect-metadata';
+import http from 'node:http';
+import express from 'express';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import { buildSchema, Query, Resolver } from 'type-graphql';
+
+@Resolver()
+class HelloResolver {
+  @Query(() => String)
+  hello(): string {
+    return 'world';
+  }
+}
+
+async function main(): Promise<void> {
+  const schema = await buildSchema({ resolvers: [HelloResolver], validate: false });
+  const expressApp = express();
+  expressApp.disable('x-powered-by');
+  const httpServer = http.createServer(expressApp);
+  const apollo = new ApolloServer({
+    schema,
+    csrfPrevention: true,
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled()],
+  });
+  await apollo.start();
+  expressApp.use('/graphql', express.json({ limit: 1024 * 1024 }), expressMiddleware(apollo, { context: async () => ({}) }));
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = httpServer.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await apollo.stop().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('message', (message) => {
+    if (message === 'stop') void stop();
+  });
+  process.on('disconnect', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  process.send?.({ type: 'ready', port });
+}
+
+main().catch((error) => {
+  console.error('bare-server failed to start:', error);
+  process.exit(1);
+});
