@@ -14,8 +14,19 @@ function encodeTime(ms: number): string {
   return out;
 }
 
+// Random bytes drawn in blocks: one randomBytes call per id is measurable on hot paths.
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
 function randomDigits(): number[] {
-  return [...randomBytes(RANDOM_LENGTH)].map((byte) => byte % 32);
+  if (poolOffset + RANDOM_LENGTH > pool.length) {
+    pool = randomBytes(RANDOM_LENGTH * 256);
+    poolOffset = 0;
+  }
+  const digits = new Array<number>(RANDOM_LENGTH);
+  for (let i = 0; i < RANDOM_LENGTH; i++) digits[i] = pool[poolOffset + i] % 32;
+  poolOffset += RANDOM_LENGTH;
+  return digits;
 }
 
 /** Adds one to a base32 number held as digits; wraps only after 32^16 ids in one millisecond. */

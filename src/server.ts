@@ -43,6 +43,46 @@ function formatErrorFor(app: App) {
   };
 }
 
+/**
+ * Operations still executing. A client that hangs up does not stop its operation, and the
+ * HTTP drain does not wait for it; shutdown waits here so its quota charge and usage event
+ * are in place before the last flush.
+ */
+class InFlight {
+  private count = 0;
+  private idle: Array<() => void> = [];
+
+  readonly plugin: ApolloServerPlugin<Context> = {
+    requestDidStart: async () => {
+      this.count += 1;
+      let done = false;
+      return {
+        willSendResponse: async () => {
+          if (done) return;
+          done = true;
+          this.count -= 1;
+          if (this.count === 0) for (const resolve of this.idle.splice(0)) resolve();
+        },
+      };
+    },
+  };
+
+  /** Resolves when nothing is executing, or after `timeoutMs`. */
+  settled(timeoutMs: number): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.idle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+/** How long shutdown waits for operations still executing (milliseconds). */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 /** A refused or failed operation answers with its code's HTTP status, not 200. */
 const httpStatusPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
@@ -64,6 +104,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
   expressApp.disable('x-powered-by');
   expressApp.set('trust proxy', app.config.trustProxy);
 
+  const inFlight = new InFlight();
   const apollo = new ApolloServer<Context>({
     schema,
     introspection: app.config.introspection,
@@ -73,7 +114,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
     hideSchemaDetailsFromClientErrors: !app.config.introspection,
     formatError: formatErrorFor(app),
     // Order matters: the status plugin sets the HTTP status the metering plugin records.
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin, meteringPlugin],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin, meteringPlugin, inFlight.plugin],
   });
   await apollo.start();
 
@@ -124,6 +165,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
     },
     async stop() {
       await apollo.stop();
+      await inFlight.settled(SHUTDOWN_GRACE_MS);
       await app.close();
     },
   };

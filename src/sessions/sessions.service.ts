@@ -56,7 +56,9 @@ export class SessionsService {
   /** The organization's ACTIVE session, after expiring it if its time is up. */
   async active(organizationId: string, manager: EntityManager = this.dataSource.manager): Promise<SessionEntity | null> {
     const session = await manager.getRepository(SessionEntity).findOneBy({ organizationId, status: SessionStatus.ACTIVE });
-    return session ? this.observeExpiry(session, manager) : null;
+    if (!session) return null;
+    const observed = await this.observeExpiry(session, manager);
+    return observed.status === SessionStatus.ACTIVE ? observed : null;
   }
 
   async get(actor: Actor, id: string): Promise<SessionEntity> {
@@ -156,10 +158,13 @@ export class SessionsService {
   }
 
   async terminate(actor: Actor, id: string): Promise<SessionEntity> {
+    const found = await this.dataSource.getRepository(SessionEntity).findOneBy({ id });
+    if (!found || !canAccessOrganization(actor, found.organizationId)) throw new NotFoundError('Session');
+    // Observed outside the transaction below, so an expiry seen here is kept even though we refuse.
+    const observed = await this.observeExpiry(found);
+    if (observed.status !== SessionStatus.ACTIVE) throw new BadUserInputError('id', `the session already ended (${observed.status})`);
     return this.transactions.run(async (tx) => {
-      const found = await tx.getRepository(SessionEntity).findOneBy({ id });
-      if (!found || !canAccessOrganization(actor, found.organizationId)) throw new NotFoundError('Session');
-      const session = await this.observeExpiry(found, tx);
+      const session = await tx.getRepository(SessionEntity).findOneByOrFail({ id });
       if (session.status !== SessionStatus.ACTIVE) throw new BadUserInputError('id', `the session already ended (${session.status})`);
       const now = this.clock.now();
       session.status = SessionStatus.TERMINATED;

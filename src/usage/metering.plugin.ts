@@ -1,5 +1,5 @@
 import { ApolloServerPlugin } from '@apollo/server';
-import { DocumentNode, FragmentDefinitionNode, GraphQLSchema, Kind, OperationDefinitionNode, SelectionSetNode } from 'graphql';
+import { DocumentNode, FragmentDefinitionNode, GraphQLField, GraphQLSchema, Kind, OperationDefinitionNode, SelectionSetNode } from 'graphql';
 import { getDirective } from '@graphql-tools/utils';
 import { callerFrom, Context } from '../context';
 import { KeywardError } from '../errors';
@@ -30,16 +30,24 @@ export function rootFields(operation: OperationDefinitionNode, document: Documen
   return [...names];
 }
 
+// The directives of a field never change: read them once per field, not once per request.
+const requirementOf = new WeakMap<GraphQLField<unknown, unknown>, readonly string[] | null>();
+
 /** Each root field's @requireScope(anyOf); @public fields and fields without it need none. */
-function scopeRequirements(schema: GraphQLSchema, operation: OperationDefinitionNode, fields: string[]): string[][] {
+function scopeRequirements(schema: GraphQLSchema, operation: OperationDefinitionNode, fields: string[]): Array<readonly string[]> {
   const root = schema.getRootType(operation.operation);
   if (!root) return [];
-  const requirements: string[][] = [];
+  const requirements: Array<readonly string[]> = [];
   for (const name of fields) {
     const field = root.getFields()[name];
-    if (!field || getDirective(schema, field, publicDirective.name)?.[0]) continue;
-    const rule = getDirective(schema, field, requireScopeDirective.name)?.[0];
-    if (rule) requirements.push(rule.anyOf);
+    if (!field) continue;
+    let anyOf = requirementOf.get(field);
+    if (anyOf === undefined) {
+      const isPublic = Boolean(getDirective(schema, field, publicDirective.name)?.[0]);
+      anyOf = isPublic ? null : ((getDirective(schema, field, requireScopeDirective.name)?.[0]?.anyOf as string[] | undefined) ?? null);
+      requirementOf.set(field, anyOf);
+    }
+    if (anyOf) requirements.push(anyOf);
   }
   return requirements;
 }

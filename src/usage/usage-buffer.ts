@@ -71,11 +71,13 @@ export class UsageBuffer {
     this.timer.unref();
   }
 
-  /** Stops the timer and writes everything still waiting. */
+  /** Stops the timer and writes everything still waiting, including what arrives meanwhile. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.flush();
+    for (let round = 0; round < 10 && (this.depth > 0 || this.keyStats.size > 0 || this.flushing); round++) {
+      await this.flush();
+    }
   }
 
   get depth(): number {
@@ -142,7 +144,7 @@ export class UsageBuffer {
     try {
       await this.transactions.run(async (tx) => {
         for (let i = 0; i < events.length; i += 100) {
-          await tx.createQueryBuilder().insert().into(UsageEventEntity).values(events.slice(i, i + 100)).execute();
+          await tx.createQueryBuilder().insert().into(UsageEventEntity).values(events.slice(i, i + 100)).updateEntity(false).execute();
         }
         await insertOrIncrement(tx, 'usage_daily', ['day', 'organization_id', 'api_key_id', 'operation'],
           ['requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'], rollup(events));
@@ -153,7 +155,7 @@ export class UsageBuffer {
             .execute();
         }
         for (let i = 0; i < refusals.length; i += 100) {
-          await tx.createQueryBuilder().insert().into(RateLimitEventEntity).values(refusals.slice(i, i + 100)).execute();
+          await tx.createQueryBuilder().insert().into(RateLimitEventEntity).values(refusals.slice(i, i + 100)).updateEntity(false).execute();
         }
       });
     } catch (error) {
