@@ -28,6 +28,12 @@ export function createDataSource(database: DatabaseConfig): DataSource {
       type: 'better-sqlite3',
       database: database.path,
       enableWAL: true,
+      // WAL + NORMAL: a commit survives a crash of the process (it is in the WAL), only an OS
+      // crash or power loss can lose the last ones; FULL would fsync every commit, and the
+      // event loop waits for each (better-sqlite3 is synchronous).
+      prepareDatabase: (db: { pragma(source: string): unknown }) => {
+        db.pragma('synchronous = NORMAL');
+      },
       // Concurrent writers wait for the lock instead of failing with SQLITE_BUSY.
       timeout: 5_000,
       entities: ENTITIES,
