@@ -146,9 +146,9 @@ export class UsageBuffer {
         const sqlite = sqliteConnection(tx);
         if (sqlite) {
           // Chunks, yielding in between, so no request waits on more than one chunk's write.
-          for (let i = 0; i < events.length; i += 100) {
+          for (let i = 0; i < events.length; i += SQLITE_CHUNK) {
             if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-            insertEventsSqlite(sqlite, events.slice(i, i + 100));
+            insertEventsSqlite(sqlite, events.slice(i, i + SQLITE_CHUNK));
           }
         } else {
           for (let i = 0; i < events.length; i += 100) {
@@ -210,6 +210,9 @@ function sqliteConnection(manager: EntityManager): SqliteDatabase | null {
 function sqliteDate(date: Date): string {
   return date.toISOString().replace('T', ' ').replace('Z', '');
 }
+
+/** Rows per synchronous SQLite write (≈ 0.2 ms): the longest any request waits on a flush. */
+const SQLITE_CHUNK = 25;
 
 const statements = new WeakMap<SqliteDatabase, { run(...values: unknown[]): unknown }>();
 
