@@ -16,6 +16,8 @@ import { RateLimitsService } from './rate-limits/rate-limits.service';
 import { SessionsService } from './sessions/sessions.service';
 import { UsageBuffer } from './usage/usage-buffer';
 import { UsageService } from './usage/usage.service';
+import { LiveEvents } from './live/live-events';
+import { inProcessPubSub, LivePubSub } from './live/pub-sub';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
 export interface App {
@@ -36,6 +38,8 @@ export interface App {
   rateLimits: RateLimitsService;
   sessions: SessionsService;
   usage: UsageService;
+  pubSub: LivePubSub;
+  live: LiveEvents;
   /** Flushes buffered usage and closes the database. */
   close(): Promise<void>;
 }
@@ -56,11 +60,13 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const keyCache = new KeyCache();
   const rateLimiter = FlexibleRateLimiter.inMemory();
   const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger);
+  const pubSub = inProcessPubSub();
+  const live = new LiveEvents(pubSub, clock);
   const audit = new AuditLogService(dataSource, clock);
   const quotas = new QuotasService(dataSource, clock);
-  const sessions = new SessionsService(dataSource, transactions, audit, clock, config.sessionPriceUsd);
-  const apiKeys = new ApiKeysService(dataSource, transactions, audit, quotas, clock, pepper, keyCache);
-  const verifier = new KeyVerifier(dataSource, transactions, clock, pepper, keyCache, rateLimiter, quotas, sessions, usageBuffer);
+  const sessions = new SessionsService(dataSource, transactions, audit, clock, config.sessionPriceUsd, live);
+  const apiKeys = new ApiKeysService(dataSource, transactions, audit, quotas, clock, pepper, keyCache, live);
+  const verifier = new KeyVerifier(dataSource, transactions, clock, pepper, keyCache, rateLimiter, quotas, sessions, usageBuffer, live);
   usageBuffer.start();
   const sweeper = setInterval(() => {
     sessions.sweep().catch((error) => logger.warn({ err: error }, 'session sweep failed'));
@@ -80,13 +86,16 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     verifyKey: new VerifyKeyService(verifier),
     audit,
     quotas,
-    organizations: new OrganizationsService(dataSource, transactions, audit, quotas, clock, keyCache),
+    organizations: new OrganizationsService(dataSource, transactions, audit, quotas, clock, keyCache, live),
     apiKeys,
-    rateLimits: new RateLimitsService(dataSource, transactions, audit, apiKeys, rateLimiter, usageBuffer, clock),
+    pubSub,
+    live,
+    rateLimits: new RateLimitsService(dataSource, transactions, audit, apiKeys, rateLimiter, usageBuffer, clock, live),
     sessions,
-    usage: new UsageService(dataSource, transactions, quotas, sessions, usageBuffer, clock),
+    usage: new UsageService(dataSource, transactions, quotas, sessions, usageBuffer, clock, live),
     async close() {
       clearInterval(sweeper);
+      live.flush();
       await usageBuffer.stop();
       if (dataSource.isInitialized) await dataSource.destroy();
     },

@@ -13,10 +13,11 @@ import { RateLimitsResolver } from './rate-limits/rate-limits.resolver';
 import { QuotasResolver } from './quotas/quotas.resolver';
 import { SessionsResolver } from './sessions/sessions.resolver';
 import { UsageResolver } from './usage/usage.resolver';
+import { LiveResolver } from './live/live.resolver';
 
 export const RESOLVERS = [
   OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver, VerifyKeyResolver,
-  RateLimitsResolver, QuotasResolver, SessionsResolver, UsageResolver,
+  RateLimitsResolver, QuotasResolver, SessionsResolver, UsageResolver, LiveResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;
@@ -29,6 +30,16 @@ export function buildKeywardSchema(): Promise<GraphQLSchema> {
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     validate: false,
     emitSchemaFile: false,
+    // Every @Subscription brings its own `subscribe` over the app's LivePubSub (the schema is
+    // shared by all apps in a process); TypeGraphQL still wants a pubSub, which must never run.
+    pubSub: {
+      publish: () => {
+        throw new Error('keyward publishes through App.live, not TypeGraphQL');
+      },
+      subscribe: () => {
+        throw new Error('every keyward subscription has its own subscribe function');
+      },
+    },
   }).then(applyAuthDirectives);
   return built;
 }

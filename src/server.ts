@@ -8,6 +8,7 @@ import { GraphQLFormattedError } from 'graphql';
 import { App } from './app';
 import { buildContext, Context } from './context';
 import { meteringPlugin } from './usage/metering.plugin';
+import { attachLiveServer, LiveServer } from './live/ws-server';
 import { buildKeywardSchema } from './schema';
 import { ErrorCode, HTTP_STATUS, isErrorCode } from './errors';
 import { graphiqlAssets, graphiqlPage, GRAPHIQL_ASSETS_PATH, wantsGraphiql } from './graphiql/graphiql';
@@ -21,6 +22,8 @@ const PASSTHROUGH_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_F
 
 export interface KeywardServer {
   httpServer: http.Server;
+  /** graphql-ws on the same port and path. */
+  live: LiveServer;
   /** Resolves once listening; returns the bound port. */
   listen(port: number, host: string): Promise<number>;
   /** Stops accepting, finishes in-flight requests, then closes the app. */
@@ -117,6 +120,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
     plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin, meteringPlugin, inFlight.plugin],
   });
   await apollo.start();
+  const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
 
   expressApp.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -153,6 +157,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
 
   return {
     httpServer,
+    live,
     listen(port, host) {
       return new Promise((resolve, reject) => {
         httpServer.once('error', reject);
@@ -164,6 +169,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
       });
     },
     async stop() {
+      await live.stop();
       await apollo.stop();
       await inFlight.settled(SHUTDOWN_GRACE_MS);
       await app.close();

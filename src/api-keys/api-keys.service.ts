@@ -12,6 +12,8 @@ import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
 import { KeyCache } from '../auth/key-cache';
+import type { LiveEvents } from '../live/live-events';
+import { ApiKeyEventType } from '../live/topics';
 import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import {
@@ -101,12 +103,18 @@ export class ApiKeysService {
     private readonly clock: Clock,
     private readonly pepper: string,
     private readonly keyCache: KeyCache,
+    private readonly live: LiveEvents,
   ) {}
 
-  /** Runs a change and drops the touched keys from the verification cache once it committed. */
-  private async changing<T>(work: (tx: EntityManager) => Promise<T>, touched: (result: T) => string[]): Promise<T> {
+  /**
+   * Runs a change; once it committed, drops the touched keys from the verification cache and
+   * tells live subscribers (and the socket registry, which closes sockets of keys that stop working).
+   */
+  private async changing<T>(work: (tx: EntityManager) => Promise<T>, event: (result: T) => { type: ApiKeyEventType; key: ApiKeyEntity; touched: string[] }): Promise<T> {
     const result = await this.transactions.run(work);
-    this.keyCache.invalidateKeys(touched(result));
+    const { type, key, touched } = event(result);
+    this.keyCache.invalidateKeys(touched);
+    this.live.apiKey(type, key);
     return result;
   }
 
@@ -237,7 +245,10 @@ export class ApiKeysService {
       });
       return { apiKey: key, secret };
     };
-    return manager ? work(manager) : this.transactions.run(work);
+    if (manager) return work(manager); // the caller's transaction (init) publishes nothing
+    const created = await this.transactions.run(work);
+    this.live.apiKey(ApiKeyEventType.CREATED, created.apiKey);
+    return created;
   }
 
   async update(actor: Actor, id: string, input: UpdateApiKey): Promise<ApiKeyEntity> {
@@ -275,7 +286,7 @@ export class ApiKeysService {
         metadata: { changed: [...Object.keys(changes), ...(quotas ? ['quotas'] : [])].sort() },
       });
       return key;
-    }, () => [id]);
+    }, (key) => ({ type: ApiKeyEventType.UPDATED, key, touched: [id] }));
   }
 
   async setEnabled(actor: Actor, id: string, enabled: boolean): Promise<ApiKeyEntity> {
@@ -291,7 +302,7 @@ export class ApiKeysService {
         organizationId: key.organizationId,
       });
       return key;
-    }, () => [id]);
+    }, (key) => ({ type: enabled ? ApiKeyEventType.ENABLED : ApiKeyEventType.DISABLED, key, touched: [id] }));
   }
 
   async revoke(actor: Actor, id: string, reason: string): Promise<ApiKeyEntity> {
@@ -312,7 +323,7 @@ export class ApiKeysService {
         metadata: { reason: why },
       });
       return key;
-    }, () => [id]);
+    }, (key) => ({ type: ApiKeyEventType.REVOKED, key, touched: [id] }));
   }
 
   /**
@@ -353,12 +364,12 @@ export class ApiKeysService {
         metadata: { newKeyId: fresh.id, hint: fresh.hint, gracePeriodSeconds: grace, previousKeyExpiresAt: previousKeyExpiresAt.toISOString() },
       });
       return { apiKey: fresh, secret, previousKeyExpiresAt };
-    }, (rotated) => [id, rotated.apiKey.id]);
+    }, (rotated) => ({ type: ApiKeyEventType.ROTATED, key: rotated.apiKey, touched: [id, rotated.apiKey.id] }));
   }
 
   /** Soft delete: the key stops working and leaves listings; its usage history stays. */
   async delete(actor: Actor, id: string): Promise<boolean> {
-    return this.changing(async (tx) => {
+    const deleted = await this.changing(async (tx) => {
       const key = await this.get(actor, id, tx);
       const now = this.clock.now();
       key.deletedAt = now;
@@ -370,8 +381,9 @@ export class ApiKeysService {
         targetId: id,
         organizationId: key.organizationId,
       });
-      return true;
-    }, () => [id]);
+      return key;
+    }, (key) => ({ type: ApiKeyEventType.DELETED, key, touched: [id] }));
+    return Boolean(deleted);
   }
 
   /** No escalation: every granted scope must be covered by one the actor holds. */

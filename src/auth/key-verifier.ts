@@ -15,6 +15,7 @@ import { CachedKey, KeyCache } from './key-cache';
 import { ipAllowed } from './ip-allowlist';
 import { holdsAny } from './scopes';
 import { VerifyCode } from './verify-code';
+import type { LiveEvents } from '../live/live-events';
 
 export interface VerificationRequest {
   /** The secret as presented. */
@@ -35,6 +36,8 @@ export interface VerificationRequest {
   requireSession?: boolean;
   /** Queue a usage event when VALID (verifyKey). GraphQL calls record theirs after executing. */
   recordUsageEvent?: boolean;
+  /** Stop after step 6: authenticate without consuming anything (a WebSocket connecting). */
+  authenticateOnly?: boolean;
   /** Only keys of this organization exist for this request (tenancy of verifyKey); null: any. */
   organizationId?: string | null;
 }
@@ -88,6 +91,7 @@ export class KeyVerifier {
     private readonly quotas: QuotasService,
     private readonly sessions: SessionsService,
     private readonly usage: UsageBuffer,
+    private readonly live: LiveEvents,
   ) {}
 
   async verify(request: VerificationRequest): Promise<VerificationOutcome> {
@@ -117,6 +121,9 @@ export class KeyVerifier {
     // 6
     const missing = (request.scopeRequirements ?? []).find((anyOf) => !holdsAny(key.scopes, anyOf));
     if (missing) return known(VerifyCode.INSUFFICIENT_SCOPE, `The API key lacks a required scope (needs ${missing.length > 1 ? 'one of ' : ''}${missing.join(', ')})`);
+    if (request.authenticateOnly) {
+      return { valid: true, code: VerifyCode.VALID, reason: '', key, organization, rateLimits: [], quotas: [], session: null, retryAfterSeconds: null };
+    }
     // 7
     if (key.maxCostPerRequest !== null && cost > key.maxCostPerRequest) {
       return known(VerifyCode.QUOTA_EXCEEDED, `cost ${cost} is above this key's maxCostPerRequest (${key.maxCostPerRequest})`);
@@ -124,6 +131,7 @@ export class KeyVerifier {
     // 8
     const subject = key.lineageId ?? key.id;
     const limited = await this.rateLimiter.consume(subject, key.rateLimits, cost, now);
+    if (key.rateLimits.length > 0) this.live.rateLimits(key.id, limited.states);
     if (!limited.allowed) {
       const { refusedBy } = limited;
       this.usage.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation: request.operation ?? null, ip: request.ip });
@@ -138,10 +146,12 @@ export class KeyVerifier {
     if (quotas.length > 0 || request.requireSession) {
       try {
         ({ quotaStatuses, session } = await this.consumeQuotasAndCheckSession(quotas, cost, key.organizationId, request.requireSession ?? false));
+        this.live.quotas(quotaStatuses);
       } catch (error) {
         await this.rateLimiter.refund(subject, key.rateLimits, cost, now);
         if (!(error instanceof PipelineRefusal)) throw error;
         const states = await this.rateLimiter.peek(subject, key.rateLimits, now);
+        if (key.rateLimits.length > 0) this.live.rateLimits(key.id, states);
         return known(error.code, error.reason, {
           rateLimits: states,
           quotas: await this.quotas.statusesOf(quotas),

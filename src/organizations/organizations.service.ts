@@ -9,6 +9,7 @@ import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
 import { KeyCache } from '../auth/key-cache';
+import type { LiveEvents } from '../live/live-events';
 import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import { LIMITS, requireInt, requireText } from '../validation';
@@ -44,6 +45,7 @@ export class OrganizationsService {
     private readonly quotas: QuotasService,
     private readonly clock: Clock,
     private readonly keyCache: KeyCache,
+    private readonly live: LiveEvents,
   ) {}
 
   async findById(id: string): Promise<OrganizationEntity | null> {
@@ -149,6 +151,7 @@ export class OrganizationsService {
       return organization;
     });
     this.keyCache.invalidateOrganization(id);
+    if (quotas !== undefined) this.live.quotas(await this.quotas.statuses({ organizationId: id }));
     return updated;
   }
 
@@ -175,6 +178,7 @@ export class OrganizationsService {
       return organization;
     });
     this.keyCache.invalidateOrganization(id);
+    this.live.organization(changed);
     return changed;
   }
 }

@@ -10,6 +10,7 @@ import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
 import { BadUserInputError } from '../errors';
 import { LIMITS } from '../validation';
+import type { LiveEvents } from '../live/live-events';
 
 export interface RateLimitState extends RateLimitWindowState {
   apiKeyId: string;
@@ -25,6 +26,7 @@ export class RateLimitsService {
     private readonly limiter: RateLimiter,
     private readonly buffer: UsageBuffer,
     private readonly clock: Clock,
+    private readonly live: LiveEvents,
   ) {}
 
   async status(actor: Actor, apiKeyId: string): Promise<RateLimitState[]> {
@@ -49,7 +51,9 @@ export class RateLimitsService {
       metadata: { names: limits.map((limit) => limit.name) },
     }));
     await this.limiter.reset(key.lineageId ?? key.id, limits, this.clock.now());
-    return this.statesOf(key);
+    const states = await this.statesOf(key);
+    this.live.rateLimits(key.id, states);
+    return states;
   }
 
   /** Refused requests of the key, newest first (kept for 24 hours). */

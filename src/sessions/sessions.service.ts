@@ -13,6 +13,7 @@ import { Transactions } from '../db/data-source';
 import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import { requireInt, requireText } from '../validation';
+import type { LiveEvents } from '../live/live-events';
 
 export const SESSION_DEFAULTS = {
   tokenLimit: 100_000,
@@ -51,6 +52,7 @@ export class SessionsService {
     private readonly audit: AuditLogService,
     private readonly clock: Clock,
     private readonly priceUsd: number,
+    private readonly live: LiveEvents,
   ) {}
 
   /** The organization's ACTIVE session, after expiring it if its time is up. */
@@ -118,6 +120,12 @@ export class SessionsService {
 
   /** Spends one session of the caller's organization on a new ACTIVE session for the calling key. */
   async create(actor: Actor, input: { tokenLimit?: number | null; ttlSeconds?: number | null } = {}): Promise<SessionEntity> {
+    const session = await this.open(actor, input);
+    this.live.session(session);
+    return session;
+  }
+
+  private async open(actor: Actor, input: { tokenLimit?: number | null; ttlSeconds?: number | null }): Promise<SessionEntity> {
     if (!actor.keyId || !actor.organizationId) throw new BadUserInputError('apiKey', 'a session belongs to an API key');
     const tokenLimit = input.tokenLimit == null ? SESSION_DEFAULTS.tokenLimit : requireInt('tokenLimit', input.tokenLimit, 1, SESSION_DEFAULTS.maxTokenLimit);
     const ttlSeconds = input.ttlSeconds == null ? SESSION_DEFAULTS.ttlSeconds
@@ -158,6 +166,12 @@ export class SessionsService {
   }
 
   async terminate(actor: Actor, id: string): Promise<SessionEntity> {
+    const session = await this.end(actor, id);
+    this.live.session(session);
+    return session;
+  }
+
+  private async end(actor: Actor, id: string): Promise<SessionEntity> {
     const found = await this.dataSource.getRepository(SessionEntity).findOneBy({ id });
     if (!found || !canAccessOrganization(actor, found.organizationId)) throw new NotFoundError('Session');
     // Observed outside the transaction below, so an expiry seen here is kept even though we refuse.
@@ -200,19 +214,19 @@ export class SessionsService {
   /** Marks every ACTIVE session whose time is up as EXPIRED; run periodically and before listings. */
   async sweep(): Promise<number> {
     const now = this.clock.now();
-    const result = await this.dataSource.createQueryBuilder()
-      .update(SessionEntity)
-      .set({ status: SessionStatus.EXPIRED, endedAt: () => 'expires_at' })
-      .where('status = :active AND expires_at <= :now', { active: SessionStatus.ACTIVE, now })
-      .execute();
-    return result.affected ?? 0;
+    const due = await this.dataSource.getRepository(SessionEntity).createQueryBuilder('s')
+      .where('s.status = :active AND s.expires_at <= :now', { active: SessionStatus.ACTIVE, now })
+      .getMany();
+    for (const session of due) await this.observeExpiry(session);
+    return due.length;
   }
 
   private async observeExpiry(session: SessionEntity, manager: EntityManager = this.dataSource.manager): Promise<SessionEntity> {
     if (session.status !== SessionStatus.ACTIVE || session.expiresAt.getTime() > this.clock.now().getTime()) return session;
     session.status = SessionStatus.EXPIRED;
     session.endedAt = session.expiresAt;
-    await manager.update(SessionEntity, { id: session.id, status: SessionStatus.ACTIVE }, { status: session.status, endedAt: session.endedAt });
+    const result = await manager.update(SessionEntity, { id: session.id, status: SessionStatus.ACTIVE }, { status: session.status, endedAt: session.endedAt });
+    if (result.affected) this.live.session(session);
     return session;
   }
 

@@ -13,6 +13,7 @@ import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { requireInt, requireText } from '../validation';
+import type { LiveEvents } from '../live/live-events';
 
 export interface RecordUsage {
   apiKeyId: string;
@@ -77,6 +78,7 @@ export class UsageService {
     private readonly sessions: SessionsService,
     private readonly buffer: UsageBuffer,
     private readonly clock: Clock,
+    private readonly live: LiveEvents,
   ) {}
 
   /**
@@ -129,6 +131,8 @@ export class UsageService {
       result = await attempt();
     }
     if (result.recorded) {
+      this.live.quotas(result.quotas);
+      if (result.session) this.live.session(result.session);
       this.buffer.record({
         organizationId: key.organizationId, apiKeyId: key.id, sessionId: input.sessionId ?? null, operation,
         statusCode, isError: statusCode !== null && statusCode >= 400, latencyMs, tokens, costUsd,

@@ -1,0 +1,104 @@
+import { Arg, ID, Resolver, Root, Subscription, SubscribeResolverData } from 'type-graphql';
+import { ApiKeyEvent } from './live.type';
+import { Topic, TopicPayloads } from './topics';
+import { QuotaStatus } from '../quotas/quota.type';
+import { RateLimitState } from '../rate-limits/rate-limit.type';
+import { Session } from '../sessions/session.type';
+import { RequireScope } from '../auth/directives';
+import { assertOrganizationAccess } from '../auth/tenancy';
+import { actorOf, Context } from '../context';
+import type { ApiKeyEntity } from '../api-keys/api-key.entity';
+import type { SessionEntity } from '../sessions/session.entity';
+
+type Args = Record<string, string | null | undefined>;
+
+/** Yields `first` (the current state), then every published event of the subject. */
+async function* snapshotThen<T>(first: readonly T[], live: AsyncIterable<T>): AsyncGenerator<T> {
+  yield* first;
+  yield* live;
+}
+
+// Payloads that crossed Redis arrive as JSON: give dates back their type.
+const DATE_FIELDS = ['expiresAt', 'revokedAt', 'deletedAt', 'lastUsedAt', 'createdAt', 'updatedAt', 'startedAt', 'endedAt', 'resetAt', 'resetsAt', 'at'];
+function revive<T>(value: T): T {
+  if (!value || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const field of DATE_FIELDS) {
+    if (typeof out[field] === 'string') out[field] = new Date(out[field] as string);
+  }
+  if (out.apiKey) out.apiKey = revive(out.apiKey);
+  return out as T;
+}
+
+/**
+ * Subscriptions. Tenancy and arguments are checked when subscribing (an error then, nothing
+ * streamed); scopes by @requireScope like any field. Events come from LiveEvents, computed
+ * once per subject and shared by all its subscribers.
+ */
+@Resolver()
+export class LiveResolver {
+  @Subscription(() => QuotaStatus, {
+    description: 'First event: every current quota of the owner; then each change (coalesced, at most ~4/s, immediately on crossing 80% and 100%).',
+    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
+      const { organizationId, apiKeyId } = args as Args;
+      const actor = actorOf(context);
+      const { app } = context;
+      if (apiKeyId) {
+        const key = await app.apiKeys.get(actor, apiKeyId);
+        return snapshotThen(await app.quotas.statuses({ apiKeyId: key.id }), app.pubSub.subscribe(Topic.QUOTA_CHANGED, key.id));
+      }
+      const owner = organizationId ?? actor.organizationId!;
+      assertOrganizationAccess(actor, owner);
+      return snapshotThen(await app.quotas.statuses({ organizationId: owner }), app.pubSub.subscribe(Topic.QUOTA_CHANGED, owner));
+    },
+  })
+  @RequireScope('usage:read')
+  quotaChanged(
+    @Root() status: TopicPayloads[Topic.QUOTA_CHANGED],
+    @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null,
+    @Arg('apiKeyId', () => ID, { nullable: true }) _apiKeyId: string | null,
+  ): QuotaStatus {
+    return revive(status);
+  }
+
+  @Subscription(() => RateLimitState, {
+    description: 'First event: current state of each limit; then each change (coalesced), immediately when a limit runs out or resets.',
+    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
+      const { app } = context;
+      const key = await app.apiKeys.get(actorOf(context), (args as Args).apiKeyId!);
+      return snapshotThen(await app.rateLimits.statesOf(key), app.pubSub.subscribe(Topic.RATE_LIMIT_CHANGED, key.id));
+    },
+  })
+  @RequireScope('keys:read')
+  rateLimitChanged(@Root() state: TopicPayloads[Topic.RATE_LIMIT_CHANGED], @Arg('apiKeyId', () => ID) _apiKeyId: string): RateLimitState {
+    return revive(state);
+  }
+
+  @Subscription(() => Session, {
+    description: "Every change of the organization's sessions: started, charged (coalesced), exhausted, expired, terminated.",
+    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
+      const actor = actorOf(context);
+      const organizationId = (args as Args).organizationId ?? actor.organizationId!;
+      assertOrganizationAccess(actor, organizationId);
+      return context.app.pubSub.subscribe(Topic.SESSION_CHANGED, organizationId);
+    },
+  })
+  @RequireScope('sessions:read')
+  sessionChanged(@Root() session: SessionEntity, @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): SessionEntity {
+    return revive(session);
+  }
+
+  @Subscription(() => ApiKeyEvent, {
+    description: "Every change of the organization's keys.",
+    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
+      const actor = actorOf(context);
+      const organizationId = (args as Args).organizationId ?? actor.organizationId!;
+      assertOrganizationAccess(actor, organizationId);
+      return context.app.pubSub.subscribe(Topic.API_KEY_CHANGED, organizationId);
+    },
+  })
+  @RequireScope('keys:read')
+  apiKeyChanged(@Root() event: TopicPayloads[Topic.API_KEY_CHANGED], @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): { type: string; apiKey: ApiKeyEntity; at: Date } {
+    return revive(event);
+  }
+}

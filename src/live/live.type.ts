@@ -1,0 +1,17 @@
+import { Field, ObjectType, registerEnumType } from 'type-graphql';
+import { ApiKeyEventType } from './topics';
+import { ApiKey } from '../api-keys/api-key.type';
+
+registerEnumType(ApiKeyEventType, { name: 'ApiKeyEventType' });
+
+@ObjectType()
+export class ApiKeyEvent {
+  @Field(() => ApiKeyEventType)
+  type!: ApiKeyEventType;
+
+  @Field(() => ApiKey)
+  apiKey!: ApiKey;
+
+  @Field()
+  at!: Date;
+}

@@ -1,0 +1,25 @@
+import { createPubSub } from '@graphql-yoga/subscription';
+import { Topic, TopicPayloads } from './topics';
+
+/**
+ * Live events by topic and subject id. In process by default; with REDIS_URL a Redis-backed
+ * event target carries them between instances (payloads then travel as JSON).
+ */
+export interface LivePubSub {
+  publish<T extends Topic>(topic: T, id: string, payload: TopicPayloads[T]): void;
+  subscribe<T extends Topic>(topic: T, id: string): AsyncIterable<TopicPayloads[T]>;
+}
+
+type PublishArgs = { [T in Topic]: [id: string, payload: TopicPayloads[T]] };
+
+export function inProcessPubSub(): LivePubSub {
+  const pubSub = createPubSub<PublishArgs>();
+  return {
+    publish(topic, id, payload) {
+      (pubSub.publish as (topic: string, id: string, payload: unknown) => void)(topic, id, payload);
+    },
+    subscribe(topic, id) {
+      return (pubSub.subscribe as (topic: string, id: string) => AsyncIterable<never>)(topic, id);
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import type { QuotaStatus } from '../quotas/quotas.service';
+import type { RateLimitState } from '../rate-limits/rate-limits.service';
+import type { SessionEntity } from '../sessions/session.entity';
+import type { ApiKeyEntity } from '../api-keys/api-key.entity';
+import type { OrganizationStatus } from '../organizations/organization.entity';
+
+/** Every live topic. Each is published per subject id (organization or key), never broadcast. */
+export enum Topic {
+  /** id: the quota's owner (organization or key id). */
+  QUOTA_CHANGED = 'QUOTA_CHANGED',
+  /** id: the key id. */
+  RATE_LIMIT_CHANGED = 'RATE_LIMIT_CHANGED',
+  /** id: the organization id. */
+  SESSION_CHANGED = 'SESSION_CHANGED',
+  /** id: the organization id. */
+  API_KEY_CHANGED = 'API_KEY_CHANGED',
+  /** id: the organization id — status changes, for closing its keys' sockets. */
+  ORGANIZATION_CHANGED = 'ORGANIZATION_CHANGED',
+}
+
+export enum ApiKeyEventType {
+  CREATED = 'CREATED',
+  UPDATED = 'UPDATED',
+  DISABLED = 'DISABLED',
+  ENABLED = 'ENABLED',
+  REVOKED = 'REVOKED',
+  ROTATED = 'ROTATED',
+  DELETED = 'DELETED',
+}
+
+export interface ApiKeyEvent {
+  type: ApiKeyEventType;
+  apiKey: ApiKeyEntity;
+  at: Date;
+}
+
+export interface OrganizationChange {
+  organizationId: string;
+  status: OrganizationStatus;
+}
+
+/** The payload of each topic; what subscription resolvers receive as their root value. */
+export interface TopicPayloads {
+  [Topic.QUOTA_CHANGED]: QuotaStatus;
+  [Topic.RATE_LIMIT_CHANGED]: RateLimitState;
+  [Topic.SESSION_CHANGED]: SessionEntity;
+  [Topic.API_KEY_CHANGED]: ApiKeyEvent;
+  [Topic.ORGANIZATION_CHANGED]: OrganizationChange;
+}
