@@ -16,6 +16,7 @@ export function graphiqlAssets(): Router {
     'react-dom.production.min.js': path.join(packageDir('react-dom'), 'umd', 'react-dom.production.min.js'),
     'graphiql.min.js': path.join(packageDir('graphiql'), 'graphiql.min.js'),
     'graphiql.min.css': path.join(packageDir('graphiql'), 'graphiql.min.css'),
+    'graphql-ws.min.js': path.join(packageDir('graphql-ws'), 'umd', 'graphql-ws.min.js'),
   };
   for (const [name, file] of Object.entries(files)) {
     router.get(`/${name}`, (_req, res) => {
@@ -42,7 +43,8 @@ export function graphiqlPage(endpoint: string): string {
     '}',
     '',
   ].join('\n');
-  return `<!doctype html>
+  // String.raw: the inline script's regular expressions keep their backslashes.
+  return String.raw`<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8" />
@@ -56,9 +58,34 @@ export function graphiqlPage(endpoint: string): string {
   <script src="${GRAPHIQL_ASSETS_PATH}/react.production.min.js"></script>
   <script src="${GRAPHIQL_ASSETS_PATH}/react-dom.production.min.js"></script>
   <script src="${GRAPHIQL_ASSETS_PATH}/graphiql.min.js"></script>
+  <script src="${GRAPHIQL_ASSETS_PATH}/graphql-ws.min.js"></script>
   <script>
     const url = new URL(${JSON.stringify(endpoint)}, window.location.href).toString();
-    const fetcher = GraphiQL.createFetcher({ url });
+    const wsUrl = url.replace(/^http/, 'ws');
+    const httpFetcher = GraphiQL.createFetcher({ url });
+
+    // Subscriptions go over graphql-ws on the same path; the key in the Headers tab becomes the
+    // connection's connectionParams (one socket per distinct key).
+    const sockets = new Map();
+    function socketFor(headers) {
+      const find = (name) => Object.keys(headers || {}).find((header) => header.toLowerCase() === name);
+      const authorization = find('authorization') && headers[find('authorization')];
+      const apiKey = find('x-api-key') && headers[find('x-api-key')];
+      const params = authorization ? { authorization } : apiKey ? { apiKey } : {};
+      const id = JSON.stringify(params);
+      if (!sockets.has(id)) sockets.set(id, graphqlWs.createClient({ url: wsUrl, connectionParams: params, retryAttempts: 0 }));
+      return sockets.get(id);
+    }
+    function isSubscription(query, operationName) {
+      const source = String(query).replace(/#[^\n]*/g, '').replace(/"(?:[^"\\]|\\.)*"/g, '""');
+      const operations = [...source.matchAll(/(?:^|[}\s])(query|mutation|subscription)\b\s*([_A-Za-z][_0-9A-Za-z]*)?/g)];
+      const chosen = operationName ? operations.find((match) => match[2] === operationName) : operations[0];
+      return Boolean(chosen && chosen[1] === 'subscription');
+    }
+    const fetcher = (params, options) =>
+      isSubscription(params.query, params.operationName)
+        ? socketFor(options && options.headers).iterate(params)
+        : httpFetcher(params, options);
     const root = ReactDOM.createRoot(document.getElementById('graphiql'));
     root.render(React.createElement(GraphiQL, {
       fetcher,
