@@ -17,6 +17,7 @@ import { SessionsService } from './sessions/sessions.service';
 import { UsageBuffer } from './usage/usage-buffer';
 import { UsageService } from './usage/usage.service';
 import { LiveEvents } from './live/live-events';
+import { WalletsService } from './wallets/wallets.service';
 import { inProcessPubSub, LivePubSub } from './live/pub-sub';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
@@ -40,6 +41,7 @@ export interface App {
   usage: UsageService;
   pubSub: LivePubSub;
   live: LiveEvents;
+  wallets: WalletsService;
   /** Flushes buffered usage and closes the database. */
   close(): Promise<void>;
 }
@@ -66,6 +68,8 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const quotas = new QuotasService(dataSource, clock);
   const sessions = new SessionsService(dataSource, transactions, audit, clock, config.sessionPriceUsd, live);
   const apiKeys = new ApiKeysService(dataSource, transactions, audit, quotas, clock, pepper, keyCache, live);
+  const organizations = new OrganizationsService(dataSource, transactions, audit, quotas, clock, keyCache, live);
+  const wallets = new WalletsService(dataSource, transactions, organizations, apiKeys, audit, clock, config.walletDefaultQuotas);
   const verifier = new KeyVerifier(dataSource, transactions, clock, pepper, keyCache, rateLimiter, quotas, sessions, usageBuffer, live);
   usageBuffer.start();
   const sweeper = setInterval(() => {
@@ -86,7 +90,8 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     verifyKey: new VerifyKeyService(verifier),
     audit,
     quotas,
-    organizations: new OrganizationsService(dataSource, transactions, audit, quotas, clock, keyCache, live),
+    organizations,
+    wallets,
     apiKeys,
     pubSub,
     live,

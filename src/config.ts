@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { QuotaSpec } from './quotas/quotas.service';
 
 export type DatabaseConfig =
   | { kind: 'sqlite'; path: string }
@@ -22,6 +23,8 @@ export interface Config {
   sessionPriceUsd: number;
   /** Schema introspection (and GraphiQL's docs) on or off. */
   introspection: boolean;
+  /** Quotas of an organization created by a wallet signature (WALLET_DEFAULT_QUOTAS). */
+  walletDefaultQuotas: QuotaSpec[];
 }
 
 export class ConfigError extends Error {
@@ -80,6 +83,19 @@ function parseDatabase(raw: string | undefined, dataDir: string): DatabaseConfig
   throw new ConfigError('DATABASE_URL', 'must start with mysql://, mariadb:// or sqlite:');
 }
 
+/** `REQUESTS:MONTH:10000,TOKENS:MONTH:1000000`; an empty value means no quotas. */
+function parseQuotaList(name: string, raw: string | undefined, fallback: string): Config['walletDefaultQuotas'] {
+  const value = raw === undefined ? fallback : raw.trim();
+  if (value === '') return [];
+  return value.split(',').map((entry) => {
+    const [meter, period, limit] = entry.trim().split(':');
+    if (!['REQUESTS', 'TOKENS', 'COST_USD'].includes(meter) || !['DAY', 'MONTH', 'LIFETIME'].includes(period) || !(Number(limit) > 0)) {
+      throw new ConfigError(name, `entries must look like REQUESTS:MONTH:10000 (meter REQUESTS|TOKENS|COST_USD, period DAY|MONTH|LIFETIME, limit > 0), got "${entry}"`);
+    }
+    return { meter: meter as QuotaSpec['meter'], period: period as QuotaSpec['period'], limit: Number(limit) };
+  });
+}
+
 /**
  * Parses a configuration from an environment (by default `process.env`).
  * Throws ConfigError naming the variable on the first bad value.
@@ -123,6 +139,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     sessionPriceUsd,
     introspection: parseBoolean('INTROSPECTION', env.INTROSPECTION, true),
+    walletDefaultQuotas: parseQuotaList('WALLET_DEFAULT_QUOTAS', env.WALLET_DEFAULT_QUOTAS, 'REQUESTS:MONTH:10000'),
   };
 }
 

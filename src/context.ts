@@ -18,6 +18,8 @@ export interface Context {
   /** The key presented with the request, or null (anonymous: only @public fields). */
   secret: string | null;
   ip: string | null;
+  /** The Host the client addressed (wallet challenges name it as their domain). */
+  host: string | null;
   /** Set once the operation passed the verification pipeline (the metering plugin). */
   caller: Caller | null;
   /** The pipeline's outcome for this request, for rate-limit headers and usage. */
@@ -46,7 +48,7 @@ export function presentedKey(headers: IncomingHttpHeaders): string | null {
  * the check, and a refused request must consume nothing).
  */
 export function buildContext(app: App, headers: IncomingHttpHeaders, ip: string | null): Context {
-  return { app, secret: presentedKey(headers), ip, caller: null, verification: null };
+  return { app, secret: presentedKey(headers), ip, host: headers.host ?? null, caller: null, verification: null };
 }
 
 export function callerFrom(outcome: VerificationOutcome, ip: string | null): Caller {

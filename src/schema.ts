@@ -14,10 +14,11 @@ import { QuotasResolver } from './quotas/quotas.resolver';
 import { SessionsResolver } from './sessions/sessions.resolver';
 import { UsageResolver } from './usage/usage.resolver';
 import { LiveResolver } from './live/live.resolver';
+import { WalletsResolver } from './wallets/wallets.resolver';
 
 export const RESOLVERS = [
   OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver, VerifyKeyResolver,
-  RateLimitsResolver, QuotasResolver, SessionsResolver, UsageResolver, LiveResolver,
+  RateLimitsResolver, QuotasResolver, SessionsResolver, UsageResolver, LiveResolver, WalletsResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;

@@ -251,6 +251,11 @@ export class ApiKeysService {
     return created;
   }
 
+  /** For keys created inside another service's transaction: tell live subscribers once it committed. */
+  announceCreated(key: ApiKeyEntity): void {
+    this.live.apiKey(ApiKeyEventType.CREATED, key);
+  }
+
   async update(actor: Actor, id: string, input: UpdateApiKey): Promise<ApiKeyEntity> {
     const now = this.clock.now();
     const changes: Partial<ApiKeyEntity> = {};

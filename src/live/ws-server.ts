@@ -188,7 +188,9 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
   const disposable = useServer<Record<string, unknown>, Extra>({
     schema,
     connectionInitWaitTimeout: SUBSCRIPTION_LIMITS.connectionInitWaitTimeoutMs,
-    context: (ctx): Context => ({ app, secret: ctx.extra.secret ?? null, ip: ctx.extra.ip ?? null, caller: ctx.extra.caller ?? null, verification: null }),
+    context: (ctx): Context => ({
+      app, secret: ctx.extra.secret ?? null, ip: ctx.extra.ip ?? null, host: ctx.extra.request.headers.host ?? null, caller: ctx.extra.caller ?? null, verification: null,
+    }),
     onConnect: async (ctx) => {
       const { socket, request } = ctx.extra;
       const secret = keyFromConnectionParams(ctx.connectionParams);

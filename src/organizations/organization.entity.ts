@@ -8,6 +8,7 @@ export enum OrganizationStatus {
 
 @Entity('organizations')
 @Index('uq_organizations_slug', ['slug'], { unique: true })
+@Index('uq_organizations_wallet', ['walletAddress'], { unique: true })
 export class OrganizationEntity {
   @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
   id!: string;
@@ -28,6 +29,10 @@ export class OrganizationEntity {
   /** The organization made by `keyward init`; its keys may verify keys of every organization. */
   @Column({ name: 'is_platform', type: 'boolean', default: false })
   isPlatform!: boolean;
+
+  /** Set on organizations created by a wallet signature (checksummed address). */
+  @Column({ name: 'wallet_address', type: 'varchar', length: 42, nullable: true })
+  walletAddress!: string | null;
 
   @Column({ name: 'sessions_purchased', type: 'int', default: 0 })
   sessionsPurchased!: number;

@@ -72,7 +72,7 @@ export class OrganizationsService {
     return toPage(rows, request, totalCount);
   }
 
-  async create(actor: Actor, input: CreateOrganization, options: { isPlatform?: boolean; manager?: EntityManager } = {}): Promise<OrganizationEntity> {
+  async create(actor: Actor, input: CreateOrganization, options: { isPlatform?: boolean; walletAddress?: string; manager?: EntityManager } = {}): Promise<OrganizationEntity> {
     const name = requireText('name', input.name, LIMITS.nameLength);
     const maxKeys = input.maxKeys == null ? DEFAULT_MAX_KEYS : requireInt('maxKeys', input.maxKeys, 1, LIMITS.maxKeysPerOrganization);
     const quotas = validateQuotas('quotas', input.quotas ?? []);
@@ -99,6 +99,7 @@ export class OrganizationsService {
         status: OrganizationStatus.ACTIVE,
         maxKeys,
         isPlatform: options.isPlatform ?? false,
+        walletAddress: options.walletAddress ?? null,
         sessionsPurchased: 0,
         sessionsUsed: 0,
         createdAt: now,

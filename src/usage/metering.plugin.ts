@@ -2,7 +2,8 @@ import { ApolloServerPlugin } from '@apollo/server';
 import { DocumentNode, FragmentDefinitionNode, GraphQLField, GraphQLSchema, Kind, OperationDefinitionNode, SelectionSetNode } from 'graphql';
 import { getDirective } from '@graphql-tools/utils';
 import { callerFrom, Context } from '../context';
-import { KeywardError } from '../errors';
+import { ErrorCode, KeywardError } from '../errors';
+import { VerifyCode } from '../auth/verify-code';
 import { REFUSAL_ERROR } from '../auth/verify-code';
 import { publicDirective, requireScopeDirective } from '../auth/directives';
 import { tightest } from '../rate-limits/rate-limiter';
@@ -30,26 +31,49 @@ export function rootFields(operation: OperationDefinitionNode, document: Documen
   return [...names];
 }
 
-// The directives of a field never change: read them once per field, not once per request.
-const requirementOf = new WeakMap<GraphQLField<unknown, unknown>, readonly string[] | null>();
+interface FieldRule {
+  isPublic: boolean;
+  anyOf: readonly string[] | null;
+}
 
-/** Each root field's @requireScope(anyOf); @public fields and fields without it need none. */
-function scopeRequirements(schema: GraphQLSchema, operation: OperationDefinitionNode, fields: string[]): Array<readonly string[]> {
+// The directives of a field never change: read them once per field, not once per request.
+const ruleOf = new WeakMap<GraphQLField<unknown, unknown>, FieldRule>();
+
+function rulesOf(schema: GraphQLSchema, operation: OperationDefinitionNode, fields: string[]): FieldRule[] {
   const root = schema.getRootType(operation.operation);
   if (!root) return [];
-  const requirements: Array<readonly string[]> = [];
+  const rules: FieldRule[] = [];
   for (const name of fields) {
     const field = root.getFields()[name];
     if (!field) continue;
-    let anyOf = requirementOf.get(field);
-    if (anyOf === undefined) {
+    let rule = ruleOf.get(field);
+    if (!rule) {
       const isPublic = Boolean(getDirective(schema, field, publicDirective.name)?.[0]);
-      anyOf = isPublic ? null : ((getDirective(schema, field, requireScopeDirective.name)?.[0]?.anyOf as string[] | undefined) ?? null);
-      requirementOf.set(field, anyOf);
+      const anyOf = isPublic ? null : ((getDirective(schema, field, requireScopeDirective.name)?.[0]?.anyOf as string[] | undefined) ?? null);
+      rule = { isPublic, anyOf };
+      ruleOf.set(field, rule);
     }
-    if (anyOf) requirements.push(anyOf);
+    rules.push(rule);
   }
-  return requirements;
+  return rules;
+}
+
+/** DESIGN.md: public fields take 30 requests per minute per client IP. */
+export const PUBLIC_RATE_LIMIT = { name: 'public', limit: 30, windowSeconds: 60 } as const;
+
+/** Anonymous calls of @public fields: limited per client IP, refused with 429 RATE_LIMITED. */
+async function limitPublicCall(context: Context, operation: string): Promise<void> {
+  const { app } = context;
+  const now = app.clock.now();
+  const result = await app.rateLimiter.consume(`ip:${context.ip ?? 'unknown'}`, [PUBLIC_RATE_LIMIT], 1, now);
+  const retryAfterSeconds = result.allowed ? null : Math.max(1, Math.ceil((result.refusedBy.resetAt.getTime() - now.getTime()) / 1000));
+  context.verification = {
+    valid: result.allowed, code: result.allowed ? VerifyCode.VALID : VerifyCode.RATE_LIMITED, reason: '', key: null, organization: null,
+    rateLimits: result.states, quotas: [], session: null, retryAfterSeconds,
+  };
+  if (!result.allowed) {
+    throw new KeywardError(ErrorCode.RATE_LIMITED, `Public fields take ${PUBLIC_RATE_LIMIT.limit} requests per minute per client address (operation ${operation}); retry in ${retryAfterSeconds} s`);
+  }
 }
 
 /**
@@ -67,11 +91,15 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
         if (!operation) return;
         const fields = rootFields(operation, document);
         operationLabel = operation.name?.value ?? (fields.join('+') || operation.operation);
-        if (contextValue.secret === null) return;
+        const rules = rulesOf(schema, operation, fields);
+        if (contextValue.secret === null) {
+          if (rules.some((rule) => rule.isPublic)) await limitPublicCall(contextValue, operationLabel);
+          return;
+        }
         const outcome = await contextValue.app.verifier.verify({
           secret: contextValue.secret,
           ip: contextValue.ip,
-          scopeRequirements: scopeRequirements(schema, operation, fields),
+          scopeRequirements: rules.flatMap((rule) => (rule.anyOf ? [rule.anyOf] : [])),
           cost: 1,
           operation: operationLabel,
         });

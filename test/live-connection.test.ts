@@ -1,0 +1,422 @@
+import WebSocket from 'ws';
+import { createClient, Client } from 'graphql-ws';
+import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
+import { generateSecret } from '../src/api-keys/key-format';
+
+/**
+ * The graphql-ws connection itself: authentication once at connection_init (4401 / 4403),
+ * sockets closed with 4403 within a second when their key stops working while connected,
+ * graphql-ws's own codes (4408 init timeout, 4429 second init), and the cap of 50
+ * subscriptions per connection. Events are tested in live.test.ts.
+ */
+
+const PROTOCOL = 'graphql-transport-ws';
+const RATE_LIMIT_CHANGED = 'subscription($apiKeyId: ID!) { rateLimitChanged(apiKeyId: $apiKeyId) { apiKeyId name remaining } }';
+const RATE_LIMIT_STATUS = 'query($id: ID!) { rateLimitStatus(apiKeyId: $id) { name limit remaining } }';
+const VIEWER = '{ viewer { apiKey { id } } }';
+
+/** A key that stops working must have its sockets closed within this long. */
+const CLOSE_WITHIN_MS = 1_000;
+
+interface Closed {
+  code: number;
+  reason: string;
+  at: number;
+}
+
+interface Message {
+  type: string;
+  id?: string;
+  payload?: any;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function ok<T = any>(response: GraphQLResponse<T>): T {
+  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body.data as T;
+}
+
+/** A raw graphql-transport-ws socket: every message received, and how and when it closed. */
+class RawSocket {
+  readonly messages: Message[] = [];
+  readonly closed: Promise<Closed>;
+  readonly opened: Promise<void>;
+  private readonly listeners = new Set<() => void>();
+  closedWith: Closed | null = null;
+
+  constructor(readonly socket: WebSocket) {
+    this.opened = new Promise((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    this.closed = new Promise((resolve) => {
+      socket.once('close', (code, reason) => {
+        this.closedWith = { code, reason: reason.toString(), at: performance.now() };
+        this.changed();
+        resolve(this.closedWith);
+      });
+    });
+    socket.on('message', (data) => {
+      this.messages.push(JSON.parse(data.toString()) as Message);
+      this.changed();
+    });
+    socket.on('error', () => {});
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  send(message: Message): void {
+    this.socket.send(JSON.stringify(message));
+  }
+
+  /** Resolves once `predicate` holds (or the socket closed); fails after `timeoutMs` showing what arrived. */
+  until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    if (predicate()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!predicate()) return;
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; messages ${JSON.stringify(this.messages)}, closed ${JSON.stringify(this.closedWith)}`));
+      }, timeoutMs);
+      this.listeners.add(check);
+    });
+  }
+
+  /** Sends connection_init; resolves with 'ack', or with the close if the server closed instead. */
+  async init(payload?: Record<string, unknown>): Promise<'ack' | Closed> {
+    await this.opened;
+    this.send(payload === undefined ? { type: 'connection_init' } : { type: 'connection_init', payload });
+    await this.until(() => this.acked || this.closedWith !== null, 5_000, 'connection_ack or close');
+    return this.acked ? 'ack' : this.closedWith!;
+  }
+
+  get acked(): boolean {
+    return this.messages.some((message) => message.type === 'connection_ack');
+  }
+
+  /** Runs a query over the socket; resolves with its `next` payload. */
+  async query(query: string, id = `q-${Math.random().toString(36).slice(2)}`): Promise<any> {
+    this.send({ id, type: 'subscribe', payload: { query } });
+    await this.until(() => this.messages.some((message) => message.id === id && (message.type === 'next' || message.type === 'error')), 3_000, `the result of ${id}`);
+    return this.messages.find((message) => message.id === id)!.payload;
+  }
+
+  private changed(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+}
+
+describe('live connections', () => {
+  let server: TestServer;
+  let wsUrl: string;
+  let sockets: RawSocket[] = [];
+  let clients: Client[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    wsUrl = server.url.replace(/^http/, 'ws');
+  });
+  afterEach(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    clients = [];
+    for (const raw of sockets) if (raw.socket.readyState !== WebSocket.CLOSED) raw.socket.terminate();
+    await Promise.all(sockets.map((raw) => raw.closed));
+    sockets = [];
+  });
+  afterAll(async () => { await server.close(); });
+
+  function open(): RawSocket {
+    const raw = new RawSocket(new WebSocket(wsUrl, PROTOCOL));
+    sockets.push(raw);
+    return raw;
+  }
+
+  /** A socket that completed connection_init with `{ authorization: "Bearer <secret>" }`. */
+  async function connected(secret: string): Promise<RawSocket> {
+    const raw = open();
+    const outcome = await raw.init({ authorization: `Bearer ${secret}` });
+    if (outcome !== 'ack') throw new Error(`expected connection_ack, got close ${JSON.stringify(outcome)}`);
+    return raw;
+  }
+
+  /** The close of `raw`, which must come with `code` within CLOSE_WITHIN_MS of `since`. */
+  async function expectClosedWithin(raw: RawSocket, code: number, since: number): Promise<void> {
+    await raw.until(() => raw.closedWith !== null, CLOSE_WITHIN_MS + 1_000, `close ${code}`);
+    const closed = raw.closedWith!;
+    expect(closed.code).toBe(code);
+    expect(closed.at - since).toBeLessThan(CLOSE_WITHIN_MS);
+  }
+
+  /** The socket is still open and still answers operations as `keyId`. */
+  async function expectStillWorking(raw: RawSocket, keyId: string): Promise<void> {
+    expect(raw.isOpen).toBe(true);
+    expect(await raw.query(VIEWER)).toEqual({ data: { viewer: { apiKey: { id: keyId } } } });
+  }
+
+  describe('authentication at connection_init', () => {
+    it('accepts the key as connectionParams { authorization: "Bearer <key>" }', async () => {
+      const { key } = await createTenant(server);
+      const raw = await connected(key.secret);
+      expect(await raw.query(VIEWER)).toEqual({ data: { viewer: { apiKey: { id: key.id } } } });
+    });
+
+    it('accepts the key as connectionParams { apiKey: "<key>" }', async () => {
+      const { key } = await createTenant(server);
+      const raw = open();
+      expect(await raw.init({ apiKey: key.secret })).toBe('ack');
+      expect(await raw.query(VIEWER)).toEqual({ data: { viewer: { apiKey: { id: key.id } } } });
+    });
+
+    it("consumes nothing of the key's rate limits or quotas by connecting", async () => {
+      const organization = await createOrganization(server);
+      const key = await createKey(server, {
+        organizationId: organization.id,
+        rateLimits: [{ name: 'burst', limit: 5, windowSeconds: 60 }],
+        quotas: [{ meter: 'REQUESTS', period: 'LIFETIME', limit: 5 }],
+      });
+      await connected(key.secret);
+      await connected(key.secret);
+      expect(ok(await server.gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus).toEqual([{ name: 'burst', limit: 5, remaining: 5 }]);
+      expect(ok(await server.gql('query($id: ID!) { quotas(apiKeyId: $id) { used } }', { id: key.id })).quotas).toEqual([{ used: 0 }]);
+    });
+
+    it('closes with 4401 when connection_init carries no key', async () => {
+      const raw = open();
+      expect(await raw.init()).toMatchObject({ code: 4401 });
+      expect(raw.acked).toBe(false);
+    });
+
+    it.each([
+      ['empty connectionParams', {}],
+      ['an Authorization that is not a Bearer token', { authorization: 'Basic dXNlcjpwYXNz' }],
+      ['a malformed key', { authorization: 'Bearer not-a-key' }],
+      ['a malformed key given as apiKey', { apiKey: 'kw_live_0123456789abcdefghijABCDEFGHIJ012345' }],
+      ['a well-formed key that was never issued', { authorization: `Bearer ${generateSecret('LIVE')}` }],
+    ])('closes with 4401 for %s', async (_what, params) => {
+      const raw = open();
+      expect(await raw.init(params)).toMatchObject({ code: 4401 });
+      expect(raw.acked).toBe(false);
+    });
+
+    it.each([
+      ['revoked', 'mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { id } }'],
+      ['disabled', 'mutation($id: ID!) { setApiKeyEnabled(id: $id, enabled: false) { id } }'],
+      ['deleted', 'mutation($id: ID!) { deleteApiKey(id: $id) }'],
+    ])('closes with 4401 for a %s key', async (_what, mutation) => {
+      const { key } = await createTenant(server);
+      ok(await server.gql(mutation, { id: key.id }));
+      const raw = open();
+      expect(await raw.init({ authorization: `Bearer ${key.secret}` })).toMatchObject({ code: 4401 });
+    });
+
+    it('closes with 4401 for an expired key', async () => {
+      const organization = await createOrganization(server);
+      const key = await createKey(server, { organizationId: organization.id, expiresAt: new Date(server.clock.now().getTime() + 120_000).toISOString() });
+      const start = server.clock.now();
+      try {
+        server.clock.advance(180_000);
+        const raw = open();
+        expect(await raw.init({ authorization: `Bearer ${key.secret}` })).toMatchObject({ code: 4401 });
+      } finally {
+        server.clock.set(start);
+      }
+    });
+
+    it('closes with 4403 when the organization is suspended', async () => {
+      const { organizationId, key } = await createTenant(server);
+      ok(await server.gql('mutation($id: ID!) { setOrganizationStatus(id: $id, status: SUSPENDED) { status } }', { id: organizationId }));
+      const raw = open();
+      expect(await raw.init({ authorization: `Bearer ${key.secret}` })).toMatchObject({ code: 4403 });
+    });
+
+    it("closes with 4403 when the client's address is not in the key's ipAllowlist", async () => {
+      const organization = await createOrganization(server);
+      const key = await createKey(server, { organizationId: organization.id, ipAllowlist: ['10.1.2.3'] });
+      const raw = open();
+      expect(await raw.init({ authorization: `Bearer ${key.secret}` })).toMatchObject({ code: 4403 });
+      const allowed = await createKey(server, { organizationId: organization.id, ipAllowlist: ['127.0.0.1', '::ffff:127.0.0.1'] });
+      await connected(allowed.secret);
+    });
+  });
+
+  describe('a key that stops working while connected', () => {
+    /** Two keys of one organization, each with an open socket. */
+    async function twoConnectedKeys(): Promise<{ organizationId: string; key: CreatedKey; sibling: CreatedKey; socket: RawSocket; siblingSocket: RawSocket }> {
+      const { organizationId, key } = await createTenant(server);
+      const sibling = await createKey(server, { organizationId, preset: 'ADMIN' });
+      return { organizationId, key, sibling, socket: await connected(key.secret), siblingSocket: await connected(sibling.secret) };
+    }
+
+    it("closes the key's sockets with 4403 within 1 s of revokeApiKey; other keys' sockets stay open", async () => {
+      const { key, sibling, socket, siblingSocket } = await twoConnectedKeys();
+      const second = await connected(key.secret);
+      ok(await server.gql('mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { id } }', { id: key.id }));
+      const revokedAt = performance.now();
+      await expectClosedWithin(socket, 4403, revokedAt);
+      await expectClosedWithin(second, 4403, revokedAt);
+      await expectStillWorking(siblingSocket, sibling.id);
+    });
+
+    it('closes with 4403 within 1 s when the key is disabled', async () => {
+      const { key, sibling, socket, siblingSocket } = await twoConnectedKeys();
+      ok(await server.gql('mutation($id: ID!) { setApiKeyEnabled(id: $id, enabled: false) { id } }', { id: key.id }));
+      await expectClosedWithin(socket, 4403, performance.now());
+      await expectStillWorking(siblingSocket, sibling.id);
+    });
+
+    it('closes with 4403 within 1 s when the key is deleted', async () => {
+      const { key, sibling, socket, siblingSocket } = await twoConnectedKeys();
+      expect(ok(await server.gql('mutation($id: ID!) { deleteApiKey(id: $id) }', { id: key.id })).deleteApiKey).toBe(true);
+      await expectClosedWithin(socket, 4403, performance.now());
+      await expectStillWorking(siblingSocket, sibling.id);
+    });
+
+    it('keeps the socket open when the key is only updated', async () => {
+      const { key, socket } = await twoConnectedKeys();
+      ok(await server.gql('mutation($id: ID!) { updateApiKey(id: $id, input: { name: "renamed" }) { id } }', { id: key.id }));
+      await sleep(CLOSE_WITHIN_MS);
+      await expectStillWorking(socket, key.id);
+    });
+
+    it("closes every socket of the organization with 4403 within 1 s when it is suspended; other organizations' stay open", async () => {
+      const { organizationId, socket, siblingSocket } = await twoConnectedKeys();
+      const other = await createTenant(server);
+      const otherSocket = await connected(other.key.secret);
+      ok(await server.gql('mutation($id: ID!) { setOrganizationStatus(id: $id, status: SUSPENDED) { status } }', { id: organizationId }));
+      const suspendedAt = performance.now();
+      await expectClosedWithin(socket, 4403, suspendedAt);
+      await expectClosedWithin(siblingSocket, 4403, suspendedAt);
+      await expectStillWorking(otherSocket, other.key.id);
+    });
+
+    it('closes with 4403 within about 1 s once the server clock passes the key\'s expiresAt', async () => {
+      const { organizationId, key: sibling } = await createTenant(server);
+      const key = await createKey(server, { organizationId, expiresAt: new Date(server.clock.now().getTime() + 120_000).toISOString() });
+      const socket = await connected(key.secret);
+      const siblingSocket = await connected(sibling.secret);
+      const start = server.clock.now();
+      try {
+        await sleep(600);
+        expect(socket.isOpen).toBe(true);
+        server.clock.advance(180_000);
+        await expectClosedWithin(socket, 4403, performance.now());
+        await expectStillWorking(siblingSocket, sibling.id);
+      } finally {
+        server.clock.set(start);
+      }
+    });
+
+    it('closes with 4403 when the expiry is moved into the past by updateApiKey', async () => {
+      const { organizationId, key: sibling } = await createTenant(server);
+      const key = await createKey(server, { organizationId, expiresAt: new Date(server.clock.now().getTime() + 3_600_000).toISOString() });
+      const socket = await connected(key.secret);
+      const start = server.clock.now();
+      try {
+        ok(await server.gql('mutation($id: ID!, $at: DateTime) { updateApiKey(id: $id, input: { expiresAt: $at }) { id } }', {
+          id: key.id,
+          at: new Date(start.getTime() + 60_000).toISOString(),
+        }));
+        await sleep(600);
+        expect(socket.isOpen).toBe(true);
+        server.clock.advance(120_000);
+        await expectClosedWithin(socket, 4403, performance.now());
+        await connected(sibling.secret);
+      } finally {
+        server.clock.set(start);
+      }
+    });
+  });
+
+  describe('graphql-ws protocol limits', () => {
+    it('closes a connection that sends no connection_init with 4408 after about 3 s', async () => {
+      const raw = open();
+      await raw.opened;
+      const openedAt = performance.now();
+      const closed = await raw.closed;
+      expect(closed.code).toBe(4408);
+      expect(closed.at - openedAt).toBeGreaterThanOrEqual(2_800);
+      expect(closed.at - openedAt).toBeLessThan(4_500);
+    });
+
+    it('closes with 4429 on a second connection_init', async () => {
+      const { key } = await createTenant(server);
+      const raw = await connected(key.secret);
+      raw.send({ type: 'connection_init', payload: { authorization: `Bearer ${key.secret}` } });
+      expect((await raw.closed).code).toBe(4429);
+    });
+
+    it('refuses the 51st subscription of a connection with RATE_LIMITED, keeps the other 50 working, and frees a slot when one completes', async () => {
+      const { organizationId, key: watcher } = await createTenant(server);
+      const target = await createKey(server, { organizationId, rateLimits: [{ name: 'minute', limit: 1000, windowSeconds: 60 }] });
+      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { apiKey: watcher.secret }, retryAttempts: 0 });
+      clients.push(client);
+
+      type Seen = { remaining: number[]; errors: Array<{ message: string; extensions?: { code?: string } }>; completed: boolean };
+      const subscribe = (seen: Seen) => client.subscribe<{ rateLimitChanged: { remaining: number } }>({ query: RATE_LIMIT_CHANGED, variables: { apiKeyId: target.id } }, {
+        next: (result) => {
+          if (result.errors) seen.errors.push(...(result.errors as Seen['errors']));
+          if (result.data) seen.remaining.push(result.data.rateLimitChanged.remaining);
+        },
+        error: (error) => { seen.errors.push(...(Array.isArray(error) ? error : [{ message: String(error) }])); },
+        complete: () => { seen.completed = true; },
+      });
+      const waitFor = async (predicate: () => boolean, what: string) => {
+        for (const deadline = Date.now() + 5_000; !predicate(); await sleep(20)) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        }
+      };
+
+      const subscriptions = Array.from({ length: 50 }, () => ({ seen: { remaining: [], errors: [], completed: false } as Seen, stop: (() => {}) as () => void }));
+      for (const subscription of subscriptions) subscription.stop = subscribe(subscription.seen);
+      await waitFor(() => subscriptions.every(({ seen }) => seen.remaining.length === 1), 'the 50 snapshots');
+      expect(subscriptions.every(({ seen }) => seen.remaining[0] === 1000 && seen.errors.length === 0)).toBe(true);
+
+      const refused: Seen = { remaining: [], errors: [], completed: false };
+      subscribe(refused);
+      await waitFor(() => refused.errors.length > 0, 'the refusal of the 51st');
+      expect(refused.errors[0].extensions?.code).toBe('RATE_LIMITED');
+      expect(refused.remaining).toEqual([]);
+
+      // The 50 keep working.
+      ok(await server.gql('mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid } }', { input: { key: target.secret } }));
+      await waitFor(() => subscriptions.every(({ seen }) => seen.remaining.length === 2), 'the update on all 50');
+      expect(subscriptions.every(({ seen }) => seen.remaining[1] === 999 && seen.errors.length === 0 && !seen.completed)).toBe(true);
+
+      // Completing one frees its slot.
+      subscriptions[0].stop();
+      const replacement: Seen = { remaining: [], errors: [], completed: false };
+      subscribe(replacement);
+      await waitFor(() => replacement.remaining.length > 0 || replacement.errors.length > 0, 'the replacement subscription');
+      expect(replacement).toEqual({ remaining: [999], errors: [], completed: false });
+    });
+
+    it('frees the slots of subscriptions that ended with an error', async () => {
+      const { key: watcher } = await createTenant(server);
+      const other = await createOrganization(server);
+      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { apiKey: watcher.secret }, retryAttempts: 0 });
+      clients.push(client);
+      const run = (query: string, variables: Record<string, unknown>) => new Promise<string | undefined>((resolve) => {
+        let code: string | undefined;
+        client.subscribe<unknown>({ query, variables }, {
+          next: (result) => { code ??= (result.errors?.[0]?.extensions as { code?: string } | undefined)?.code; },
+          error: (error) => { code ??= Array.isArray(error) ? (error[0]?.extensions as { code?: string } | undefined)?.code : String(error); resolve(code); },
+          complete: () => resolve(code),
+        });
+      });
+      // 60 refused subscriptions one after another: each ends and gives its slot back (else the 51st would be RATE_LIMITED).
+      const codes: Array<string | undefined> = [];
+      for (let i = 0; i < 60; i += 1) codes.push(await run('subscription($id: ID) { apiKeyChanged(organizationId: $id) { type } }', { id: other.id }));
+      expect(codes).toEqual(Array(60).fill('FORBIDDEN'));
+      expect(await run(VIEWER, {})).toBeUndefined();
+    });
+  });
+});
