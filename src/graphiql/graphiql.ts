@@ -82,9 +82,26 @@ export function graphiqlPage(endpoint: string): string {
       const chosen = operationName ? operations.find((match) => match[2] === operationName) : operations[0];
       return Boolean(chosen && chosen[1] === 'subscription');
     }
+    // graphql-ws rejects with the socket's CloseEvent; say what the server said instead. A plain
+    // iterator (not an async generator) so GraphiQL's stop reaches graphql-ws at once.
+    function subscribe(params, headers) {
+      const inner = socketFor(headers).iterate(params);
+      const explain = (error) => {
+        if (error && typeof error.code === 'number') {
+          throw new Error('The socket was closed with ' + error.code + (error.reason ? ': ' + error.reason : ''));
+        }
+        throw error;
+      };
+      return {
+        [Symbol.asyncIterator]() { return this; },
+        next: () => inner.next().catch(explain),
+        return: (value) => inner.return(value),
+        throw: (error) => inner.throw(error),
+      };
+    }
     const fetcher = (params, options) =>
       isSubscription(params.query, params.operationName)
-        ? socketFor(options && options.headers).iterate(params)
+        ? subscribe(params, options && options.headers)
         : httpFetcher(params, options);
     const root = ReactDOM.createRoot(document.getElementById('graphiql'));
     root.render(React.createElement(GraphiQL, {
