@@ -2,7 +2,7 @@ import { DataSource } from 'typeorm';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { hashesEqual, hashSecret, isWellFormedSecret } from '../api-keys/key-format';
 import { OrganizationEntity, OrganizationStatus } from '../organizations/organization.entity';
-import { QuotaEntity } from '../quotas/quota.entity';
+import { Meter, QuotaEntity } from '../quotas/quota.entity';
 import { periodWindow } from '../quotas/quota-period';
 import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
 import { RateLimiter, RateLimitWindowState } from '../rate-limits/rate-limiter';
@@ -146,7 +146,8 @@ export class KeyVerifier {
     if (quotas.length > 0 || request.requireSession) {
       try {
         ({ quotaStatuses, session } = await this.consumeQuotasAndCheckSession(quotas, cost, key.organizationId, request.requireSession ?? false));
-        this.live.quotas(quotaStatuses);
+        // Only REQUESTS quotas moved; TOKENS / COST_USD change with recordUsage.
+        this.live.quotas(quotaStatuses.filter((status) => status.meter === Meter.REQUESTS));
       } catch (error) {
         await this.rateLimiter.refund(subject, key.rateLimits, cost, now);
         if (!(error instanceof PipelineRefusal)) throw error;

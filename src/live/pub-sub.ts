@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createPubSub } from '@graphql-yoga/subscription';
 import { Topic, TopicPayloads } from './topics';
 
@@ -13,7 +14,10 @@ export interface LivePubSub {
 type PublishArgs = { [T in Topic]: [id: string, payload: TopicPayloads[T]] };
 
 export function inProcessPubSub(): LivePubSub {
-  const pubSub = createPubSub<PublishArgs>();
+  // One listener per subscriber of a subject: thousands are expected, not a leak.
+  const eventTarget = new EventTarget();
+  setMaxListeners(0, eventTarget);
+  const pubSub = createPubSub<PublishArgs>({ eventTarget: eventTarget as never });
   return {
     publish(topic, id, payload) {
       (pubSub.publish as (topic: string, id: string, payload: unknown) => void)(topic, id, payload);

@@ -131,7 +131,7 @@ export class UsageService {
       result = await attempt();
     }
     if (result.recorded) {
-      this.live.quotas(result.quotas);
+      this.live.quotas(result.quotas.filter((status) => (status.meter === Meter.TOKENS && tokens > 0) || (status.meter === Meter.COST_USD && costUsd > 0)));
       if (result.session) this.live.session(result.session);
       this.buffer.record({
         organizationId: key.organizationId, apiKeyId: key.id, sessionId: input.sessionId ?? null, operation,

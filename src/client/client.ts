@@ -1,0 +1,205 @@
+import { print } from 'graphql';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { createClient, Client as WsClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { KeywardError } from './keyward-error';
+import * as ops from './generated/graphql';
+
+export { KeywardError };
+export type * from './generated/graphql';
+
+export interface KeywardClientOptions {
+  /** GraphQL endpoint; default KEYWARD_URL or http://localhost:4000/graphql. */
+  url?: string;
+  /** The key to call with; default KEYWARD_API_KEY. */
+  apiKey?: string;
+  /** Retries after a network error or a 503 (other errors are never retried); default 3. */
+  retries?: number;
+  /** First retry delay (milliseconds), doubled each time with jitter; default 200. */
+  retryDelayMs?: number;
+  /** Per-request timeout (milliseconds); default 10,000. */
+  timeoutMs?: number;
+  /** Extra headers on every HTTP request (e.g. X-Forwarded-For behind your own proxy). */
+  headers?: Record<string, string>;
+}
+
+type Variables<T> = T extends Record<string, never> ? undefined : T;
+
+const printed = new WeakMap<object, string>();
+function source(document: TypedDocumentNode<unknown, unknown>): string {
+  let text = printed.get(document);
+  if (!text) printed.set(document, (text = print(document)));
+  return text;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Typed client for the keyward GraphQL API. Methods mirror the contract's operations and
+ * return its types (generated from schema.graphql); failures throw KeywardError with the
+ * server's code. Subscriptions (`subscribe…`) return async iterators over graphql-ws.
+ */
+export class KeywardClient {
+  readonly url: string;
+  private readonly key: string | undefined;
+  private readonly retries: number;
+  private readonly retryDelayMs: number;
+  private readonly timeoutMs: number;
+  private readonly headers: Record<string, string>;
+  private ws: WsClient | null = null;
+
+  constructor(options: KeywardClientOptions = {}) {
+    this.url = options.url ?? process.env.KEYWARD_URL ?? 'http://localhost:4000/graphql';
+    this.key = options.apiKey ?? process.env.KEYWARD_API_KEY ?? undefined;
+    this.retries = options.retries ?? 3;
+    this.retryDelayMs = options.retryDelayMs ?? 200;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.headers = options.headers ?? {};
+  }
+
+  /** Runs any typed document; the methods below are shorthands over it. */
+  async request<TResult, TVariables>(document: TypedDocumentNode<TResult, TVariables>, variables?: TVariables): Promise<TResult> {
+    const body = JSON.stringify({ query: source(document as TypedDocumentNode<unknown, unknown>), variables: variables ?? {} });
+    for (let attempt = 0; ; attempt++) {
+      let response: Response;
+      try {
+        response = await fetch(this.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json',
+            ...(this.key && { authorization: `Bearer ${this.key}` }),
+            ...this.headers,
+          },
+          body,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (error) {
+        if (attempt < this.retries) {
+          await sleep(this.backoff(attempt));
+          continue;
+        }
+        throw new KeywardError(`keyward is unreachable at ${this.url}: ${(error as Error).message}`, 'NETWORK_ERROR', 0);
+      }
+      if (response.status === 503 && attempt < this.retries) {
+        await sleep(this.backoff(attempt));
+        continue;
+      }
+      let payload: { data?: TResult | null; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: { code?: string } }> };
+      try {
+        payload = (await response.json()) as typeof payload;
+      } catch {
+        throw new KeywardError(`keyward answered HTTP ${response.status} without a JSON body`, response.status === 503 ? 'UNAVAILABLE' : 'INTERNAL_SERVER_ERROR', response.status);
+      }
+      const error = payload.errors?.[0];
+      if (error) throw new KeywardError(error.message, error.extensions?.code ?? 'INTERNAL_SERVER_ERROR', response.status, error.path);
+      if (!payload.data) throw new KeywardError(`keyward answered HTTP ${response.status} without data`, 'INTERNAL_SERVER_ERROR', response.status);
+      return payload.data;
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const base = this.retryDelayMs * 2 ** attempt;
+    return base / 2 + Math.random() * base;
+  }
+
+  // Caller
+  async viewer() { return (await this.request(ops.ViewerDocument)).viewer; }
+
+  // Organizations
+  async organization(id?: string) { return (await this.request(ops.OrganizationDocument, { id })).organization; }
+  async organizations(variables: ops.OrganizationsQueryVariables = {}) { return (await this.request(ops.OrganizationsDocument, variables)).organizations; }
+  async createOrganization(input: ops.CreateOrganizationInput) { return (await this.request(ops.CreateOrganizationDocument, { input })).createOrganization; }
+  async updateOrganization(id: string, input: ops.UpdateOrganizationInput) { return (await this.request(ops.UpdateOrganizationDocument, { id, input })).updateOrganization; }
+  async setOrganizationStatus(id: string, status: ops.OrganizationStatus) { return (await this.request(ops.SetOrganizationStatusDocument, { id, status })).setOrganizationStatus; }
+
+  // Keys
+  async apiKey(id: string) { return (await this.request(ops.ApiKeyDocument, { id })).apiKey; }
+  async apiKeys(variables: ops.ApiKeysQueryVariables = {}) { return (await this.request(ops.ApiKeysDocument, variables)).apiKeys; }
+  async createApiKey(input: ops.CreateApiKeyInput) { return (await this.request(ops.CreateApiKeyDocument, { input })).createApiKey; }
+  async updateApiKey(id: string, input: ops.UpdateApiKeyInput) { return (await this.request(ops.UpdateApiKeyDocument, { id, input })).updateApiKey; }
+  async setApiKeyEnabled(id: string, enabled: boolean) { return (await this.request(ops.SetApiKeyEnabledDocument, { id, enabled })).setApiKeyEnabled; }
+  async revokeApiKey(id: string, reason: string) { return (await this.request(ops.RevokeApiKeyDocument, { id, reason })).revokeApiKey; }
+  async rotateApiKey(id: string, gracePeriodSeconds = 0) { return (await this.request(ops.RotateApiKeyDocument, { id, gracePeriodSeconds })).rotateApiKey; }
+  async deleteApiKey(id: string) { return (await this.request(ops.DeleteApiKeyDocument, { id })).deleteApiKey; }
+
+  // Verification, usage, limits
+  async verifyKey(input: ops.VerifyKeyInput) { return (await this.request(ops.VerifyKeyDocument, { input })).verifyKey; }
+  async recordUsage(input: ops.RecordUsageInput) { return (await this.request(ops.RecordUsageDocument, { input })).recordUsage; }
+  async usage(range?: ops.UsageRange) { return (await this.request(ops.UsageDocument, { range })).usage; }
+  async quotas(variables: ops.QuotasQueryVariables = {}) { return (await this.request(ops.QuotasDocument, variables)).quotas; }
+  async rateLimitStatus(apiKeyId: string) { return (await this.request(ops.RateLimitStatusDocument, { apiKeyId })).rateLimitStatus; }
+  async rateLimitLog(apiKeyId: string, first?: number) { return (await this.request(ops.RateLimitLogDocument, { apiKeyId, first })).rateLimitLog; }
+  async resetRateLimit(apiKeyId: string, name?: string) { return (await this.request(ops.ResetRateLimitDocument, { apiKeyId, name })).resetRateLimit; }
+
+  // Sessions
+  async session(id: string) { return (await this.request(ops.SessionDocument, { id })).session; }
+  async sessions(variables: ops.SessionsQueryVariables = {}) { return (await this.request(ops.SessionsDocument, variables)).sessions; }
+  async currentSession() { return (await this.request(ops.CurrentSessionDocument)).currentSession; }
+  async sessionBalance(organizationId?: string) { return (await this.request(ops.SessionBalanceDocument, { organizationId })).sessionBalance; }
+  async createSession(input: ops.CreateSessionInput = {}) { return (await this.request(ops.CreateSessionDocument, { input })).createSession; }
+  async terminateSession(id: string) { return (await this.request(ops.TerminateSessionDocument, { id })).terminateSession; }
+  async addSessionCredits(input: ops.AddSessionCreditsInput) { return (await this.request(ops.AddSessionCreditsDocument, { input })).addSessionCredits; }
+
+  // Audit and wallets
+  async auditLog(variables: ops.AuditLogQueryVariables = {}) { return (await this.request(ops.AuditLogDocument, variables)).auditLog; }
+  async walletChallenge(address: string) { return (await this.request(ops.WalletChallengeDocument, { address })).walletChallenge; }
+  async createApiKeyWithWallet(input: ops.CreateApiKeyWithWalletInput) { return (await this.request(ops.CreateApiKeyWithWalletDocument, { input })).createApiKeyWithWallet; }
+
+  // Subscriptions (graphql-ws on the same URL)
+  subscribeQuotaChanged(variables: ops.QuotaChangedSubscriptionVariables = {}) { return this.subscribe(ops.QuotaChangedDocument, variables, (data) => data.quotaChanged); }
+  subscribeRateLimitChanged(apiKeyId: string) { return this.subscribe(ops.RateLimitChangedDocument, { apiKeyId }, (data) => data.rateLimitChanged); }
+  subscribeSessionChanged(variables: ops.SessionChangedSubscriptionVariables = {}) { return this.subscribe(ops.SessionChangedDocument, variables, (data) => data.sessionChanged); }
+  subscribeApiKeyChanged(variables: ops.ApiKeyChangedSubscriptionVariables = {}) { return this.subscribe(ops.ApiKeyChangedDocument, variables, (data) => data.apiKeyChanged); }
+
+  /** Closes the subscription socket, if one was opened. */
+  async close(): Promise<void> {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) await ws.dispose();
+  }
+
+  private socket(): WsClient {
+    this.ws ??= createClient({
+      url: this.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams: this.key ? { authorization: `Bearer ${this.key}` } : {},
+      retryAttempts: 0,
+      lazy: true,
+    });
+    return this.ws;
+  }
+
+  /** An async iterator of one field's events; `return()` (or `break`) ends the subscription. */
+  private subscribe<TResult, TVariables, TEvent>(
+    document: TypedDocumentNode<TResult, TVariables>,
+    variables: TVariables,
+    pick: (data: TResult) => TEvent,
+  ): AsyncIterableIterator<TEvent> {
+    const inner = this.socket().iterate({ query: source(document as TypedDocumentNode<unknown, unknown>), variables: variables as Record<string, unknown> });
+    const fail = (error: unknown): never => {
+      const close = error as { code?: number; reason?: string };
+      if (typeof close?.code === 'number') throw new KeywardError(`keyward closed the subscription socket (${close.code}${close.reason ? `: ${close.reason}` : ''})`, close.code === 4401 ? 'UNAUTHENTICATED' : close.code === 4403 ? 'FORBIDDEN' : 'SOCKET_CLOSED', 0);
+      const list = Array.isArray(error) ? error as Array<{ message: string; extensions?: { code?: string } }> : null;
+      if (list?.[0]) throw new KeywardError(list[0].message, list[0].extensions?.code ?? 'INTERNAL_SERVER_ERROR', 0);
+      throw error;
+    };
+    const iterator: AsyncIterableIterator<TEvent> = {
+      [Symbol.asyncIterator]: () => iterator,
+      next: async () => {
+        const result = await inner.next().catch(fail);
+        if (result.done) return { done: true, value: undefined };
+        const { data, errors } = result.value as { data?: TResult; errors?: Array<{ message: string; extensions?: { code?: string } }> };
+        if (errors?.[0] || !data) fail(errors ?? [{ message: 'subscription event without data' }]);
+        return { done: false, value: pick(data!) };
+      },
+      return: async () => {
+        await inner.return?.(undefined);
+        return { done: true, value: undefined };
+      },
+    };
+    return iterator;
+  }
+}
+
+export type { Variables };
