@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { GraphQLError, GraphQLSchema } from 'graphql';
+import { createSourceEventStream, execute, ExecutionArgs, ExecutionResult, GraphQLError, GraphQLSchema, print } from 'graphql';
 import { WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -169,6 +169,37 @@ function remove<K, V>(map: Map<K, Set<V>>, key: K, value: V): boolean {
   return true;
 }
 
+/**
+ * graphql-js executes a subscription's selection once per subscriber per event. Every
+ * subscriber of a subject receives the very same payload object, and what a subscription
+ * field returns does not depend on who asks (tenancy and scopes were checked when
+ * subscribing), so the result is computed once per (payload, document, variables) and shared.
+ */
+const sharedResults = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
+
+async function subscribeShared(args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
+  const source = await createSourceEventStream(args);
+  if (!(Symbol.asyncIterator in source)) return source as ExecutionResult;
+  const key = `${args.operationName ?? ''}\u0000${print(args.document)}\u0000${JSON.stringify(args.variableValues ?? {})}`;
+  const events = source as AsyncIterable<unknown>;
+  return (async function* () {
+    for await (const payload of events) {
+      if (payload === null || typeof payload !== 'object') {
+        yield await execute({ ...args, rootValue: payload });
+        continue;
+      }
+      let byQuery = sharedResults.get(payload);
+      if (!byQuery) sharedResults.set(payload, (byQuery = new Map()));
+      let result = byQuery.get(key);
+      if (!result) {
+        result = execute({ ...args, rootValue: payload });
+        byQuery.set(key, result);
+      }
+      yield await result;
+    }
+  })();
+}
+
 export interface LiveServer {
   /** Open sockets that passed authentication. */
   readonly connections: number;
@@ -187,6 +218,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
 
   const disposable = useServer<Record<string, unknown>, Extra>({
     schema,
+    subscribe: subscribeShared,
     connectionInitWaitTimeout: SUBSCRIPTION_LIMITS.connectionInitWaitTimeoutMs,
     context: (ctx): Context => ({
       app, secret: ctx.extra.secret ?? null, ip: ctx.extra.ip ?? null, host: ctx.extra.request.headers.host ?? null, caller: ctx.extra.caller ?? null, verification: null,
