@@ -23,11 +23,13 @@
  *          --only=a,b,…
  *          --cpu-prof (profile the keyward process; prints its top self-time functions)
  */
-import { ChildProcess, execFile, fork } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { generateSecret } from '../src/api-keys/key-format';
+import {
+  begin, cpuProfArgs, fail, flag, gql, GraphqlResponse, initKeyward, machineSummary, makeDataDir, percentile, positiveNumber, post,
+  printCpuProfiles, runMain, sleep, startServer, stopServer, textOption,
+} from './harness';
 
 // ---------------------------------------------------------------------------------------------
 // autocannon (no bundled types): the small part of its programmatic API used here.
@@ -57,121 +59,21 @@ interface AutocannonInstance {
 type Autocannon = (options: AutocannonOptions, done: (error: Error | null, result: AutocannonResult) => void) => AutocannonInstance;
 const autocannon = require('autocannon') as Autocannon;
 
-// ---------------------------------------------------------------------------------------------
-// Child processes: started here, always ended here.
-
-const children = new Set<ChildProcess>();
-let dataDir: string | null = null;
-
-function cleanUp(): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  children.clear();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-  dataDir = null;
-}
-
-function fail(message: string): never {
-  console.error(`\nbench: ${message}`);
-  cleanUp();
-  process.exit(1);
-}
-
-process.on('exit', cleanUp);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    cleanUp();
-    process.exit(130);
-  });
-}
+begin('bench');
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const argv = process.argv.slice(2);
-function option(name: string, fallback: number): number {
-  const raw = argv.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) fail(`--${name} must be a positive number, got "${raw}"`);
-  return value;
-}
-const DURATION_S = option('duration', 8);
-const WARMUP_S = option('warmup', 2);
-const CONNECTIONS = option('connections', 50);
-const LATENCY_DURATION_S = option('latency-duration', 4);
-const CPU_PROF = argv.includes('--cpu-prof');
-const ONLY = argv.find((arg) => arg.startsWith('--only='))?.split('=')[1].split(',');
+const DURATION_S = positiveNumber('duration', 8);
+const WARMUP_S = positiveNumber('warmup', 2);
+const CONNECTIONS = positiveNumber('connections', 50);
+const LATENCY_DURATION_S = positiveNumber('latency-duration', 4);
+const CPU_PROF = flag('cpu-prof');
+const ONLY = textOption('only')?.split(',');
 
 const P99_TARGET_MS = 1;
 const RATIO_TARGET = 0.9;
 const TINY_WINDOW_SECONDS = 3600;
-
-/** Forks a compiled bench server and resolves with its port once it says it is ready. */
-function startServer(label: string, script: string, env: NodeJS.ProcessEnv, execArgv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(path.join(__dirname, script), [], { env, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label} did not start within 30 s`)), 30_000);
-    child.on('message', (message: { type?: string; port?: number }) => {
-      if (message?.type !== 'ready' || !message.port) return;
-      clearTimeout(timer);
-      resolve({ child, port: message.port });
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${label} exited (${signal ?? `code ${code}`}) before it was ready`));
-    });
-  });
-}
-
-/** Asks a server to stop cleanly (keyward flushes usage and writes its CPU profile), then kills it. */
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.send('stop');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-  children.delete(child);
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(ROOT, 'bin', 'keyward.js'), ...args], { env, cwd }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`keyward ${args.join(' ')} failed: ${stderr || error.message}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// GraphQL over HTTP
-
-interface GraphqlResponse {
-  status: number;
-  body: { data?: Record<string, any> | null; errors?: Array<{ message: string; extensions?: { code?: string } }> };
-}
-
-async function post(url: string, body: string, secret: string | null): Promise<GraphqlResponse> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (secret) headers.authorization = `Bearer ${secret}`;
-  const response = await fetch(url, { method: 'POST', headers, body });
-  const text = await response.text();
-  try {
-    return { status: response.status, body: JSON.parse(text) };
-  } catch {
-    return { status: response.status, body: { errors: [{ message: `not JSON: ${text.slice(0, 200)}` }] } };
-  }
-}
-
-async function gql(url: string, secret: string, query: string, variables: Record<string, unknown> = {}): Promise<Record<string, any>> {
-  const response = await post(url, JSON.stringify({ query, variables }), secret);
-  if (response.status !== 200 || response.body.errors?.length || !response.body.data) {
-    fail(`setup request failed (HTTP ${response.status}): ${JSON.stringify(response.body).slice(0, 500)}`);
-  }
-  return response.body.data;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
@@ -224,12 +126,6 @@ function expectRateLimited(response: GraphqlResponse): string | null {
   const code = response.body.errors?.[0]?.extensions?.code;
   if (response.status !== 429 || code !== 'RATE_LIMITED') return `expected HTTP 429 RATE_LIMITED, got ${response.status} ${JSON.stringify(response.body).slice(0, 300)}`;
   return null;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index];
 }
 
 /**
@@ -289,35 +185,6 @@ async function measure(scenario: Scenario): Promise<Measurement> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Profile summary (--cpu-prof)
-
-interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }>;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-function summarizeProfile(file: string, top = 25): void {
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
-  const byNode = new Map<number, number>();
-  profile.samples.forEach((id, i) => byNode.set(id, (byNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
-  const total = [...byNode.values()].reduce((sum, value) => sum + value, 0);
-  const byFunction = new Map<string, number>();
-  for (const node of profile.nodes) {
-    const micros = byNode.get(node.id) ?? 0;
-    if (!micros) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url ? `${url.replace(`file://${ROOT}/`, '').replace(/^.*node_modules\//, '~/')}:${lineNumber + 1}` : '';
-    const name = `${functionName || '(anonymous)'} ${where}`.trim();
-    byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
-  }
-  console.log(`\nkeyward CPU profile (${file}), top ${top} by self time of ${(total / 1e6).toFixed(1)} s sampled:`);
-  for (const [name, micros] of [...byFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    console.log(`  ${((100 * micros) / total).toFixed(1).padStart(5)}%  ${name}`);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 
 function pad(text: string, width: number, right = false): string {
   return right ? text.padStart(width) : text.padEnd(width);
@@ -325,21 +192,15 @@ function pad(text: string, width: number, right = false): string {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const cpus = os.cpus();
-  console.log(`keyward bench — ${os.availableParallelism()} CPU(s) (${cpus[0]?.model.trim() ?? 'unknown'}), node ${process.version}, ${os.platform()} ${os.release()}`);
+  console.log(`keyward bench — ${machineSummary()}`);
   console.log(`autocannon: ${CONNECTIONS} connections, pipelining 1, POST JSON, ${WARMUP_S} s warm-up + ${DURATION_S} s per scenario, then ${LATENCY_DURATION_S} s at 1 connection; load generator and server share the machine${CPU_PROF ? '; keyward under --cpu-prof' : ''}\n`);
 
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyward-bench-'));
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env, KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: 'warn', NODE_ENV: 'production' };
-  // A fresh SQLite database in the temp dir, whatever the calling shell has set.
-  for (const name of ['DATABASE_URL', 'REDIS_URL', 'KEYWARD_PEPPER', 'PORT', 'HOST', 'NODE_OPTIONS']) delete baseEnv[name];
-
-  // Bootstrap (cwd = the temp dir, so no .env of the working copy is read).
-  const init = JSON.parse((await runCli(['init', '--json'], baseEnv, dataDir)).trim()) as { organizationId: string; apiKeyId: string; secret: string };
+  const { dataDir, env: baseEnv } = makeDataDir('keyward-bench-');
+  const init = await initKeyward(baseEnv, dataDir);
   const profileDir = path.join(dataDir, 'profile');
   const [bare, keyward] = await Promise.all([
     startServer('bare server', 'bare-server.js', baseEnv),
-    startServer('keyward', 'keyward-server.js', baseEnv, CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    startServer('keyward', 'keyward-server.js', baseEnv, cpuProfArgs(CPU_PROF, profileDir)),
   ]).catch((error: Error) => fail(error.message));
   const bareUrl = `http://127.0.0.1:${bare.port}/graphql`;
   const url = `http://127.0.0.1:${keyward.port}/graphql`;
@@ -365,7 +226,7 @@ async function main(): Promise<void> {
     const needed = (WARMUP_S + DURATION_S + 5) * 1000;
     if (left < needed) {
       process.stderr.write(`  (e) the rate-limit window ends in ${(left / 1000).toFixed(1)} s; waiting for the next one… `);
-      await new Promise((resolve) => setTimeout(resolve, left + 250));
+      await sleep(left + 250);
     }
     const response = await post(url, TYPENAME_BODY, tinyKey);
     // Its very first call must pass (a fresh key); later ones pass only in a new window.
@@ -426,16 +287,7 @@ async function main(): Promise<void> {
   }
   console.log(`\nmachine: nproc ${os.availableParallelism()}, node ${process.version}; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
-  if (CPU_PROF) {
-    const files = fs.existsSync(profileDir) ? fs.readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile')) : [];
-    if (files.length === 0) console.log('\n(no CPU profile was written)');
-    for (const name of files) {
-      const kept = path.join(os.tmpdir(), `keyward-bench-${Date.now()}.cpuprofile`);
-      fs.copyFileSync(path.join(profileDir, name), kept);
-      summarizeProfile(kept);
-    }
-  }
-  cleanUp();
+  if (CPU_PROF) printCpuProfiles(profileDir, 'keyward-bench', 25);
 }
 
-main().catch((error) => fail(error instanceof Error ? (error.stack ?? error.message) : String(error)));
+runMain(main);

@@ -33,59 +33,29 @@
  *          --verbose (per change: verifyKey time and first/median/last arrival)
  *          --cpu-prof (profile the keyward process; prints its top self-time functions)
  */
-import { ChildProcess, execFile, fork } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  begin, cpuProfArgs, disconnectChild, fail, flag, forkChild, gql, initKeyward, machineSummary, makeDataDir, percentile, positiveInteger,
+  printCpuProfiles, runMain, sleep, startServer, stopServer, textOption,
+} from './harness';
 
-// ---------------------------------------------------------------------------------------------
-// Child processes: started here, always ended here.
-
-const children = new Set<ChildProcess>();
-let dataDir: string | null = null;
-
-function cleanUp(): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  children.clear();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-  dataDir = null;
-}
-
-function fail(message: string): never {
-  console.error(`\nbench:subscriptions: ${message}`);
-  cleanUp();
-  process.exit(1);
-}
-
-process.on('exit', cleanUp);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    cleanUp();
-    process.exit(130);
-  });
-}
+begin('bench:subscriptions');
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const argv = process.argv.slice(2);
-function option(name: string, fallback: number): number {
-  const raw = argv.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) fail(`--${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
-const SIZES = (argv.find((arg) => arg.startsWith('--sizes='))?.split('=')[1] ?? '1000,5000,10000').split(',').map(Number);
+const SIZES = (textOption('sizes') ?? '1000,5000,10000').split(',').map(Number);
 if (SIZES.some((n, i) => !Number.isInteger(n) || n <= 0 || (i > 0 && n <= SIZES[i - 1]))) fail('--sizes must be increasing positive integers');
-const CHANGES = option('changes', 20);
-const SPACING_MS = option('spacing', 300);
-const CLIENTS = option('clients', 2);
-const KEYS = option('keys', 4);
-const CONCURRENCY = option('concurrency', 100);
-const CPU_PROF = argv.includes('--cpu-prof');
-const VERBOSE = argv.includes('--verbose');
+const CHANGES = positiveInteger('changes', 20);
+const SPACING_MS = positiveInteger('spacing', 300);
+const CLIENTS = positiveInteger('clients', 2);
+const KEYS = positiveInteger('keys', 4);
+const CONCURRENCY = positiveInteger('concurrency', 100);
+const CPU_PROF = flag('cpu-prof');
+const VERBOSE = flag('verbose');
 const WARMUP_CHANGES = 2;
 const DELIVERY_DEADLINE_MS = 10_000;
 
@@ -93,47 +63,10 @@ const P99_TARGET_MS = 50;
 const SUBSCRIBERS_TARGET = 10_000;
 const QUOTA_LIMIT = 1e12;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const nowMicros = (): number => Number(process.hrtime.bigint() / 1000n);
 
 // ---------------------------------------------------------------------------------------------
-// keyward process
-
-function startKeyward(env: NodeJS.ProcessEnv, execArgv: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(path.join(__dirname, 'keyward-live-server.js'), [], { env, execArgv: ['--expose-gc', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('keyward did not start within 30 s')), 30_000);
-    child.on('message', (message: { type?: string; port?: number }) => {
-      if (message?.type !== 'ready' || !message.port) return;
-      clearTimeout(timer);
-      resolve({ child, port: message.port });
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`keyward exited (${signal ?? `code ${code}`}) before it was ready`));
-    });
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  if (child.connected) child.send('stop');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-  children.delete(child);
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(ROOT, 'bin', 'keyward.js'), ...args], { env, cwd }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`keyward ${args.join(' ')} failed: ${stderr || error.message}`));
-      else resolve(stdout);
-    });
-  });
-}
+// keyward process: readings from /proc
 
 /** VmRSS in MB. */
 function rssMb(pid: number): number {
@@ -198,8 +131,7 @@ function clientRequest<T>(client: Client, command: Record<string, unknown>, answ
 }
 
 function startClient(): Promise<{ client: Client; openFiles: string }> {
-  const child = fork(path.join(__dirname, 'subscription-clients.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
+  const child = forkChild('subscription-clients.js');
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('a subscriber process did not start within 10 s')), 10_000);
     child.once('message', (message: { type?: string; openFiles?: string }) => {
@@ -211,20 +143,7 @@ function startClient(): Promise<{ client: Client; openFiles: string }> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GraphQL over HTTP
-
-async function gql(url: string, secret: string, query: string, variables: Record<string, unknown> = {}): Promise<Record<string, any>> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` }, body: JSON.stringify({ query, variables }) });
-  const text = await response.text();
-  let body: { data?: Record<string, any> | null; errors?: unknown[] };
-  try {
-    body = JSON.parse(text);
-  } catch {
-    fail(`not JSON (HTTP ${response.status}): ${text.slice(0, 300)}`);
-  }
-  if (response.status !== 200 || body.errors?.length || !body.data) fail(`request failed (HTTP ${response.status}): ${text.slice(0, 500)}`);
-  return body.data;
-}
+// Changes: one verifyKey call each
 
 const VERIFY = 'mutation ($key: String!) { verifyKey(input: { key: $key }) { valid code quotas { organizationId meter period used } } }';
 
@@ -235,40 +154,6 @@ interface Change {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Profile summary (--cpu-prof)
-
-interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-function summarizeProfile(file: string, top = 30): void {
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
-  const byNode = new Map<number, number>();
-  profile.samples.forEach((id, i) => byNode.set(id, (byNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
-  const total = [...byNode.values()].reduce((sum, value) => sum + value, 0);
-  const byFunction = new Map<string, number>();
-  for (const node of profile.nodes) {
-    const micros = byNode.get(node.id) ?? 0;
-    if (!micros) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url ? `${url.replace(`file://${ROOT}/`, '').replace(/^.*node_modules\//, '~/')}:${lineNumber + 1}` : '';
-    const name = `${functionName || '(anonymous)'} ${where}`.trim();
-    byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
-  }
-  console.log(`\nkeyward CPU profile (${file}), top ${top} by self time of ${(total / 1e6).toFixed(1)} s sampled:`);
-  for (const [name, micros] of [...byFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    console.log(`  ${((100 * micros) / total).toFixed(1).padStart(5)}%  ${name}`);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 interface Row {
   n: number;
@@ -292,19 +177,15 @@ interface Row {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const cpus = os.cpus();
   const clockTick = 100; // USER_HZ: /proc/<pid>/stat counts in 1/100 s on Linux
-  console.log(`keyward subscriptions bench — ${os.availableParallelism()} CPU(s) (${cpus[0]?.model.trim() ?? 'unknown'}), node ${process.version}, ${os.platform()} ${os.release()}`);
+  console.log(`keyward subscriptions bench — ${machineSummary()}`);
   console.log(`N = ${SIZES.join(' / ')} sockets × 1 quotaChanged subscription, ${KEYS} subscriber keys, ${CLIENTS} subscriber process(es); ${CHANGES} changes per N, ${SPACING_MS} ms apart (+${WARMUP_CHANGES} warm-up); server, subscribers and this process share the machine`);
   console.log(`open files (soft hard): this process ${openFilesLimit('self')}; shell \`ulimit -n\` applies per process`);
 
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyward-bench-subs-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: 'warn', NODE_ENV: 'production' };
-  for (const name of ['DATABASE_URL', 'REDIS_URL', 'KEYWARD_PEPPER', 'PORT', 'HOST', 'NODE_OPTIONS']) delete env[name];
-
-  const init = JSON.parse((await runCli(['init', '--json'], env, dataDir)).trim()) as { organizationId: string; apiKeyId: string; secret: string };
+  const { dataDir, env } = makeDataDir('keyward-bench-subs-');
+  const init = await initKeyward(env, dataDir);
   const profileDir = path.join(dataDir, 'profile');
-  const keyward = await startKeyward(env, CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []).catch((error: Error) => fail(error.message));
+  const keyward = await startServer('keyward', 'keyward-live-server.js', env, ['--expose-gc', ...cpuProfArgs(CPU_PROF, profileDir)]).catch((error: Error) => fail(error.message));
   const pid = keyward.child.pid!;
   const url = `http://127.0.0.1:${keyward.port}/graphql`;
   const wsUrl = url.replace(/^http/, 'ws');
@@ -464,12 +345,8 @@ async function main(): Promise<void> {
   const closeStarted = Date.now();
   await Promise.all(clients.map((client) => clientRequest(client, { type: 'close' }, 'closed', 30_000))).catch((error: Error) => problems.push(error.message));
   const closeSeconds = (Date.now() - closeStarted) / 1000;
-  await stopChild(keyward.child);
-  for (const client of clients) {
-    client.child.disconnect();
-    await new Promise<void>((resolve) => (client.child.exitCode !== null ? resolve() : client.child.once('exit', () => resolve())));
-    children.delete(client.child);
-  }
+  await stopServer(keyward.child);
+  for (const client of clients) await disconnectChild(client.child);
 
   // The table
   const f = (value: number | null, digits = 1) => (value === null || !Number.isFinite(value) ? '—' : value.toFixed(digits));
@@ -497,17 +374,8 @@ async function main(): Promise<void> {
     for (const problem of problems.slice(0, 40)) console.log(`  ${problem}`);
     if (problems.length > 40) console.log(`  … and ${problems.length - 40} more`);
   }
-  if (CPU_PROF) {
-    const files = fs.existsSync(profileDir) ? fs.readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile')) : [];
-    if (files.length === 0) console.log('\n(no CPU profile was written)');
-    for (const name of files) {
-      const kept = path.join(os.tmpdir(), `keyward-bench-subscriptions-${Date.now()}.cpuprofile`);
-      fs.copyFileSync(path.join(profileDir, name), kept);
-      summarizeProfile(kept);
-    }
-  }
+  if (CPU_PROF) printCpuProfiles(profileDir, 'keyward-bench-subscriptions', 30);
   console.log(`\nsockets closed in ${closeSeconds.toFixed(1)} s; machine: nproc ${os.availableParallelism()}, node ${process.version}; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  cleanUp();
 }
 
-main().catch((error) => fail(error instanceof Error ? (error.stack ?? error.message) : String(error)));
+runMain(main);

@@ -14,7 +14,7 @@ function newestMtime(entry) {
   return Math.max(0, ...fs.readdirSync(entry).map((name) => newestMtime(path.join(entry, name))));
 }
 
-const sources = ['src', 'scripts', 'ormconfig.ts', 'tsconfig.json'].map((name) => path.join(root, name)).filter(fs.existsSync);
+const sources = ['src', 'scripts', 'examples', 'ormconfig.ts', 'tsconfig.json'].map((name) => path.join(root, name)).filter(fs.existsSync);
 const stale = !fs.existsSync(marker) || Math.max(...sources.map(newestMtime)) > fs.statSync(marker).mtimeMs;
 if (stale) {
   console.error('keyward: building (tsc)…');

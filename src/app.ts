@@ -18,7 +18,9 @@ import { UsageBuffer } from './usage/usage-buffer';
 import { UsageService } from './usage/usage.service';
 import { LiveEvents } from './live/live-events';
 import { WalletsService } from './wallets/wallets.service';
-import { inProcessPubSub, LivePubSub } from './live/pub-sub';
+import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
+import { connectRedis, RedisConnections } from './redis';
+import { ALL_INSTANCES, Topic } from './live/topics';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
 export interface App {
@@ -40,6 +42,8 @@ export interface App {
   sessions: SessionsService;
   usage: UsageService;
   pubSub: LivePubSub;
+  /** Null in embedded mode (no REDIS_URL). */
+  redis: RedisConnections | null;
   live: LiveEvents;
   wallets: WalletsService;
   /** Flushes buffered usage and closes the database. */
@@ -60,9 +64,18 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const dataSource = await openDatabase(config.database);
   const transactions = new Transactions(dataSource);
   const keyCache = new KeyCache();
-  const rateLimiter = FlexibleRateLimiter.inMemory();
+  // Scale-out: rate limits, live events and cache invalidations go through Redis.
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : null;
+  const rateLimiter = redis ? FlexibleRateLimiter.redis(redis.client, config.rateLimitFailOpen) : FlexibleRateLimiter.inMemory();
   const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger);
-  const pubSub = inProcessPubSub();
+  const pubSub = redis ? redisPubSub(redis.publisher, redis.subscriber) : inProcessPubSub();
+  const invalidations = redis ? pubSub.subscribe(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES)[Symbol.asyncIterator]() : null;
+  if (invalidations) {
+    keyCache.broadcastTo((change) => pubSub.publish(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES, change));
+    void (async () => {
+      for (let next = await invalidations.next(); !next.done; next = await invalidations.next()) keyCache.applyRemote(next.value);
+    })();
+  }
   const live = new LiveEvents(pubSub, clock);
   const audit = new AuditLogService(dataSource, clock);
   const quotas = new QuotasService(dataSource, clock);
@@ -94,6 +107,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     wallets,
     apiKeys,
     pubSub,
+    redis,
     live,
     rateLimits: new RateLimitsService(dataSource, transactions, audit, apiKeys, rateLimiter, usageBuffer, clock, live),
     sessions,
@@ -102,6 +116,8 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       clearInterval(sweeper);
       live.flush();
       await usageBuffer.stop();
+      await invalidations?.return?.();
+      await redis?.close();
       if (dataSource.isInitialized) await dataSource.destroy();
     },
   };

@@ -23,6 +23,11 @@ export interface Config {
   sessionPriceUsd: number;
   /** Schema introspection (and GraphiQL's docs) on or off. */
   introspection: boolean;
+  /**
+   * With REDIS_URL, what rate limiting does while Redis is unreachable: false (default) answers
+   * UNAVAILABLE / 503; true falls back to each instance's in-memory limiter.
+   */
+  rateLimitFailOpen: boolean;
   /** Quotas of an organization created by a wallet signature (WALLET_DEFAULT_QUOTAS). */
   walletDefaultQuotas: QuotaSpec[];
 }
@@ -139,6 +144,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     sessionPriceUsd,
     introspection: parseBoolean('INTROSPECTION', env.INTROSPECTION, true),
+    rateLimitFailOpen: parseBoolean('RATE_LIMIT_FAIL_OPEN', env.RATE_LIMIT_FAIL_OPEN, false),
     walletDefaultQuotas: parseQuotaList('WALLET_DEFAULT_QUOTAS', env.WALLET_DEFAULT_QUOTAS, 'REQUESTS:MONTH:10000'),
   };
 }

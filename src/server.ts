@@ -40,6 +40,10 @@ function formatErrorFor(app: App) {
     const code = formatted.extensions?.code;
     if (code === 'BAD_REQUEST') return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
     if (isErrorCode(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
+    if (isStoreUnreachable((error as { originalError?: unknown })?.originalError ?? error)) {
+      app.logger.error({ err: (error as { originalError?: unknown })?.originalError ?? error }, 'backing store unreachable');
+      return { message: 'A backing store (database or Redis) is unreachable; retry shortly', path: formatted.path, extensions: { code: ErrorCode.UNAVAILABLE } };
+    }
     if (typeof code === 'string' && PASSTHROUGH_CODES.has(code)) return formatted;
     app.logger.error({ err: (error as { originalError?: unknown })?.originalError ?? error, path: formatted.path }, 'unexpected error');
     return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
@@ -86,6 +90,18 @@ class InFlight {
 /** How long shutdown waits for operations still executing (milliseconds). */
 const SHUTDOWN_GRACE_MS = 10_000;
 
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'PROTOCOL_CONNECTION_LOST', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN']);
+
+/** A database or Redis that cannot be reached: UNAVAILABLE (503), never a made-up 500 or 429. */
+function isStoreUnreachable(error: unknown): boolean {
+  for (let current = error as { code?: string; driverError?: unknown; cause?: unknown; message?: string } | undefined, depth = 0; current && depth < 4; depth++) {
+    if (current.code && UNREACHABLE.has(current.code)) return true;
+    if (current.message && /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(current.message)) return true;
+    current = (current.driverError ?? current.cause) as typeof current;
+  }
+  return false;
+}
+
 /** A refused or failed operation answers with its code's HTTP status, not 200. */
 const httpStatusPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
@@ -126,13 +142,17 @@ export async function createServer(app: App): Promise<KeywardServer> {
     res.json({ status: 'ok' });
   });
   expressApp.get('/readyz', async (_req, res) => {
-    try {
-      await app.dataSource.query('SELECT 1');
-      res.json({ status: 'ready', database: 'up' });
-    } catch (error) {
-      app.logger.warn({ err: error }, 'readiness check failed');
-      res.status(503).json({ status: 'unavailable', database: 'down' });
-    }
+    const database = await app.dataSource.query('SELECT 1').then(() => true, (error: unknown) => {
+      app.logger.warn({ err: error }, 'readiness check: database unreachable');
+      return false;
+    });
+    const redis = app.redis ? await app.redis.ping() : null;
+    const ready = database && redis !== false;
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'unavailable',
+      database: database ? 'up' : 'down',
+      ...(redis !== null && { redis: redis ? 'up' : 'down' }),
+    });
   });
   expressApp.use(GRAPHIQL_ASSETS_PATH, graphiqlAssets());
   expressApp.get(GRAPHQL_PATH, (req, res, next) => {

@@ -22,9 +22,22 @@ export class KeyCache {
   private readonly hashesByKey = new Map<string, string>();
   private readonly hashesByOrganization = new Map<string, Set<string>>();
 
+  /** Told about every local invalidation, to pass it on to other instances (scale-out). */
+  private broadcast: ((change: { keyIds?: string[]; organizationId?: string }) => void) | null = null;
+
   constructor(
     private readonly options: { ttlMs: number; negativeTtlMs: number; maxEntries: number } = { ttlMs: 60_000, negativeTtlMs: 5_000, maxEntries: 50_000 },
   ) {}
+
+  broadcastTo(send: (change: { keyIds?: string[]; organizationId?: string }) => void): void {
+    this.broadcast = send;
+  }
+
+  /** An invalidation made on another instance: applied here, not passed on again. */
+  applyRemote(change: { keyIds?: string[]; organizationId?: string }): void {
+    if (change.keyIds) this.dropKeys(change.keyIds);
+    if (change.organizationId) this.dropOrganization(change.organizationId);
+  }
 
   /** undefined: not cached; null: known not to exist. */
   get(hash: string): CachedKey | null | undefined {
@@ -51,13 +64,23 @@ export class KeyCache {
   }
 
   invalidateKeys(keyIds: readonly string[]): void {
+    this.dropKeys(keyIds);
+    this.broadcast?.({ keyIds: [...keyIds] });
+  }
+
+  invalidateOrganization(organizationId: string): void {
+    this.dropOrganization(organizationId);
+    this.broadcast?.({ organizationId });
+  }
+
+  private dropKeys(keyIds: readonly string[]): void {
     for (const id of keyIds) {
       const hash = this.hashesByKey.get(id);
       if (hash) this.drop(hash);
     }
   }
 
-  invalidateOrganization(organizationId: string): void {
+  private dropOrganization(organizationId: string): void {
     for (const hash of [...(this.hashesByOrganization.get(organizationId) ?? [])]) this.drop(hash);
   }
 

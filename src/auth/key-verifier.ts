@@ -15,6 +15,7 @@ import { CachedKey, KeyCache } from './key-cache';
 import { ipAllowed } from './ip-allowlist';
 import { holdsAny } from './scopes';
 import { VerifyCode } from './verify-code';
+import { ErrorCode, KeywardError } from '../errors';
 import type { LiveEvents } from '../live/live-events';
 
 export interface VerificationRequest {
@@ -130,7 +131,10 @@ export class KeyVerifier {
     }
     // 8
     const subject = key.lineageId ?? key.id;
-    const limited = await this.rateLimiter.consume(subject, key.rateLimits, cost, now);
+    const limited = await this.rateLimiter.consume(subject, key.rateLimits, cost, now).catch((error: unknown) => {
+      // The shared rate-limit store is down and no fallback is configured: fail closed.
+      throw new KeywardError(ErrorCode.UNAVAILABLE, `Rate limits cannot be checked right now (${(error as Error).message}); retry shortly`);
+    });
     if (key.rateLimits.length > 0) this.live.rateLimits(key.id, limited.states);
     if (!limited.allowed) {
       const { refusedBy } = limited;

@@ -17,6 +17,7 @@ export interface VerifyKey {
   ip?: string | null;
   operation?: string | null;
   requireSession?: boolean | null;
+  recordEvent?: boolean | null;
 }
 
 export interface VerifyKeyResult {
@@ -54,7 +55,7 @@ export class VerifyKeyService {
       cost,
       requireSession: input.requireSession ?? false,
       operation,
-      recordUsageEvent: true,
+      recordUsageEvent: input.recordEvent ?? true,
       // Platform-organization keys verify keys of every organization; others only their own.
       organizationId: actor.inPlatformOrganization ? null : actor.organizationId,
     });

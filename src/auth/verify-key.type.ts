@@ -67,4 +67,11 @@ export class VerifyKeyInput {
 
   @Field(() => Boolean, { nullable: true, defaultValue: false, description: "Refuse with NO_ACTIVE_SESSION unless the key's organization has an active session." })
   requireSession?: boolean | null;
+
+  @Field(() => Boolean, {
+    nullable: true,
+    defaultValue: true,
+    description: 'Record this verification as a usage event. Callers that call recordUsage for the same request afterwards (the Express middleware) pass false, so the request counts once.',
+  })
+  recordEvent?: boolean | null;
 }

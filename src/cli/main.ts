@@ -1,16 +1,17 @@
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
-import { loadDotEnv, parseConfig } from '../config';
-import { createLogger } from '../logger';
-import { createApp } from '../app';
-import { openDatabase } from '../db/data-source';
-import { AlreadyInitializedError, DEFAULT_PLATFORM_NAME, initPlatform } from '../organizations/platform-bootstrap';
+import { KeywardError } from '../client/keyward-error';
+import { loadDotEnv } from '../config';
+import { addConnectionOptions, CliContext, CliIo, DEFAULT_URL } from './context';
+import { initCommand } from './commands/init';
+import { migrateCommand } from './commands/migrate';
+import { orgsCommand } from './commands/orgs';
+import { keysCommand } from './commands/keys';
+import { sessionsCommand } from './commands/sessions';
+import { usageCommand } from './commands/usage';
+import { verifyCommand } from './commands/verify';
 
-export interface CliIo {
-  out: (line: string) => void;
-  err: (line: string) => void;
-  env: NodeJS.ProcessEnv;
-}
+export type { CliIo };
 
 const processIo: CliIo = {
   out: (line) => process.stdout.write(`${line}\n`),
@@ -18,60 +19,53 @@ const processIo: CliIo = {
   env: process.env,
 };
 
-/** Runs the CLI with `argv` (without `node` and the script); resolves to the exit code. */
+/** Exit code of a usage error (unknown command or option, missing or invalid argument). */
+export const USAGE_ERROR_EXIT_CODE = 2;
+
+/**
+ * Runs the CLI with `argv` (without `node` and the script); resolves to the exit code:
+ * 0 on success, 1 when keyward refused or failed (printed as `keyward: <message> (<CODE>)`),
+ * 2 on a usage error.
+ */
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
-  let exitCode = 0;
+  const context: CliContext = { io, exitCode: 0 };
   const program = new Command()
     .name('keyward')
     .description('keyward: API-key management server')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'init and migrate work on the database directly (DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_PEPPER).',
+        'Every other command calls a running keyward through the typed client:',
+        `  KEYWARD_URL      GraphQL endpoint (default ${DEFAULT_URL}), or --url`,
+        '  KEYWARD_API_KEY  key to call with, or --api-key',
+        'Each of them takes --json (one JSON document on stdout). Exit codes: 0 ok, 1 refused or failed',
+        '(stderr: "keyward: <message> (<CODE>)"), 2 usage error. "keyward <command> --help" for details.',
+      ].join('\n'),
+    )
     .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
     .configureOutput({ writeOut: (text) => io.out(text.trimEnd()), writeErr: (text) => io.err(text.trimEnd()) });
 
-  program
-    .command('init')
-    .description("Create the platform organization and its '*' key; prints the secret once")
-    .option('--json', 'print exactly one JSON line: {"organizationId","apiKeyId","secret"}')
-    .option('--org-name <name>', 'name of the platform organization', DEFAULT_PLATFORM_NAME)
-    .action(async (options: { json?: boolean; orgName: string }) => {
-      const config = parseConfig(io.env);
-      const app = await createApp(config, createLogger('silent'));
-      try {
-        const created = await initPlatform(app, options.orgName);
-        if (options.json) {
-          io.out(JSON.stringify(created));
-        } else {
-          io.out(`Platform organization: ${created.organizationId}`);
-          io.out(`Admin key id:          ${created.apiKeyId}`);
-          io.out(`Admin key secret:      ${created.secret}`);
-          io.out('');
-          io.out('Store the secret now: it is shown only this once. Use it as "Authorization: Bearer <secret>".');
-        }
-      } catch (error) {
-        if (!(error instanceof AlreadyInitializedError)) throw error;
-        io.err(error.message);
-        exitCode = 1;
-      } finally {
-        await app.close();
-      }
-    });
-
-  program
-    .command('migrate')
-    .description('Apply pending database migrations (start and init do this too)')
-    .action(async () => {
-      const dataSource = await openDatabase(parseConfig(io.env).database);
-      await dataSource.destroy();
-      io.out('migrations applied');
-    });
+  initCommand(program, context);
+  migrateCommand(program, context);
+  orgsCommand(program, context);
+  keysCommand(program, context);
+  sessionsCommand(program, context);
+  usageCommand(program, context);
+  verifyCommand(program, context);
+  addConnectionOptions(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
-    io.err(`keyward: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_ERROR_EXIT_CODE;
+    if (error instanceof KeywardError) io.err(`keyward: ${error.message} (${error.code})`);
+    else io.err(`keyward: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   }
-  return exitCode;
+  return context.exitCode;
 }
 
 if (require.main === module) {

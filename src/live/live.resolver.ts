@@ -1,6 +1,7 @@
 import { Arg, ID, Resolver, Root, Subscription, SubscribeResolverData } from 'type-graphql';
 import { ApiKeyEvent } from './live.type';
 import { Topic, TopicPayloads } from './topics';
+import { prepend } from './iterators';
 import { QuotaStatus } from '../quotas/quota.type';
 import { RateLimitState } from '../rate-limits/rate-limit.type';
 import { Session } from '../sessions/session.type';
@@ -12,11 +13,8 @@ import type { SessionEntity } from '../sessions/session.entity';
 
 type Args = Record<string, string | null | undefined>;
 
-/** Yields `first` (the current state), then every published event of the subject. */
-async function* snapshotThen<T>(first: readonly T[], live: AsyncIterable<T>): AsyncGenerator<T> {
-  yield* first;
-  yield* live;
-}
+/** `first` (the current state), then every published event of the subject. */
+const snapshotThen = prepend;
 
 // Payloads that crossed Redis arrive as JSON: give dates back their type.
 const DATE_FIELDS = ['expiresAt', 'revokedAt', 'deletedAt', 'lastUsedAt', 'createdAt', 'updatedAt', 'startedAt', 'endedAt', 'resetAt', 'resetsAt', 'at'];

@@ -1,5 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { createPubSub } from '@graphql-yoga/subscription';
+import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import type Redis from 'ioredis';
 import { Topic, TopicPayloads } from './topics';
 
 /**
@@ -17,6 +19,15 @@ export function inProcessPubSub(): LivePubSub {
   // One listener per subscriber of a subject: thousands are expected, not a leak.
   const eventTarget = new EventTarget();
   setMaxListeners(0, eventTarget);
+  return wrap(eventTarget);
+}
+
+/** Events published on any instance reach subscribers on every instance (Redis pub/sub). */
+export function redisPubSub(publisher: Redis, subscriber: Redis): LivePubSub {
+  return wrap(createRedisEventTarget({ publishClient: publisher, subscribeClient: subscriber }));
+}
+
+function wrap(eventTarget: unknown): LivePubSub {
   const pubSub = createPubSub<PublishArgs>({ eventTarget: eventTarget as never });
   return {
     publish(topic, id, payload) {

@@ -16,6 +16,15 @@ export enum Topic {
   API_KEY_CHANGED = 'API_KEY_CHANGED',
   /** id: the organization id — status changes, for closing its keys' sockets. */
   ORGANIZATION_CHANGED = 'ORGANIZATION_CHANGED',
+  /** id: always ALL_INSTANCES — verification cache entries every instance must drop. */
+  KEY_CACHE_INVALIDATED = 'KEY_CACHE_INVALIDATED',
+}
+
+export const ALL_INSTANCES = 'all';
+
+export interface KeyCacheInvalidation {
+  keyIds?: string[];
+  organizationId?: string;
 }
 
 export enum ApiKeyEventType {
@@ -46,4 +55,5 @@ export interface TopicPayloads {
   [Topic.SESSION_CHANGED]: SessionEntity;
   [Topic.API_KEY_CHANGED]: ApiKeyEvent;
   [Topic.ORGANIZATION_CHANGED]: OrganizationChange;
+  [Topic.KEY_CACHE_INVALIDATED]: KeyCacheInvalidation;
 }

@@ -10,6 +10,7 @@ import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { OrganizationStatus } from '../organizations/organization.entity';
 import { ApiKeyEventType, Topic } from './topics';
 import { ErrorCode } from '../errors';
+import { mapIterator } from './iterators';
 
 export const SUBSCRIPTION_LIMITS = {
   /** Subscriptions one connection may hold at once. */
@@ -177,27 +178,21 @@ function remove<K, V>(map: Map<K, Set<V>>, key: K, value: V): boolean {
  */
 const sharedResults = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
 
-async function subscribeShared(args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
+async function subscribeShared(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const source = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in source)) return source as ExecutionResult;
   const key = `${args.operationName ?? ''}\u0000${print(args.document)}\u0000${JSON.stringify(args.variableValues ?? {})}`;
-  const events = source as AsyncIterable<unknown>;
-  return (async function* () {
-    for await (const payload of events) {
-      if (payload === null || typeof payload !== 'object') {
-        yield await execute({ ...args, rootValue: payload });
-        continue;
-      }
-      let byQuery = sharedResults.get(payload);
-      if (!byQuery) sharedResults.set(payload, (byQuery = new Map()));
-      let result = byQuery.get(key);
-      if (!result) {
-        result = execute({ ...args, rootValue: payload });
-        byQuery.set(key, result);
-      }
-      yield await result;
+  return mapIterator(source as AsyncIterable<unknown>, (payload) => {
+    if (payload === null || typeof payload !== 'object') return execute({ ...args, rootValue: payload });
+    let byQuery = sharedResults.get(payload);
+    if (!byQuery) sharedResults.set(payload, (byQuery = new Map()));
+    let result = byQuery.get(key);
+    if (!result) {
+      result = execute({ ...args, rootValue: payload });
+      byQuery.set(key, result);
     }
-  })();
+    return result;
+  });
 }
 
 export interface LiveServer {

@@ -1,4 +1,5 @@
-import { RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type Redis from 'ioredis';
 import type { RateLimitSpec } from '../api-keys/api-key.entity';
 
 /** One named window of one subject, as clients see it. */
@@ -50,6 +51,22 @@ export class FlexibleRateLimiter implements RateLimiter {
 
   static inMemory(): FlexibleRateLimiter {
     return new FlexibleRateLimiter((points, duration) => new RateLimiterMemory({ points, duration, keyPrefix: 'kw_rl' }));
+  }
+
+  /**
+   * Shared by every instance through Redis. When Redis cannot be reached, consume() throws
+   * (fail-closed: the caller answers UNAVAILABLE) unless `failOpen`, in which case each
+   * instance falls back to its own in-memory limiter until Redis is back.
+   */
+  static redis(client: Redis, failOpen: boolean): FlexibleRateLimiter {
+    return new FlexibleRateLimiter((points, duration) => new RateLimiterRedis({
+      storeClient: client,
+      points,
+      duration,
+      keyPrefix: 'kw_rl',
+      rejectIfRedisNotReady: true,
+      ...(failOpen && { insuranceLimiter: new RateLimiterMemory({ points, duration, keyPrefix: 'kw_rl_insurance' }) }),
+    }));
   }
 
   private limiterFor(limit: RateLimitSpec): RateLimiterAbstract {

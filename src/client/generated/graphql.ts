@@ -191,6 +191,8 @@ export type VerifyKeyInput = {
   key: string;
   /** What is being accessed, for usage breakdowns (e.g. "POST /v1/predict"). */
   operation?: string | null | undefined;
+  /** Record this verification as a usage event. Callers that call recordUsage for the same request afterwards (the Express middleware) pass false, so the request counts once. */
+  recordEvent?: boolean | null | undefined;
   /** Refuse with NO_ACTIVE_SESSION unless the key's organization has an active session. */
   requireSession?: boolean | null | undefined;
   requiredScopes?: Array<string> | null | undefined;

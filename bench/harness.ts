@@ -1,0 +1,259 @@
+/**
+ * Processes and plumbing for the benchmark orchestrators (bench/run.ts, bench/subscriptions.ts):
+ * command-line options, the child processes they fork (always ended here, whatever happens),
+ * a fresh keyward data dir bootstrapped with `keyward init --json`, GraphQL over HTTP for
+ * setup, and the small pieces of reporting both print (machine line, percentiles, CPU profile
+ * summary).
+ *
+ * An orchestrator calls `begin(name)` first: it names the orchestrator in failure messages and
+ * installs the exit and signal handlers that kill its children and remove its data dir.
+ */
+import { ChildProcess, execFile, fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** The working copy (this file runs from dist/bench). */
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: started here, always ended here.
+
+const children = new Set<ChildProcess>();
+let dataDir: string | null = null;
+let benchName = 'bench';
+let begun = false;
+
+/** Names the orchestrator in failure messages; kills children and removes the data dir on exit. */
+export function begin(name: string): void {
+  benchName = name;
+  if (begun) return;
+  begun = true;
+  process.on('exit', cleanUp);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      cleanUp();
+      process.exit(130);
+    });
+  }
+}
+
+export function cleanUp(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  children.clear();
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  dataDir = null;
+}
+
+export function fail(message: string): never {
+  console.error(`\n${benchName}: ${message}`);
+  cleanUp();
+  process.exit(1);
+}
+
+/** Runs the orchestrator's main, then cleans up; any error fails the run. */
+export function runMain(main: () => Promise<void>): void {
+  main()
+    .then(() => cleanUp())
+    .catch((error) => fail(error instanceof Error ? (error.stack ?? error.message) : String(error)));
+}
+
+/**
+ * Forks a compiled bench script (next to this file) with IPC; it is killed if this process ends.
+ * env and execArgv default to fork's (this process's).
+ */
+export function forkChild(script: string, env?: NodeJS.ProcessEnv, execArgv?: string[]): ChildProcess {
+  const child = fork(path.join(__dirname, script), [], { env, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  return child;
+}
+
+/** Forks a bench server and resolves with its port once it says it is ready ({ type: 'ready', port }). */
+export function startServer(label: string, script: string, env: NodeJS.ProcessEnv, execArgv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = forkChild(script, env, execArgv);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start within 30 s`)), 30_000);
+    child.on('message', (message: { type?: string; port?: number }) => {
+      if (message?.type !== 'ready' || !message.port) return;
+      clearTimeout(timer);
+      resolve({ child, port: message.port });
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited (${signal ?? `code ${code}`}) before it was ready`));
+    });
+  });
+}
+
+/** Asks a server to stop cleanly (keyward flushes usage and writes its CPU profile), then kills it. */
+export async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (child.connected) child.send('stop');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+/** Closes a child's IPC channel (its cue to end) and waits for it to exit. */
+export async function disconnectChild(child: ChildProcess): Promise<void> {
+  child.disconnect();
+  await new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));
+  children.delete(child);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options: --name=value and --flag
+
+const argv = process.argv.slice(2);
+
+export function flag(name: string): boolean {
+  return argv.includes(`--${name}`);
+}
+
+/** The raw value of --name=value, if given. */
+export function textOption(name: string): string | undefined {
+  return argv.find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
+}
+
+export function positiveNumber(name: string, fallback: number): number {
+  const raw = textOption(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) fail(`--${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+export function positiveInteger(name: string, fallback: number): number {
+  const raw = textOption(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) fail(`--${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fresh keyward: data dir, environment, bootstrap
+
+export interface InitResult {
+  organizationId: string;
+  apiKeyId: string;
+  secret: string;
+}
+
+/**
+ * A temp data dir (removed on exit) and the environment for keyward processes: a fresh SQLite
+ * database there, whatever the calling shell has set.
+ */
+export function makeDataDir(prefix: string): { dataDir: string; env: NodeJS.ProcessEnv } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  dataDir = dir;
+  const env: NodeJS.ProcessEnv = { ...process.env, KEYWARD_DATA_DIR: dir, LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'KEYWARD_PEPPER', 'PORT', 'HOST', 'NODE_OPTIONS']) delete env[name];
+  return { dataDir: dir, env };
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(ROOT, 'bin', 'keyward.js'), ...args], { env, cwd }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`keyward ${args.join(' ')} failed: ${stderr || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** `keyward init --json` in the data dir (cwd = the data dir, so no .env of the working copy is read). */
+export async function initKeyward(env: NodeJS.ProcessEnv, dir: string): Promise<InitResult> {
+  return JSON.parse((await runCli(['init', '--json'], env, dir)).trim()) as InitResult;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GraphQL over HTTP
+
+export interface GraphqlResponse {
+  status: number;
+  body: { data?: Record<string, any> | null; errors?: Array<{ message: string; extensions?: { code?: string } }> };
+}
+
+export async function post(url: string, body: string, secret: string | null): Promise<GraphqlResponse> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (secret) headers.authorization = `Bearer ${secret}`;
+  const response = await fetch(url, { method: 'POST', headers, body });
+  const text = await response.text();
+  try {
+    return { status: response.status, body: JSON.parse(text) };
+  } catch {
+    return { status: response.status, body: { errors: [{ message: `not JSON: ${text.slice(0, 200)}` }] } };
+  }
+}
+
+/** A GraphQL call that must succeed (HTTP 200, data, no errors); anything else fails the run. */
+export async function gql(url: string, secret: string, query: string, variables: Record<string, unknown> = {}): Promise<Record<string, any>> {
+  const response = await post(url, JSON.stringify({ query, variables }), secret);
+  if (response.status !== 200 || response.body.errors?.length || !response.body.data) {
+    fail(`request failed (HTTP ${response.status}): ${JSON.stringify(response.body).slice(0, 500)}`);
+  }
+  return response.body.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** "<n> CPU(s) (<model>), node <version>, <platform> <release>" */
+export function machineSummary(): string {
+  return `${os.availableParallelism()} CPU(s) (${os.cpus()[0]?.model.trim() ?? 'unknown'}), node ${process.version}, ${os.platform()} ${os.release()}`;
+}
+
+/** The p-th percentile (nearest rank) of ascending values; NaN when there are none. */
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** Node options that make a child write a CPU profile into `profileDir` when it exits (none when off). */
+export function cpuProfArgs(enabled: boolean, profileDir: string): string[] {
+  return enabled ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function summarizeProfile(file: string, top: number): void {
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byNode = new Map<number, number>();
+  profile.samples.forEach((id, i) => byNode.set(id, (byNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const total = [...byNode.values()].reduce((sum, value) => sum + value, 0);
+  const byFunction = new Map<string, number>();
+  for (const node of profile.nodes) {
+    const micros = byNode.get(node.id) ?? 0;
+    if (!micros) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url ? `${url.replace(`file://${ROOT}/`, '').replace(/^.*node_modules\//, '~/')}:${lineNumber + 1}` : '';
+    const name = `${functionName || '(anonymous)'} ${where}`.trim();
+    byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
+  }
+  console.log(`\nkeyward CPU profile (${file}), top ${top} by self time of ${(total / 1e6).toFixed(1)} s sampled:`);
+  for (const [name, micros] of [...byFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`  ${((100 * micros) / total).toFixed(1).padStart(5)}%  ${name}`);
+  }
+}
+
+/**
+ * Copies each profile written into `profileDir` to os.tmpdir()/<keptPrefix>-<ms>.cpuprofile
+ * (the data dir is removed on exit) and prints its top `top` functions by self time.
+ */
+export function printCpuProfiles(profileDir: string, keptPrefix: string, top: number): void {
+  const files = fs.existsSync(profileDir) ? fs.readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile')) : [];
+  if (files.length === 0) console.log('\n(no CPU profile was written)');
+  for (const name of files) {
+    const kept = path.join(os.tmpdir(), `${keptPrefix}-${Date.now()}.cpuprofile`);
+    fs.copyFileSync(path.join(profileDir, name), kept);
+    summarizeProfile(kept, top);
+  }
+}
