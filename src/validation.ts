@@ -23,7 +23,22 @@ export const LIMITS = {
   maxExpiresInDays: 36_500,
   maxGracePeriodSeconds: 30 * 24 * 3600,
   pageSize: 500,
+  metaDepth: 32,
 } as const;
+
+/** Nesting depth of a JSON value, counted without recursion and without going past `stopAt + 1`. */
+function depthOf(value: unknown, stopAt: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > stopAt) return deepest;
+    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
 
 export function requireText(field: string, value: unknown, maxLength: number): string {
   if (typeof value !== 'string') throw new BadUserInputError(field, 'must be a string');
@@ -33,6 +48,8 @@ export function requireText(field: string, value: unknown, maxLength: number): s
     throw new BadUserInputError(field, `must be at most ${maxLength} characters (got ${trimmed.length})`);
   }
   if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new BadUserInputError(field, 'must not contain control characters');
+  // A lone surrogate cannot be stored faithfully (MySQL would turn it into U+FFFD).
+  if (/\p{Cs}/u.test(trimmed)) throw new BadUserInputError(field, 'must be valid Unicode text (it contains a lone surrogate)');
   return trimmed;
 }
 
@@ -89,6 +106,7 @@ export function validateIpAllowlist(field: string, entries: readonly string[]): 
 export function validateMeta(field: string, meta: Record<string, unknown> | null | undefined): Record<string, unknown> | null | undefined {
   if (meta === undefined || meta === null) return meta;
   if (typeof meta !== 'object' || Array.isArray(meta)) throw new BadUserInputError(field, 'must be a JSON object');
+  if (depthOf(meta, LIMITS.metaDepth) > LIMITS.metaDepth) throw new BadUserInputError(field, `must be nested at most ${LIMITS.metaDepth} levels deep`);
   const bytes = Buffer.byteLength(JSON.stringify(meta), 'utf8');
   if (bytes > LIMITS.metaBytes) throw new BadUserInputError(field, `must be at most ${LIMITS.metaBytes} bytes as JSON (got ${bytes})`);
   return meta;

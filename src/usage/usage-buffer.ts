@@ -7,6 +7,7 @@ import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import type { Logger } from '../logger';
+import { isStoreUnreachable } from '../db/store-errors';
 
 export interface UsageEventInput {
   organizationId: string;
@@ -120,7 +121,9 @@ export class UsageBuffer {
     this.refusalsPerKey.set(refusal.apiKeyId, seen + 1);
     if (seen >= this.options.maxRefusalsPerKeyPerFlush) return;
     const at = this.clock.now();
-    this.refusals.push(Object.assign(new RateLimitEventEntity(), { id: newId('evt', at), ...refusal, at }));
+    this.refusals.push(Object.assign(new RateLimitEventEntity(), {
+      id: newId('evt', at), ...refusal, operation: refusal.operation?.slice(0, 200) ?? null, ip: refusal.ip?.slice(0, 64) ?? null, at,
+    }));
   }
 
   /** Writes what is waiting; concurrent calls share one write. */
@@ -168,6 +171,11 @@ export class UsageBuffer {
         }
       });
     } catch (error) {
+      if (!isStoreUnreachable(error)) {
+        // The database refused this batch itself: retrying it would block every later flush.
+        this.logger.error({ err: error, events: events.length, refusals: refusals.length }, 'usage batch refused by the database; dropped');
+        return;
+      }
       // Keep the data for the next attempt (bounded), so a database blip loses nothing.
       this.events = [...events, ...this.events];
       for (const [id, stats] of keyStats) {

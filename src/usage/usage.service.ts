@@ -110,7 +110,7 @@ export class UsageService {
       const fresh = await this.claimIdempotencyKey(tx, scope, requestHash, now);
       const applicable = await this.quotas.applicableTo(key, tx);
       let session: SessionEntity | null = null;
-      if (input.sessionId) {
+      if (input.sessionId !== undefined && input.sessionId !== null) {
         const found = await tx.getRepository(SessionEntity).findOneBy({ id: input.sessionId });
         if (!found || found.organizationId !== key.organizationId) throw new NotFoundError('Session');
         session = fresh ? await this.sessions.charge(tx, found, tokens) : found;
