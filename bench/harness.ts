@@ -5,13 +5,19 @@
  * setup, and the small pieces of reporting both print (machine line, percentiles, CPU profile
  * summary).
  *
+ * For the scale-out pass of bench/run.ts: probes of Redis and MySQL/MariaDB, and a fresh
+ * database on that server that is dropped at the end (or by cleanUp when the run fails).
+ *
  * An orchestrator calls `begin(name)` first: it names the orchestrator in failure messages and
  * installs the exit and signal handlers that kill its children and remove its data dir.
  */
-import { ChildProcess, execFile, fork } from 'node:child_process';
+import { ChildProcess, execFile, execFileSync, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Redis from 'ioredis';
+import { createConnection } from 'mysql2/promise';
 
 /** The working copy (this file runs from dist/bench). */
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -38,9 +44,26 @@ export function begin(name: string): void {
   }
 }
 
+/** Synchronous clean-up steps registered by the orchestrator (run by cleanUp, newest first). */
+const cleanUpSteps = new Set<() => void>();
+
+/** Adds a synchronous step to cleanUp (it also runs on failure and on signals); returns its removal. */
+export function onCleanUp(step: () => void): () => void {
+  cleanUpSteps.add(step);
+  return () => cleanUpSteps.delete(step);
+}
+
 export function cleanUp(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   children.clear();
+  for (const step of [...cleanUpSteps].reverse()) {
+    cleanUpSteps.delete(step);
+    try {
+      step();
+    } catch (error) {
+      console.error(`${benchName}: clean-up step failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   dataDir = null;
 }
@@ -169,10 +192,106 @@ export async function initKeyward(env: NodeJS.ProcessEnv, dir: string): Promise<
 }
 
 // ---------------------------------------------------------------------------------------------
+// Redis and MariaDB for the scale-out pass
+
+/** null when Redis at `url` answers PING within `timeoutMs`, else why not. */
+export async function probeRedis(url: string, timeoutMs = 2_000): Promise<string | null> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  // ioredis rejects connect() with "Connection is closed."; the socket error says why.
+  let socketError: Error | null = null;
+  client.on('error', (error: Error) => { socketError ??= error; });
+  try {
+    await client.connect();
+    const pong = await client.ping();
+    return pong === 'PONG' ? null : `PING answered ${JSON.stringify(pong)}`;
+  } catch (error) {
+    const reason = (socketError ?? error) as Error & { code?: string };
+    return reason instanceof Error ? reason.message || reason.code || reason.name : String(reason);
+  } finally {
+    client.disconnect();
+  }
+}
+
+function mysqlOptions(url: URL) {
+  return { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), connectTimeout: 3_000 };
+}
+
+/** null when the MySQL/MariaDB server at `url` accepts the credentials and answers SELECT 1, else why not. */
+export async function probeMysql(url: string): Promise<string | null> {
+  try {
+    const connection = await createConnection(mysqlOptions(new URL(url.replace(/^mariadb:/, 'mysql:'))));
+    try {
+      await connection.query('SELECT 1');
+      return null;
+    } finally {
+      await connection.end();
+    }
+  } catch (error) {
+    return error instanceof Error ? error.message || (error as { code?: string }).code || error.name : String(error);
+  }
+}
+
+export interface BenchDatabase {
+  name: string;
+  /** `url` with the new database as its path. */
+  url: string;
+  /** Drops the database (also done by cleanUp if the run fails before). */
+  drop(): Promise<void>;
+}
+
+/**
+ * A new, empty database `<prefix><random>` on the server of `url` (utf8mb4), dropped by
+ * `drop()` — or, if the run ends any other way, synchronously by cleanUp.
+ */
+export async function createMysqlDatabase(url: string, prefix: string): Promise<BenchDatabase> {
+  const base = new URL(url.replace(/^mariadb:/, 'mysql:'));
+  const name = `${prefix}${randomBytes(6).toString('hex')}`;
+  const options = mysqlOptions(base);
+  const admin = await createConnection(options);
+  try {
+    await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+  } finally {
+    await admin.end();
+  }
+  // exit handlers cannot wait: the fallback drops the database from a short child process.
+  const removeFallback = onCleanUp(() => {
+    execFileSync(process.execPath, ['-e', DROP_DATABASE_SCRIPT], {
+      cwd: ROOT, timeout: 15_000, stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, BENCH_DROP_OPTIONS: JSON.stringify(options), BENCH_DROP_NAME: name },
+    });
+  });
+  const databaseUrl = new URL(base.toString());
+  databaseUrl.pathname = `/${name}`;
+  return {
+    name,
+    url: databaseUrl.toString(),
+    async drop() {
+      removeFallback();
+      const connection = await createConnection(options);
+      try {
+        await connection.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      } finally {
+        await connection.end();
+      }
+    },
+  };
+}
+
+const DROP_DATABASE_SCRIPT = `
+const { createConnection } = require('mysql2/promise');
+(async () => {
+  const connection = await createConnection(JSON.parse(process.env.BENCH_DROP_OPTIONS));
+  await connection.query('DROP DATABASE IF EXISTS \`' + process.env.BENCH_DROP_NAME + '\`');
+  await connection.end();
+})().catch((error) => { console.error('dropping ' + process.env.BENCH_DROP_NAME + ' failed: ' + error.message); process.exit(1); });
+`;
+
+// ---------------------------------------------------------------------------------------------
 // GraphQL over HTTP
 
 export interface GraphqlResponse {
   status: number;
+  headers: Headers;
   body: { data?: Record<string, any> | null; errors?: Array<{ message: string; extensions?: { code?: string } }> };
 }
 
@@ -182,9 +301,9 @@ export async function post(url: string, body: string, secret: string | null): Pr
   const response = await fetch(url, { method: 'POST', headers, body });
   const text = await response.text();
   try {
-    return { status: response.status, body: JSON.parse(text) };
+    return { status: response.status, headers: response.headers, body: JSON.parse(text) };
   } catch {
-    return { status: response.status, body: { errors: [{ message: `not JSON: ${text.slice(0, 200)}` }] } };
+    return { status: response.status, headers: response.headers, body: { errors: [{ message: `not JSON: ${text.slice(0, 200)}` }] } };
   }
 }
 

@@ -68,7 +68,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : null;
   const rateLimiter = redis ? FlexibleRateLimiter.redis(redis.client, config.rateLimitFailOpen) : FlexibleRateLimiter.inMemory();
   const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger);
-  const pubSub = redis ? redisPubSub(redis.publisher, redis.subscriber) : inProcessPubSub();
+  const pubSub = redis
+    ? redisPubSub(redis.publisher, redis.subscriber, (error, command) => logger.warn({ err: error, command }, 'redis pub/sub command failed'))
+    : inProcessPubSub();
   const invalidations = redis ? pubSub.subscribe(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES)[Symbol.asyncIterator]() : null;
   if (invalidations) {
     keyCache.broadcastTo((change) => pubSub.publish(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES, change));

@@ -5,6 +5,8 @@ import type { VerificationOutcome } from './auth/key-verifier';
 import { ApiKeyEntity } from './api-keys/api-key.entity';
 import { OrganizationEntity } from './organizations/organization.entity';
 import { ErrorCode, KeywardError } from './errors';
+import type { Logger } from './logger';
+import { requestIdFrom } from './request-log';
 
 /** The authenticated key behind a request. */
 export interface Caller {
@@ -24,6 +26,13 @@ export interface Context {
   caller: Caller | null;
   /** The pipeline's outcome for this request, for rate-limit headers and usage. */
   verification: VerificationOutcome | null;
+  /**
+   * The HTTP request's id (X-Request-Id, accepted from the client when it looks safe, else
+   * generated; echoed in the response), or the WebSocket connection's.
+   */
+  requestId: string;
+  /** app.logger with `requestId` bound: log anything about this request with it. */
+  logger: Logger;
 }
 
 /**
@@ -47,8 +56,10 @@ export function presentedKey(headers: IncomingHttpHeaders): string | null {
  * through the verification pipeline once the operation is known (its scopes are part of
  * the check, and a refused request must consume nothing).
  */
-export function buildContext(app: App, headers: IncomingHttpHeaders, ip: string | null): Context {
-  return { app, secret: presentedKey(headers), ip, host: headers.host ?? null, caller: null, verification: null };
+export function buildContext(app: App, headers: IncomingHttpHeaders, ip: string | null, scope?: { requestId: string; logger: Logger }): Context {
+  const requestId = scope?.requestId ?? requestIdFrom(headers);
+  const logger = scope?.logger ?? app.logger.child({ requestId });
+  return { app, secret: presentedKey(headers), ip, host: headers.host ?? null, caller: null, verification: null, requestId, logger };
 }
 
 export function callerFrom(outcome: VerificationOutcome, ip: string | null): Caller {

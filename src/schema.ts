@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { GraphQLSchema } from 'graphql';
+import { GraphQLSchema, specifiedDirectives } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { printSchemaWithDirectives } from '@graphql-tools/utils';
 import { applyAuthDirectives, publicDirective, requireScopeDirective } from './auth/directives';
@@ -27,7 +27,7 @@ let built: Promise<GraphQLSchema> | null = null;
 export function buildKeywardSchema(): Promise<GraphQLSchema> {
   built ??= buildSchema({
     resolvers: RESOLVERS,
-    directives: [requireScopeDirective, publicDirective],
+    directives: [...specifiedDirectives, requireScopeDirective, publicDirective],
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     validate: false,
     emitSchemaFile: false,

@@ -8,17 +8,24 @@ import { GraphQLFormattedError } from 'graphql';
 import { App } from './app';
 import { buildContext, Context } from './context';
 import { meteringPlugin } from './usage/metering.plugin';
+import { isStoreUnreachable } from './db/store-errors';
+import { clientAddress } from './auth/ip-allowlist';
 import { attachLiveServer, LiveServer } from './live/ws-server';
 import { buildKeywardSchema } from './schema';
 import { ErrorCode, HTTP_STATUS, isErrorCode } from './errors';
+import { graphqlLimits, queryTooComplex, withoutSuggestions } from './graphql-limits';
 import { graphiqlAssets, graphiqlPage, GRAPHIQL_ASSETS_PATH, wantsGraphiql } from './graphiql/graphiql';
+import { Metrics } from './metrics';
+import { accessLogPlugin, requestLog, requestScope } from './request-log';
 
 export const GRAPHQL_PATH = '/graphql';
 /** Larger bodies are refused with 413 PAYLOAD_TOO_LARGE before parsing. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** Apollo's own codes that keep their meaning; anything else unknown is masked. */
-const PASSTHROUGH_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
+const PASSTHROUGH_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']);
+/** Apollo's request-level refusals: the request itself is wrong (400 BAD_USER_INPUT). */
+const REQUEST_ERRORS = new Set(['BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
 
 export interface KeywardServer {
   httpServer: http.Server;
@@ -37,8 +44,16 @@ function jsonError(res: Response, code: ErrorCode, message: string): void {
 /** The one place that shapes errors for clients: known codes pass, the rest are masked. */
 function formatErrorFor(app: App) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    // Over a GraphQL limit (graphql-limits.ts): one code, no limit named, no locations.
+    const tooComplex = queryTooComplex(error);
+    if (tooComplex) return { message: tooComplex.message, extensions: { code: ErrorCode.QUERY_TOO_COMPLEX } };
+    if (formatted.extensions?.validationErrorCode === 'INTROSPECTION_DISABLED') {
+      return { ...formatted, message: 'Introspection (__schema, __type) is disabled on this server (INTROSPECTION=false)' };
+    }
+    // Suggestions name parts of the schema; Apollo and graphql-armor drop most, this the rest.
+    if (!app.config.introspection) formatted = { ...formatted, message: withoutSuggestions(formatted.message) };
     const code = formatted.extensions?.code;
-    if (code === 'BAD_REQUEST') return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
+    if (typeof code === 'string' && REQUEST_ERRORS.has(code)) return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
     if (isErrorCode(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
     if (isStoreUnreachable((error as { originalError?: unknown })?.originalError ?? error)) {
       app.logger.error({ err: (error as { originalError?: unknown })?.originalError ?? error }, 'backing store unreachable');
@@ -90,18 +105,6 @@ class InFlight {
 /** How long shutdown waits for operations still executing (milliseconds). */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'PROTOCOL_CONNECTION_LOST', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN']);
-
-/** A database or Redis that cannot be reached: UNAVAILABLE (503), never a made-up 500 or 429. */
-function isStoreUnreachable(error: unknown): boolean {
-  for (let current = error as { code?: string; driverError?: unknown; cause?: unknown; message?: string } | undefined, depth = 0; current && depth < 4; depth++) {
-    if (current.code && UNREACHABLE.has(current.code)) return true;
-    if (current.message && /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(current.message)) return true;
-    current = (current.driverError ?? current.cause) as typeof current;
-  }
-  return false;
-}
-
 /** A refused or failed operation answers with its code's HTTP status, not 200. */
 const httpStatusPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
@@ -124,19 +127,28 @@ export async function createServer(app: App): Promise<KeywardServer> {
   expressApp.set('trust proxy', app.config.trustProxy);
 
   const inFlight = new InFlight();
+  const limits = graphqlLimits({ introspection: app.config.introspection });
   const apollo = new ApolloServer<Context>({
     schema,
     introspection: app.config.introspection,
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
+    // Automatic persisted queries are not offered: a persistedQuery extension gets 400.
+    persistedQueries: false,
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: !app.config.introspection,
     formatError: formatErrorFor(app),
+    // Depth, aliases, tokens, directives and cost: refused before anything runs (QUERY_TOO_COMPLEX).
+    validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
     // Order matters: the status plugin sets the HTTP status the metering plugin records.
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin, meteringPlugin, inFlight.plugin],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin, meteringPlugin, inFlight.plugin, ...limits.plugins],
   });
+  apollo.addPlugin(accessLogPlugin);
   await apollo.start();
   const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
+  const metrics = new Metrics(app);
+  metrics.observeLive(live);
 
   expressApp.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -154,6 +166,12 @@ export async function createServer(app: App): Promise<KeywardServer> {
       ...(redis !== null && { redis: redis ? 'up' : 'down' }),
     });
   });
+  // Unauthenticated like /healthz: restrict it at the network edge.
+  expressApp.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', metrics.contentType).send(await metrics.render());
+  });
+  // Request id (X-Request-Id) and one access log line per request to the GraphQL endpoint.
+  expressApp.use(GRAPHQL_PATH, requestLog(app.logger, (access, status, seconds) => metrics.observeRequest(access, status, seconds)));
   expressApp.use(GRAPHIQL_ASSETS_PATH, graphiqlAssets());
   expressApp.get(GRAPHQL_PATH, (req, res, next) => {
     if (!wantsGraphiql(req)) return next();
@@ -163,7 +181,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
     GRAPHQL_PATH,
     express.json({ limit: MAX_BODY_BYTES }),
     expressMiddleware(apollo, {
-      context: async ({ req }) => buildContext(app, req.headers, req.ip ?? req.socket.remoteAddress ?? null),
+      context: async ({ req, res }) => buildContext(app, req.headers, clientAddress(req.ip ?? req.socket.remoteAddress), requestScope(res, app.logger)),
     }),
   );
   expressApp.use((error: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {

@@ -14,7 +14,13 @@ export class AuditEntryEntity {
   @Column({ name: 'actor_key_id', type: 'varchar', length: ID_LENGTH, nullable: true })
   actorKeyId!: string | null;
 
-  /** Dotted verb, e.g. `api_key.revoke` (DESIGN.md "Audit actions"). */
+  /**
+   * Dotted verb (DESIGN.md "Audit actions"): organization.create|update|suspend|activate,
+   * api_key.create|update|enable|disable|revoke|rotate|delete, rate_limit.reset,
+   * session.create|terminate, session_credits.add, wallet.key_create, and
+   * auth.failures_exceeded (target 'ip', no organization: an address used up its failed
+   * authentications for a window; metadata { failures, windowSeconds }).
+   */
   @Column({ type: 'varchar', length: 64 })
   action!: string;
 

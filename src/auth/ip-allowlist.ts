@@ -8,6 +8,16 @@ export function normalizeIp(address: string): string {
 }
 
 /**
+ * The client address to trust and record: a valid IP (normalized), else null — an
+ * X-Forwarded-For header can carry anything when TRUST_PROXY is on.
+ */
+export function clientAddress(raw: string | null | undefined): string | null {
+  if (!raw) return null;
+  const ip = normalizeIp(raw);
+  return isIP(ip) === 0 ? null : ip;
+}
+
+/**
  * Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a /32 or /128) into canonical
  * CIDR form. Returns null when it is not one.
  */

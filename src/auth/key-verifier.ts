@@ -45,6 +45,8 @@ export interface VerificationRequest {
 
 type Refusal = Exclude<VerifyCode, VerifyCode.VALID>;
 
+export type VerificationObserver = (code: VerifyCode | 'ERROR', seconds: number) => void;
+
 export interface VerificationOutcome {
   valid: boolean;
   code: VerifyCode;
@@ -95,7 +97,22 @@ export class KeyVerifier {
     private readonly live: LiveEvents,
   ) {}
 
+  /** Told of every verification's code ('ERROR' when the pipeline threw) and duration in seconds (metrics). */
+  observer: VerificationObserver | null = null;
+
   async verify(request: VerificationRequest): Promise<VerificationOutcome> {
+    const started = performance.now();
+    let code: VerifyCode | 'ERROR' = 'ERROR';
+    try {
+      const outcome = await this.pipeline(request);
+      code = outcome.code;
+      return outcome;
+    } finally {
+      this.observer?.(code, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async pipeline(request: VerificationRequest): Promise<VerificationOutcome> {
     const cost = request.cost ?? 1;
     // 1
     if (!isWellFormedSecret(request.secret)) return refused(VerifyCode.NOT_FOUND, 'The API key is malformed or its checksum is wrong');
@@ -172,7 +189,8 @@ export class KeyVerifier {
     return { valid: true, code: VerifyCode.VALID, reason: '', key, organization, rateLimits: limited.states, quotas: quotaStatuses, session, retryAfterSeconds: null };
   }
 
-  private consumeQuotasAndCheckSession(quotas: QuotaEntity[], cost: number, organizationId: string, requireSession: boolean) {
+  private async consumeQuotasAndCheckSession(quotas: QuotaEntity[], cost: number, organizationId: string, requireSession: boolean) {
+    await this.quotas.prepareCounters(quotas);
     return this.transactions.run(async (tx) => {
       const refusing = await this.quotas.consume(tx, quotas, cost);
       if (refusing) {

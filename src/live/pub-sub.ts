@@ -22,9 +22,27 @@ export function inProcessPubSub(): LivePubSub {
   return wrap(eventTarget);
 }
 
-/** Events published on any instance reach subscribers on every instance (Redis pub/sub). */
-export function redisPubSub(publisher: Redis, subscriber: Redis): LivePubSub {
-  return wrap(createRedisEventTarget({ publishClient: publisher, subscribeClient: subscriber }));
+/**
+ * Events published on any instance reach subscribers on every instance (Redis pub/sub).
+ * The event target does not handle failed PUBLISH / SUBSCRIBE commands; while Redis is down
+ * they are logged here instead of becoming unhandled rejections (which would end the process).
+ */
+export function redisPubSub(publisher: Redis, subscriber: Redis, onError: (error: unknown, command: string) => void): LivePubSub {
+  return wrap(createRedisEventTarget({ publishClient: guarded(publisher, onError), subscribeClient: guarded(subscriber, onError) }));
+}
+
+function guarded(client: Redis, onError: (error: unknown, command: string) => void): Redis {
+  const commands = new Set(['publish', 'subscribe', 'unsubscribe']);
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      if (typeof property === 'string' && commands.has(property)) {
+        return (...args: unknown[]) => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((error) => onError(error, property));
+      }
+      return value.bind(target);
+    },
+  });
 }
 
 function wrap(eventTarget: unknown): LivePubSub {

@@ -6,11 +6,15 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { App } from '../app';
 import { callerFrom, Caller, Context } from '../context';
 import { VerifyCode } from '../auth/verify-code';
+import { authFailureBlock, countAuthFailure } from '../auth/auth-failures';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { OrganizationStatus } from '../organizations/organization.entity';
 import { ApiKeyEventType, Topic } from './topics';
 import { ErrorCode } from '../errors';
+import { clientAddress } from '../auth/ip-allowlist';
 import { mapIterator } from './iterators';
+import type { Logger } from '../logger';
+import { requestIdFrom } from '../request-log';
 
 export const SUBSCRIPTION_LIMITS = {
   /** Subscriptions one connection may hold at once. */
@@ -46,6 +50,9 @@ type Extra = {
   ip?: string | null;
   secret?: string;
   connection?: Connection;
+  /** The connection's id (the upgrade request's X-Request-Id when safe, else generated) and logger. */
+  requestId?: string;
+  logger?: Logger;
 };
 
 /** `{ authorization: "Bearer kw_…" }` or `{ apiKey: "kw_…" }`. */
@@ -198,6 +205,8 @@ async function subscribeShared(args: ExecutionArgs): Promise<AsyncIterableIterat
 export interface LiveServer {
   /** Open sockets that passed authentication. */
   readonly connections: number;
+  /** Subscriptions currently open (their event streams not yet ended). */
+  readonly subscriptions: number;
   /** Closes every socket with 1001 and stops accepting. */
   stop(): Promise<void>;
 }
@@ -210,24 +219,43 @@ export interface LiveServer {
 export function attachLiveServer(app: App, httpServer: http.Server, schema: GraphQLSchema, path: string): LiveServer {
   const wss = new WebSocketServer({ server: httpServer, path, maxPayload: 1024 * 1024 });
   const registry = new SocketRegistry(app);
+  let openSubscriptions = 0;
 
   const disposable = useServer<Record<string, unknown>, Extra>({
     schema,
-    subscribe: subscribeShared,
+    subscribe: async (args) => {
+      const result = await subscribeShared(args);
+      if (!(Symbol.asyncIterator in result)) return result;
+      openSubscriptions += 1;
+      return countedUntilEnd(result, () => { openSubscriptions -= 1; });
+    },
     connectionInitWaitTimeout: SUBSCRIPTION_LIMITS.connectionInitWaitTimeoutMs,
     context: (ctx): Context => ({
       app, secret: ctx.extra.secret ?? null, ip: ctx.extra.ip ?? null, host: ctx.extra.request.headers.host ?? null, caller: ctx.extra.caller ?? null, verification: null,
+      requestId: ctx.extra.requestId ?? '', logger: ctx.extra.logger ?? app.logger,
     }),
     onConnect: async (ctx) => {
       const { socket, request } = ctx.extra;
+      const requestId = requestIdFrom(request.headers);
+      const logger = app.logger.child({ requestId });
+      Object.assign(ctx.extra, { requestId, logger });
       const secret = keyFromConnectionParams(ctx.connectionParams);
       if (!secret) {
+        logger.info({ code: 'UNAUTHENTICATED' }, 'websocket refused');
         socket.close(LiveCloseCode.Unauthorized, 'Unauthorized: send connectionParams { authorization: "Bearer <key>" } or { apiKey }');
         return false;
       }
       const ip = clientIp(app, request);
+      const blocked = await authFailureBlock(app, ip);
+      if (blocked) {
+        logger.info({ code: 'RATE_LIMITED' }, 'websocket refused');
+        socket.close(LiveCloseCode.Unauthorized, `Unauthorized: ${blocked.message}`);
+        return false;
+      }
       const outcome = await app.verifier.verify({ secret, ip, authenticateOnly: true });
       if (!outcome.valid) {
+        await countAuthFailure(app, ip, outcome.code);
+        logger.info({ code: outcome.code, keyId: outcome.key?.id ?? null }, 'websocket refused');
         const forbidden = outcome.code === VerifyCode.ORGANIZATION_SUSPENDED || outcome.code === VerifyCode.FORBIDDEN_IP;
         socket.close(forbidden ? LiveCloseCode.Forbidden : LiveCloseCode.Unauthorized, `${forbidden ? 'Forbidden' : 'Unauthorized'}: ${outcome.reason}`);
         return false;
@@ -236,6 +264,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
       const connection: Connection = { socket, keyId: caller.key.id, organizationId: caller.organization.id, expiresAt: caller.key.expiresAt };
       Object.assign(ctx.extra, { caller, ip, secret, connection });
       registry.add(connection);
+      logger.info({ keyId: caller.key.id, organizationId: caller.organization.id }, 'websocket connected');
       return true;
     },
     onSubscribe: (ctx) => {
@@ -273,6 +302,9 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
     get connections() {
       return registry.size;
     },
+    get subscriptions() {
+      return openSubscriptions;
+    },
     async stop() {
       clearInterval(keepAlive);
       registry.stop();
@@ -283,11 +315,39 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
   };
 }
 
+/** `source`, calling `onEnd` once when it ends: done, failed, or returned early. */
+function countedUntilEnd<T>(source: AsyncIterableIterator<T>, onEnd: () => void): AsyncIterableIterator<T> {
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    onEnd();
+  };
+  const iterator: AsyncIterableIterator<T> = {
+    [Symbol.asyncIterator]: () => iterator,
+    async next() {
+      try {
+        const result = await source.next();
+        if (result.done) end();
+        return result;
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    async return() {
+      end();
+      return (await source.return?.()) ?? { done: true, value: undefined };
+    },
+  };
+  return iterator;
+}
+
 /** The socket address, or X-Forwarded-For's client when TRUST_PROXY says so (like Express's req.ip). */
 function clientIp(app: App, request: http.IncomingMessage): string | null {
-  const socketAddress = request.socket.remoteAddress ?? null;
+  const socketAddress = clientAddress(request.socket.remoteAddress);
   if (!app.config.trustProxy) return socketAddress;
   const forwarded = request.headers['x-forwarded-for'];
   const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-  return first || socketAddress;
+  return clientAddress(first) ?? socketAddress;
 }

@@ -43,6 +43,9 @@ export function validateQuotas(field: string, quotas: readonly QuotaSpec[]): Quo
 }
 
 export class QuotasService {
+  /** Counter rows (quota|period) known to exist; see prepareCounters. */
+  private readonly knownCounters = new Set<string>();
+
   constructor(private readonly dataSource: DataSource, private readonly clock: Clock) {}
 
   /** Replaces every quota of the owner, inside the caller's transaction. */
@@ -106,6 +109,22 @@ export class QuotasService {
    * used >= limit. Returns the first quota that refuses, having taken nothing from it; the
    * caller rolls the transaction back so earlier quotas give their units back too.
    */
+  /**
+   * Creates the current period's counter rows, outside any transaction, once per process and
+   * period: concurrent first uses of a quota then only contend on a row UPDATE (InnoDB can
+   * deadlock on concurrent INSERT IGNOREs of one key inside transactions).
+   */
+  async prepareCounters(quotas: readonly QuotaEntity[]): Promise<void> {
+    const now = this.clock.now();
+    const missing = quotas.filter((quota) => !this.knownCounters.has(`${quota.id}|${periodKey(quota.period, now)}`));
+    if (missing.length === 0) return;
+    await this.dataSource.createQueryBuilder().insert().into(QuotaCounterEntity)
+      .values(missing.map((quota) => ({ quotaId: quota.id, periodKey: periodKey(quota.period, now), used: 0 })))
+      .orIgnore().updateEntity(false).execute();
+    if (this.knownCounters.size > 100_000) this.knownCounters.clear();
+    for (const quota of missing) this.knownCounters.add(`${quota.id}|${periodKey(quota.period, now)}`);
+  }
+
   async consume(manager: EntityManager, quotas: readonly QuotaEntity[], requests: number): Promise<QuotaEntity | null> {
     if (quotas.length === 0) return null;
     const now = this.clock.now();

@@ -7,6 +7,7 @@ import { VerifyCode } from '../auth/verify-code';
 import { REFUSAL_ERROR } from '../auth/verify-code';
 import { publicDirective, requireScopeDirective } from '../auth/directives';
 import { tightest } from '../rate-limits/rate-limiter';
+import { authFailureBlock, countAuthFailure } from '../auth/auth-failures';
 
 /** Root fields an operation selects (through fragments), without introspection fields. */
 export function rootFields(operation: OperationDefinitionNode, document: DocumentNode): string[] {
@@ -90,11 +91,29 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
       async didResolveOperation({ contextValue, operation, document, schema }) {
         if (!operation) return;
         const fields = rootFields(operation, document);
+        if (operation.operation === 'subscription') {
+          throw new KeywardError(ErrorCode.BAD_USER_INPUT, 'Subscriptions run over WebSocket (graphql-ws, protocol graphql-transport-ws) on this same path, not over HTTP');
+        }
+        // One write per request: a failed later mutation would null the whole response and hide
+        // the earlier one's effect. Aliased verifyKey calls are the exception (they each count).
+        const writes = operation.operation === 'mutation' ? operation.selectionSet.selections.length : 0;
+        if (writes > 1 && !(fields.length === 1 && fields[0] === 'verifyKey')) {
+          throw new KeywardError(ErrorCode.BAD_USER_INPUT, 'Send one mutation per request (only verifyKey may be repeated with aliases)');
+        }
         operationLabel = operation.name?.value ?? (fields.join('+') || operation.operation);
         const rules = rulesOf(schema, operation, fields);
         if (contextValue.secret === null) {
           if (rules.some((rule) => rule.isPublic)) await limitPublicCall(contextValue, operationLabel);
           return;
+        }
+        // An address with too many failed authentications gets no key checked until its window ends.
+        const blocked = await authFailureBlock(contextValue.app, contextValue.ip);
+        if (blocked) {
+          contextValue.verification = {
+            valid: false, code: VerifyCode.RATE_LIMITED, reason: blocked.message, key: null, organization: null,
+            rateLimits: [], quotas: [], session: null, retryAfterSeconds: blocked.retryAfterSeconds,
+          };
+          throw new KeywardError(ErrorCode.RATE_LIMITED, blocked.message);
         }
         const outcome = await contextValue.app.verifier.verify({
           secret: contextValue.secret,
@@ -104,7 +123,10 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
           operation: operationLabel,
         });
         contextValue.verification = outcome;
-        if (!outcome.valid) throw new KeywardError(REFUSAL_ERROR[outcome.code as keyof typeof REFUSAL_ERROR], outcome.reason);
+        if (!outcome.valid) {
+          await countAuthFailure(contextValue.app, contextValue.ip, outcome.code);
+          throw new KeywardError(REFUSAL_ERROR[outcome.code as keyof typeof REFUSAL_ERROR], outcome.reason);
+        }
         contextValue.caller = callerFrom(outcome, contextValue.ip);
       },
       async willSendResponse({ contextValue, response, errors }) {

@@ -1,0 +1,120 @@
+import { ApolloServerPlugin } from '@apollo/server';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { ASTNode, GraphQLError, Kind, ParseOptions, ValidationContext, ValidationRule, visit } from 'graphql';
+import { ErrorCode, KeywardError } from './errors';
+
+/**
+ * How large one GraphQL operation over HTTP may be. Anything over a limit is refused before it
+ * executes (nothing is verified, counted or written) with 400 QUERY_TOO_COMPLEX; the limits
+ * themselves are not echoed in the message.
+ */
+export const GRAPHQL_LIMITS = {
+  /** Nesting of selections (introspection's __schema does not count). */
+  depth: 12,
+  /** Aliased fields per operation, fragments included: 16 aliased verifyKey calls are refused. */
+  aliases: 15,
+  /** Lexical tokens of the query text (variables are not part of it). */
+  tokens: 1000,
+  /** Directives per operation. */
+  directives: 50,
+  /** graphql-armor's cost: objects 2, scalars 1, ×1.5 per level, fragments included; page sizes do not multiply. */
+  cost: 5000,
+} as const;
+
+/** What one of the limits reports; formatError turns it into QUERY_TOO_COMPLEX. */
+export class QueryTooComplexError extends KeywardError {
+  constructor(what: string) {
+    super(ErrorCode.QUERY_TOO_COMPLEX, `The operation is too complex (${what}); simplify it or split it into several requests`);
+  }
+}
+
+/** graphql-js's own message when the parser stops at `maxTokens` ("more that", sic). */
+const TOKEN_LIMIT_MESSAGE = /^Syntax Error: Document contains more tha[nt] \d+ tokens\. Parsing aborted\.$/;
+/** graphql-js's own message when checking that fields merge would take too long (many repeated fields). */
+const VALIDATION_BUDGET_MESSAGE = 'Validation aborted.';
+
+/**
+ * The limit an error of Apollo's parsing or validation stands for, or null. Validation and
+ * syntax errors keep what was reported as `originalError`.
+ */
+export function queryTooComplex(error: unknown): QueryTooComplexError | null {
+  const original = (error as { originalError?: unknown } | null)?.originalError ?? error;
+  if (original instanceof QueryTooComplexError) return original;
+  if (original instanceof GraphQLError && TOKEN_LIMIT_MESSAGE.test(original.message)) return new QueryTooComplexError('too many tokens');
+  if (original instanceof GraphQLError && original.message === VALIDATION_BUDGET_MESSAGE) return new QueryTooComplexError('too many repeated fields');
+  return null;
+}
+
+const reject = (what: string) => [(context: ValidationContext | null) => context?.reportError(new QueryTooComplexError(what))];
+
+/**
+ * Counts neither `first` nor `last` as a list size. graphql-armor multiplies a connection's cost
+ * by a literal `first: N` but cannot see `$first`, so the same query would pass or fail depending
+ * on how it is written; pages are capped at 500 by the resolvers instead.
+ */
+function withoutPageSizes(rule: ValidationRule): ValidationRule {
+  const strip = <T extends ASTNode>(node: T): T => visit(node, {
+    [Kind.ARGUMENT]: (argument) => (argument.name.value === 'first' || argument.name.value === 'last' ? null : undefined),
+  });
+  return (context) => {
+    const stripped = new Map<string, ReturnType<ValidationContext['getFragment']>>();
+    const view = new Proxy(context, {
+      get(target, property) {
+        if (property === 'getFragment') {
+          return (name: string) => {
+            if (!stripped.has(name)) {
+              const fragment = target.getFragment(name);
+              stripped.set(name, fragment && strip(fragment));
+            }
+            return stripped.get(name);
+          };
+        }
+        const value = Reflect.get(target, property, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const visitor = rule(view) as { OperationDefinition?: { enter?: (node: ASTNode) => unknown } };
+    const enter = visitor.OperationDefinition?.enter;
+    if (enter) visitor.OperationDefinition!.enter = (operation) => enter(strip(operation));
+    return visitor as ReturnType<ValidationRule>;
+  };
+}
+
+export interface GraphQLLimits {
+  plugins: ApolloServerPlugin[];
+  validationRules: ValidationRule[];
+  /** Apollo's parser options: the token limit stops parsing early. */
+  parseOptions: ParseOptions;
+}
+
+/**
+ * graphql-armor's depth, alias, directive and cost rules, and its field-suggestion blocking
+ * when introspection is off. The token limit is graphql-js's own `maxTokens` parse option:
+ * graphql-armor's Apollo token plugin throws from `parsingDidStart`, which Apollo treats as an
+ * unexpected error (500, and no `willSendResponse` for the request).
+ */
+export function graphqlLimits(options: { introspection: boolean }): GraphQLLimits {
+  const off = { enabled: false } as const;
+  const armor = new ApolloArmor({
+    maxTokens: off,
+    costLimit: off,
+    maxDepth: { n: GRAPHQL_LIMITS.depth, exposeLimits: false, propagateOnRejection: false, onReject: reject('nested too deeply') },
+    maxAliases: { n: GRAPHQL_LIMITS.aliases, exposeLimits: false, propagateOnRejection: false, onReject: reject('too many aliases') },
+    maxDirectives: { n: GRAPHQL_LIMITS.directives, exposeLimits: false, propagateOnRejection: false, onReject: reject('too many directives') },
+    blockFieldSuggestion: { enabled: !options.introspection, mask: '' },
+  }).protect();
+  const cost = new ApolloArmor({
+    maxTokens: off, maxDepth: off, maxAliases: off, maxDirectives: off, blockFieldSuggestion: off,
+    costLimit: { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: false, propagateOnRejection: false, onReject: reject('too costly') },
+  }).protect();
+  return {
+    plugins: armor.plugins,
+    validationRules: [...armor.validationRules, ...cost.validationRules.map(withoutPageSizes)],
+    parseOptions: { maxTokens: GRAPHQL_LIMITS.tokens },
+  };
+}
+
+/** "Did you mean …?" names schema parts; with introspection off, no message may carry one. */
+export function withoutSuggestions(message: string): string {
+  return message.replace(/\s*Did you mean[^?]*\?/g, '').replace(/\s+\?$/, '').trim();
+}

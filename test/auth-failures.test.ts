@@ -1,0 +1,318 @@
+import WebSocket from 'ws';
+import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
+import { generateSecret } from '../src/api-keys/key-format';
+
+/**
+ * Brute-force protection: keys that fail authentication (unknown, malformed, revoked, disabled,
+ * expired) count per client address, 20 per 60-second window. Past that, every request with a
+ * key from the address is refused with 429 RATE_LIMITED and Retry-After before its key is
+ * verified, until the window ends; other addresses are unaffected. Crossing the threshold
+ * writes one `auth.failures_exceeded` audit entry per address and window.
+ *
+ * The server trusts X-Forwarded-For so that every test acts from an address of its own.
+ */
+
+const LIMIT = 20;
+const WINDOW_MS = 60_000;
+const VIEWER = '{ viewer { apiKey { id } } }';
+const AUDIT = `query { auditLog(first: 500) { nodes { action actorKeyId targetType targetId organizationId ip metadata at } } }`;
+const RATE_LIMIT_STATUS = 'query($id: ID!) { rateLimitStatus(apiKeyId: $id) { name remaining } }';
+const QUOTAS = 'query($organizationId: ID) { quotas(organizationId: $organizationId) { meter period used } }';
+
+let addressCounter = 0;
+/** A client address no other test uses. */
+function freshAddress(): string {
+  addressCounter += 1;
+  return `203.0.113.${addressCounter}`;
+}
+
+/** A well-formed key (valid checksum) that was never issued. */
+const unknownKey = () => generateSecret('LIVE');
+
+describe('failed authentications per client address', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer({ env: { TRUST_PROXY: 'true' } }); });
+  afterAll(async () => { await server.close(); });
+
+  const from = (ip: string, key: string | null) => ({ key, headers: { 'x-forwarded-for': ip } });
+  const viewerAs = (ip: string, key: string | null) => server.gql(VIEWER, {}, from(ip, key));
+
+  /** `count` requests from `ip` with never-issued keys; each must be 401 INVALID_API_KEY. */
+  async function fail(ip: string, count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const response = await viewerAs(ip, unknownKey());
+      expect(response.status).toBe(401);
+      expect(response.code).toBe('INVALID_API_KEY');
+    }
+  }
+
+  function expectBlocked(response: GraphQLResponse): void {
+    expect(response.status).toBe(429);
+    expect(response.code).toBe('RATE_LIMITED');
+    expect(response.body.data).toBeUndefined();
+    expect(response.body.errors![0].message).toMatch(/failed authentications/);
+    const now = server.clock.now().getTime();
+    const windowEnd = (Math.floor(now / WINDOW_MS) + 1) * WINDOW_MS;
+    expect(response.headers.get('retry-after')).toBe(String(Math.ceil((windowEnd - now) / 1000)));
+    expect(response.headers.get('x-ratelimit-limit')).toBeNull();
+  }
+
+  async function auditEntriesOf(ip: string): Promise<any[]> {
+    const response = await server.gql(AUDIT);
+    expect(response.status).toBe(200);
+    return response.body.data.auditLog.nodes.filter((entry: any) => entry.action === 'auth.failures_exceeded' && entry.ip === ip);
+  }
+
+  /** Runs `body` with the clock at `at`, then puts it back. */
+  async function at(time: Date, body: () => Promise<void>): Promise<void> {
+    const before = server.clock.now();
+    server.clock.set(time);
+    try {
+      await body();
+    } finally {
+      server.clock.set(before);
+    }
+  }
+
+  /** The start of a window that no other test uses, `offset` ms into it. */
+  let windowCounter = 0;
+  function freshWindow(offsetMs = 0): Date {
+    windowCounter += 1;
+    return new Date(Date.parse('2026-03-01T00:00:00.000Z') + windowCounter * 10 * WINDOW_MS + offsetMs);
+  }
+
+  it('refuses a valid key with 429 RATE_LIMITED and Retry-After after 20 failed authentications from its address', async () => {
+    const { key } = await createTenant(server);
+    const ip = freshAddress();
+    await at(freshWindow(15_000), async () => {
+      await fail(ip, LIMIT);
+      const response = await viewerAs(ip, key.secret);
+      expectBlocked(response);
+      expect(response.headers.get('retry-after')).toBe('45');
+    });
+  });
+
+  it('allows 19 failed authentications and still verifies keys from that address', async () => {
+    const { key } = await createTenant(server);
+    const ip = freshAddress();
+    await fail(ip, LIMIT - 1);
+    const response = await viewerAs(ip, key.secret);
+    expect(response.status).toBe(200);
+    expect(response.body.data.viewer.apiKey.id).toBe(key.id);
+    // One more failure uses the window up.
+    await fail(ip, 1);
+    expectBlocked(await viewerAs(ip, key.secret));
+  });
+
+  it('refuses an address that used up its window before looking at the key: no usage, no rate-limit unit, no quota', async () => {
+    const organization = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 1000 }] });
+    const key = await createKey(server, { organizationId: organization.id, preset: 'ADMIN' });
+    const ip = freshAddress();
+    await fail(ip, LIMIT);
+    for (let i = 0; i < 3; i++) expectBlocked(await viewerAs(ip, key.secret));
+    const limits = await server.gql(RATE_LIMIT_STATUS, { id: key.id });
+    expect(limits.body.data.rateLimitStatus).toEqual(expect.arrayContaining([{ name: 'per-minute', remaining: 60 }, { name: 'per-hour', remaining: 1000 }]));
+    const quotas = await server.gql(QUOTAS, { organizationId: organization.id });
+    expect(quotas.body.data.quotas).toEqual([{ meter: 'REQUESTS', period: 'DAY', used: 0 }]);
+    await server.app.usageBuffer.flush();
+    const used = await server.gql('query($id: ID!) { apiKey(id: $id) { requestCount lastUsedAt } }', { id: key.id });
+    expect(used.body.data.apiKey).toEqual({ requestCount: 0, lastUsedAt: null });
+  });
+
+  it('keeps refusing further bad keys from the address with 429, not 401', async () => {
+    const ip = freshAddress();
+    await fail(ip, LIMIT);
+    expectBlocked(await viewerAs(ip, unknownKey()));
+    expectBlocked(await viewerAs(ip, 'not-a-key'));
+  });
+
+  it('leaves valid keys from other addresses unaffected', async () => {
+    const { key } = await createTenant(server);
+    const blocked = freshAddress();
+    const other = freshAddress();
+    await fail(blocked, LIMIT);
+    expectBlocked(await viewerAs(blocked, key.secret));
+    const response = await viewerAs(other, key.secret);
+    expect(response.status).toBe(200);
+    expect(response.body.data.viewer.apiKey.id).toBe(key.id);
+    // A failure from the other address is still an ordinary 401.
+    const bad = await viewerAs(other, unknownKey());
+    expect(bad.status).toBe(401);
+    expect(bad.code).toBe('INVALID_API_KEY');
+  });
+
+  it('lets the address in again when the window ends', async () => {
+    const { key } = await createTenant(server);
+    const ip = freshAddress();
+    const start = freshWindow();
+    await at(start, async () => {
+      await fail(ip, LIMIT);
+      expectBlocked(await viewerAs(ip, key.secret));
+      server.clock.advance(WINDOW_MS - 1);
+      expectBlocked(await viewerAs(ip, key.secret));
+      expect((await viewerAs(ip, key.secret)).headers.get('retry-after')).toBe('1');
+      server.clock.advance(1);
+      const response = await viewerAs(ip, key.secret);
+      expect(response.status).toBe(200);
+      expect(response.body.data.viewer.apiKey.id).toBe(key.id);
+    });
+  });
+
+  it('counts revoked, disabled and expired keys and malformed keys as failed authentications', async () => {
+    const organization = await createOrganization(server);
+    const revoked = await createKey(server, { organizationId: organization.id });
+    expect((await server.gql('mutation($id: ID!) { revokeApiKey(id: $id, reason: "test") { status } }', { id: revoked.id })).body.data.revokeApiKey.status).toBe('REVOKED');
+    const disabled = await createKey(server, { organizationId: organization.id });
+    expect((await server.gql('mutation($id: ID!) { setApiKeyEnabled(id: $id, enabled: false) { status } }', { id: disabled.id })).body.data.setApiKeyEnabled.status).toBe('DISABLED');
+    const expiring = await createKey(server, { organizationId: organization.id, expiresAt: new Date(server.clock.now().getTime() + 60_000).toISOString() });
+    const valid = await createKey(server, { organizationId: organization.id });
+    const ip = freshAddress();
+    const attempts: Array<[CreatedKey | string, string]> = [
+      ...Array.from({ length: 5 }, () => [revoked, 'KEY_REVOKED'] as [CreatedKey, string]),
+      ...Array.from({ length: 5 }, () => [disabled, 'KEY_DISABLED'] as [CreatedKey, string]),
+      ...Array.from({ length: 5 }, () => ['kw_live_short', 'INVALID_API_KEY'] as [string, string]),
+    ];
+    for (const [key, code] of attempts) {
+      const response = await viewerAs(ip, typeof key === 'string' ? key : key.secret);
+      expect(response.status).toBe(401);
+      expect(response.code).toBe(code);
+    }
+    await at(new Date(server.clock.now().getTime() + 120_000), async () => {
+      // A fresh window: the 15 above no longer count there.
+      for (let i = 0; i < LIMIT; i++) {
+        const response = await viewerAs(ip, expiring.secret);
+        expect(response.status).toBe(401);
+        expect(response.code).toBe('KEY_EXPIRED');
+      }
+      expectBlocked(await viewerAs(ip, valid.secret));
+    });
+    // Back in the first window: 15 failures, still under the limit.
+    expect((await viewerAs(ip, valid.secret)).status).toBe(200);
+  });
+
+  it('does not count refusals of keys that did authenticate (scope, IP allowlist, suspended organization)', async () => {
+    const organization = await createOrganization(server);
+    const narrow = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'] });
+    const ip = freshAddress();
+    const allowlisted = await createKey(server, { organizationId: organization.id, ipAllowlist: ['198.51.100.1'] });
+    for (let i = 0; i < LIMIT + 5; i++) {
+      const scope = await server.gql('query { apiKeys { totalCount } }', {}, from(ip, narrow.secret));
+      expect(scope.status).toBe(403);
+      expect(scope.code).toBe('INSUFFICIENT_SCOPE');
+      const address = await viewerAs(ip, allowlisted.secret);
+      expect(address.status).toBe(403);
+      expect(address.code).toBe('FORBIDDEN_IP');
+    }
+    const { key, organizationId } = await createTenant(server);
+    const suspend = await server.gql('mutation($id: ID!) { setOrganizationStatus(id: $id, status: SUSPENDED) { status } }', { id: organizationId });
+    expect(suspend.body.data.setOrganizationStatus.status).toBe('SUSPENDED');
+    for (let i = 0; i < LIMIT + 5; i++) {
+      const suspended = await viewerAs(ip, key.secret);
+      expect(suspended.status).toBe(403);
+      expect(suspended.code).toBe('ORGANIZATION_SUSPENDED');
+    }
+    const response = await server.gql('query { quotas { meter } }', {}, from(ip, narrow.secret));
+    expect(response.status).toBe(200);
+    expect(await auditEntriesOf(ip)).toEqual([]);
+  });
+
+  it('does not count keys checked with verifyKey: the caller authenticated', async () => {
+    const { key } = await createTenant(server);
+    const verifier = await createKey(server, { organizationId: key.organizationId, scopes: ['keys:verify'], rateLimits: [] });
+    const ip = freshAddress();
+    for (let i = 0; i < LIMIT + 5; i++) {
+      const response = await server.gql('mutation($key: String!) { verifyKey(input: { key: $key }) { valid code } }', { key: unknownKey() }, from(ip, verifier.secret));
+      expect(response.status).toBe(200);
+      expect(response.body.data.verifyKey).toEqual({ valid: false, code: 'NOT_FOUND' });
+    }
+    expect((await viewerAs(ip, key.secret)).status).toBe(200);
+  });
+
+  it('writes one auth.failures_exceeded audit entry per address and window', async () => {
+    const ip = freshAddress();
+    const start = freshWindow(5_000);
+    await at(start, async () => {
+      await fail(ip, LIMIT - 1);
+      expect(await auditEntriesOf(ip)).toEqual([]);
+      await fail(ip, 1);
+      for (let i = 0; i < 5; i++) expectBlocked(await viewerAs(ip, unknownKey()));
+      expect(await auditEntriesOf(ip)).toEqual([{
+        action: 'auth.failures_exceeded',
+        actorKeyId: null,
+        targetType: 'ip',
+        targetId: null,
+        organizationId: null,
+        ip,
+        metadata: { failures: LIMIT, windowSeconds: WINDOW_MS / 1000 },
+        at: start.toISOString(),
+      }]);
+      // The next window: a second crossing, a second entry.
+      server.clock.advance(WINDOW_MS);
+      await fail(ip, LIMIT);
+      expectBlocked(await viewerAs(ip, unknownKey()));
+      const entries = await auditEntriesOf(ip);
+      expect(entries.map((entry) => entry.at)).toEqual([new Date(start.getTime() + WINDOW_MS).toISOString(), start.toISOString()]);
+    });
+  });
+
+  it('does not show the audit entry to an organization admin (it belongs to no organization)', async () => {
+    const { key } = await createTenant(server);
+    const ip = freshAddress();
+    await fail(ip, LIMIT);
+    expect(await auditEntriesOf(ip)).toHaveLength(1);
+    const own = await server.gql(AUDIT, {}, { key: key.secret });
+    expect(own.status).toBe(200);
+    expect(own.body.data.auditLog.nodes.filter((entry: any) => entry.action === 'auth.failures_exceeded')).toEqual([]);
+  });
+
+  it('leaves anonymous calls of public fields to their own limit', async () => {
+    const ip = freshAddress();
+    await fail(ip, LIMIT);
+    const response = await server.gql('query($address: String!) { walletChallenge(address: $address) { token } }', { address: '0x0000000000000000000000000000000000000001' }, from(ip, null));
+    expect(response.status).toBe(200);
+    expect(typeof response.body.data.walletChallenge.token).toBe('string');
+  });
+
+  describe('WebSocket connections', () => {
+    const PROTOCOL = 'graphql-transport-ws';
+
+    /** Opens a socket from `ip`, sends connection_init with `secret`; 'ack' or how it was closed. */
+    function connect(ip: string, secret: string): Promise<'ack' | { code: number; reason: string }> {
+      const socket = new WebSocket(server.url.replace(/^http/, 'ws'), PROTOCOL, { headers: { 'x-forwarded-for': ip } });
+      return new Promise((resolve, reject) => {
+        socket.on('error', reject);
+        socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${secret}` } })));
+        socket.on('message', (data) => {
+          if (JSON.parse(data.toString()).type === 'connection_ack') {
+            socket.close(1000);
+            resolve('ack');
+          }
+        });
+        socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+      });
+    }
+
+    it('counts connects with bad keys, then refuses every key from the address over HTTP and WebSocket', async () => {
+      const { key } = await createTenant(server);
+      const ip = freshAddress();
+      for (let i = 0; i < LIMIT; i++) {
+        const outcome = await connect(ip, unknownKey());
+        expect(outcome).toEqual({ code: 4401, reason: expect.stringMatching(/^Unauthorized: /) });
+      }
+      const refused = await connect(ip, key.secret);
+      expect(refused).toEqual({ code: 4401, reason: expect.stringMatching(/^Unauthorized: Too many failed authentications/) });
+      expectBlocked(await viewerAs(ip, key.secret));
+      expect(await auditEntriesOf(ip)).toHaveLength(1);
+      expect(await connect(freshAddress(), key.secret)).toBe('ack');
+    });
+
+    it('refuses a WebSocket connect from an address that used up its failures over HTTP', async () => {
+      const { key } = await createTenant(server);
+      const ip = freshAddress();
+      expect(await connect(ip, key.secret)).toBe('ack');
+      await fail(ip, LIMIT);
+      expect(await connect(ip, key.secret)).toEqual({ code: 4401, reason: expect.stringMatching(/Too many failed authentications/) });
+    });
+  });
+});

@@ -1,0 +1,320 @@
+import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { createKey, createOrganization, createTenant } from './helpers/fixtures';
+
+/**
+ * Limits on one GraphQL operation (depth 12, aliases 15, tokens 1000, directives 50, cost 5000):
+ * over a limit is 400 QUERY_TOO_COMPLEX without the limit in the message and without anything
+ * executed; batching off; introspection and "did you mean" hints off with INTROSPECTION=false.
+ */
+
+const KEYS_OF = 'query($organizationId: ID) { apiKeys(filter: { organizationId: $organizationId }) { totalCount } }';
+const AUDIT_COUNT = 'query($organizationId: ID) { auditLog(organizationId: $organizationId, first: 1) { totalCount } }';
+const QUOTAS = 'query($organizationId: ID) { quotas(organizationId: $organizationId) { meter period used } }';
+const CREATE_KEY_FIELD = (alias: string) => `${alias}: createApiKey(input: { organizationId: $organizationId, name: "${alias}" }) { apiKey { id } }`;
+
+/** `{ __type { fields { type { ofType … { name } } } } }`: a valid query `depth` levels deep. */
+function typeQueryOfDepth(depth: number): string {
+  let selection = '{ name }';
+  for (let i = 0; i < depth - 4; i++) selection = `{ ofType ${selection} }`;
+  return `{ __type(name: "ApiKey") { fields { type ${selection} } } }`;
+}
+
+/** A refusal for an operation over a limit: 400 QUERY_TOO_COMPLEX, no data, no limit named. */
+function expectTooComplex(response: GraphQLResponse): void {
+  expect(response.status).toBe(400);
+  expect(response.code).toBe('QUERY_TOO_COMPLEX');
+  expect(response.body.data).toBeUndefined();
+  expect(response.body.errors).toHaveLength(1);
+  expect(response.body.errors![0].message).toMatch(/too complex/);
+  // No limit (12, 15, 50, 1000, 5000) and no count found in the query.
+  expect(response.body.errors![0].message).not.toMatch(/\d/);
+}
+
+describe('GraphQL limits', () => {
+  let server: TestServer;
+  beforeAll(async () => { server = await startTestServer(); });
+  afterAll(async () => { await server.close(); });
+
+  async function keyCount(organizationId: string): Promise<number> {
+    const response = await server.gql(KEYS_OF, { organizationId });
+    expect(response.status).toBe(200);
+    return response.body.data.apiKeys.totalCount;
+  }
+
+  async function auditCount(organizationId: string): Promise<number> {
+    const response = await server.gql(AUDIT_COUNT, { organizationId });
+    expect(response.status).toBe(200);
+    return response.body.data.auditLog.totalCount;
+  }
+
+  async function requestsUsed(organizationId: string): Promise<number> {
+    const response = await server.gql(QUOTAS, { organizationId });
+    expect(response.status).toBe(200);
+    return response.body.data.quotas.find((quota: any) => quota.meter === 'REQUESTS' && quota.period === 'DAY').used;
+  }
+
+  describe('depth', () => {
+    it('accepts a query 12 levels deep', async () => {
+      const response = await server.gql(typeQueryOfDepth(12));
+      expect(response.status).toBe(200);
+      expect(response.body.errors).toBeUndefined();
+      expect(response.body.data.__type.fields.length).toBeGreaterThan(10);
+    });
+
+    it('refuses a query 13 levels deep with 400 QUERY_TOO_COMPLEX', async () => {
+      expectTooComplex(await server.gql(typeQueryOfDepth(13)));
+    });
+
+    it('does not count the introspection query GraphiQL sends against the limits', async () => {
+      const { getIntrospectionQuery } = await import('graphql');
+      const query = getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true });
+      const response = await server.gql(query);
+      expect(response.status).toBe(200);
+      expect(response.body.data.__schema.queryType.name).toBe('Query');
+    });
+  });
+
+  describe('aliases', () => {
+    it('accepts 15 aliased fields', async () => {
+      const fields = Array.from({ length: 15 }, (_, i) => `s${i}: scopes`).join(' ');
+      const response = await server.gql(`{ viewer { ${fields} } }`);
+      expect(response.status).toBe(200);
+      expect(Object.keys(response.body.data.viewer)).toHaveLength(15);
+    });
+
+    it('refuses 16 aliased createApiKey mutations with 400 QUERY_TOO_COMPLEX and creates no key and no audit entry', async () => {
+      const organization = await createOrganization(server);
+      const auditBefore = await auditCount(organization.id);
+      const fields = Array.from({ length: 16 }, (_, i) => CREATE_KEY_FIELD(`k${i}`)).join('\n');
+      expectTooComplex(await server.gql(`mutation($organizationId: ID) { ${fields} }`, { organizationId: organization.id }));
+      expect(await keyCount(organization.id)).toBe(0);
+      expect(await auditCount(organization.id)).toBe(auditBefore);
+    });
+
+    it('counts aliases inside fragments', async () => {
+      const fields = Array.from({ length: 16 }, (_, i) => `s${i}: scopes`).join(' ');
+      expectTooComplex(await server.gql(`{ viewer { ...F } } fragment F on Viewer { ${fields} }`));
+    });
+
+    it('refuses 51 aliased verifyKey calls with 400 QUERY_TOO_COMPLEX and counts none of them', async () => {
+      const organization = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 1000 }] });
+      const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
+      const fields = Array.from({ length: 51 }, (_, i) => `v${i}: verifyKey(input: { key: $key }) { valid code }`).join('\n');
+      expectTooComplex(await server.gql(`mutation($key: String!) { ${fields} }`, { key: key.secret }));
+      expect(await requestsUsed(organization.id)).toBe(0);
+    });
+
+    it('counts each of 15 aliased verifyKey calls in one request', async () => {
+      const organization = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 1000 }] });
+      const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
+      const fields = Array.from({ length: 15 }, (_, i) => `v${i}: verifyKey(input: { key: $key }) { valid code }`).join('\n');
+      const response = await server.gql(`mutation($key: String!) { ${fields} }`, { key: key.secret });
+      expect(response.status).toBe(200);
+      expect(response.body.errors).toBeUndefined();
+      expect(Object.values(response.body.data)).toEqual(Array.from({ length: 15 }, () => ({ valid: true, code: 'VALID' })));
+      expect(await requestsUsed(organization.id)).toBe(15);
+    });
+  });
+
+  describe('tokens', () => {
+    /**
+     * `{ viewer { scopes __typename scopes … } }`: 5 tokens of frame plus one per field (two names
+     * alternate: one name repeated ~1000 times is refused for a reason of its own, below).
+     */
+    const queryOfTokens = (tokens: number) => `{ viewer { ${Array.from({ length: tokens - 5 }, (_, i) => (i % 2 ? '__typename' : 'scopes')).join(' ')} } }`;
+
+    it('accepts a query of exactly 1000 tokens', async () => {
+      const response = await server.gql(queryOfTokens(1000));
+      expect(response.status).toBe(200);
+      expect(response.body.data.viewer).toEqual({ scopes: ['*'], __typename: 'Viewer' });
+    });
+
+    it('refuses a query of 1001 tokens with 400 QUERY_TOO_COMPLEX', async () => {
+      expectTooComplex(await server.gql(queryOfTokens(1001)));
+    });
+
+    it('refuses a mutation over the token limit with 400 QUERY_TOO_COMPLEX and creates nothing', async () => {
+      const organization = await createOrganization(server);
+      const auditBefore = await auditCount(organization.id);
+      const response = await server.gql(
+        `mutation($organizationId: ID) { createApiKey(input: { organizationId: $organizationId, name: "k" }) { apiKey { ${'id '.repeat(1000)}} } }`,
+        { organizationId: organization.id },
+      );
+      expectTooComplex(response);
+      expect(await keyCount(organization.id)).toBe(0);
+      expect(await auditCount(organization.id)).toBe(auditBefore);
+    });
+
+    it('refuses one field repeated 995 times (too costly to check that the fields merge) with 400 QUERY_TOO_COMPLEX', async () => {
+      expectTooComplex(await server.gql(`{ viewer { ${'scopes '.repeat(995)}} }`));
+    });
+
+    it('does not count variables as tokens: a 1,000,000-character name reaches the resolver and gets 400 BAD_USER_INPUT', async () => {
+      const response = await server.gql('mutation($input: CreateOrganizationInput!) { createOrganization(input: $input) { id } }', { input: { name: 'n'.repeat(1_000_000) } });
+      expect(response.status).toBe(400);
+      expect(response.code).toBe('BAD_USER_INPUT');
+      expect(response.body.errors![0].message).toMatch(/^name: /);
+    });
+
+    it('does not count a long string literal as more than one token', async () => {
+      const response = await server.gql(`{ walletChallenge(address: "${'x'.repeat(100_000)}") { message } }`, {}, { key: null });
+      expect(response.status).toBe(400);
+      expect(response.code).toBe('BAD_USER_INPUT');
+    });
+  });
+
+  describe('directives', () => {
+    const queryOfDirectives = (count: number) => `{ viewer { ${'scopes @include(if: true) '.repeat(count)}} }`;
+
+    it('accepts 50 directives', async () => {
+      const response = await server.gql(queryOfDirectives(50));
+      expect(response.status).toBe(200);
+      expect(response.body.data.viewer.scopes).toEqual(['*']);
+    });
+
+    it('refuses 51 directives with 400 QUERY_TOO_COMPLEX', async () => {
+      expectTooComplex(await server.gql(queryOfDirectives(51)));
+    });
+  });
+
+  describe('cost', () => {
+    /** Fragments spread ten times each multiply the cost without many tokens or any alias. */
+    const EXPENSIVE_FRAGMENTS = `
+      fragment A on QuotaStatus { used used used used used used used used used used }
+      fragment B on QuotaStatus { ...A ...A ...A ...A ...A ...A ...A ...A ...A ...A }
+      fragment C on QuotaStatus { ...B ...B ...B ...B ...B ...B ...B ...B ...B ...B }`;
+
+    it('refuses a query whose cost is over 5000 with 400 QUERY_TOO_COMPLEX', async () => {
+      expectTooComplex(await server.gql(`{ quotas { ...C } } ${EXPENSIVE_FRAGMENTS}`));
+    });
+
+    it('accepts the same selection one fragment level cheaper', async () => {
+      const response = await server.gql(`{ quotas { ...B } } ${EXPENSIVE_FRAGMENTS.replace(/fragment C[^}]*}/, '')}`);
+      expect(response.status).toBe(200);
+      expect(response.body.errors).toBeUndefined();
+    });
+
+    it('refuses an expensive mutation with 400 QUERY_TOO_COMPLEX and creates nothing', async () => {
+      const organization = await createOrganization(server);
+      const auditBefore = await auditCount(organization.id);
+      const response = await server.gql(
+        `mutation($organizationId: ID) { createApiKey(input: { organizationId: $organizationId, name: "k" }) { apiKey { quotas { ...C } } } } ${EXPENSIVE_FRAGMENTS}`,
+        { organizationId: organization.id },
+      );
+      expectTooComplex(response);
+      expect(await keyCount(organization.id)).toBe(0);
+      expect(await auditCount(organization.id)).toBe(auditBefore);
+    });
+
+    it('prices a page the same whether its size is a literal or a variable (first: 500 is not refused)', async () => {
+      const { organizationId } = await createTenant(server);
+      const literal = await server.gql(`query($organizationId: ID) { auditLog(organizationId: $organizationId, first: 500) {
+        totalCount nodes { id action actorKeyId targetType targetId organizationId ip metadata at } } }`, { organizationId });
+      expect(literal.status).toBe(200);
+      expect(literal.body.data.auditLog.totalCount).toBe(2);
+      const page = await server.gql('query { organizations(first: 500) { totalCount nodes { id name } } }');
+      expect(page.status).toBe(200);
+      expect(page.body.data.organizations.nodes.map((node: any) => node.id)).toContain(organizationId);
+    });
+  });
+
+  describe('batching', () => {
+    it('refuses a JSON array of operations with 400 BAD_USER_INPUT and runs none of them', async () => {
+      const organization = await createOrganization(server);
+      const operation = { query: `mutation($organizationId: ID) { ${CREATE_KEY_FIELD('batched')} }`, variables: { organizationId: organization.id } };
+      const response = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${server.adminKey}` },
+        body: JSON.stringify([operation, operation]),
+      });
+      const body = await response.json() as GraphQLResponse['body'];
+      expect(response.status).toBe(400);
+      expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      expect(await keyCount(organization.id)).toBe(0);
+    });
+  });
+
+  it('refuses an operation over a limit before its key is verified: a bad key still gets 400 QUERY_TOO_COMPLEX', async () => {
+    const { key } = await createTenant(server);
+    const revoked = await server.gql('mutation($id: ID!) { revokeApiKey(id: $id, reason: "test") { status } }', { id: key.id });
+    expect(revoked.body.data.revokeApiKey.status).toBe('REVOKED');
+    expectTooComplex(await server.gql(typeQueryOfDepth(13), {}, { key: key.secret }));
+    const refused = await server.gql(typeQueryOfDepth(12), {}, { key: key.secret });
+    expect(refused.status).toBe(401);
+    expect(refused.code).toBe('KEY_REVOKED');
+  });
+});
+
+describe('introspection switch', () => {
+  describe('INTROSPECTION=false', () => {
+    let server: TestServer;
+    beforeAll(async () => { server = await startTestServer({ env: { INTROSPECTION: 'false' } }); });
+    afterAll(async () => { await server.close(); });
+
+    it.each([
+      ['__schema', '{ __schema { queryType { name } } }'],
+      ['__type', '{ __type(name: "ApiKey") { name } }'],
+    ])('refuses a %s query with 400 GRAPHQL_VALIDATION_FAILED (INTROSPECTION_DISABLED)', async (_what, query) => {
+      const response = await server.gql(query);
+      expect(response.status).toBe(400);
+      expect(response.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(response.body.errors![0].extensions!.validationErrorCode).toBe('INTROSPECTION_DISABLED');
+      expect(response.body.errors![0].message).toMatch(/introspection .*is disabled/i);
+      expect(response.body.data).toBeUndefined();
+    });
+
+    it('still serves the GraphiQL page to a browser', async () => {
+      const response = await fetch(server.url, { headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' } });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await response.text()).toContain('GraphiQL');
+    });
+
+    it('gives no "did you mean" hint for a misspelled field', async () => {
+      const response = await server.gql('{ viewer { scope } }');
+      expect(response.status).toBe(400);
+      expect(response.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(response.body.errors![0].message).toContain('"scope"');
+      expect(response.body.errors![0].message).not.toMatch(/did you mean|scopes|\?/i);
+    });
+
+    it('gives no "did you mean" hint for a misspelled input field or enum value in variables', async () => {
+      const organization = await createOrganization(server);
+      const mutation = 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }';
+      const field = await server.gql(mutation, { input: { organizationId: organization.id, name: 'k', nmae: 'x' } });
+      expect(field.status).toBe(400);
+      expect(field.code).toBe('BAD_USER_INPUT');
+      expect(field.body.errors![0].message).toContain('"nmae"');
+      expect(field.body.errors![0].message).not.toMatch(/did you mean|"name"/i);
+      const value = await server.gql(mutation, { input: { organizationId: organization.id, name: 'k', preset: 'ADMN' } });
+      expect(value.status).toBe(400);
+      expect(value.code).toBe('BAD_USER_INPUT');
+      expect(value.body.errors![0].message).toContain('"ADMN"');
+      expect(value.body.errors![0].message).not.toMatch(/did you mean|ADMIN/i);
+    });
+
+    it('still refuses an operation over a limit with 400 QUERY_TOO_COMPLEX', async () => {
+      const fields = Array.from({ length: 16 }, (_, i) => `s${i}: scopes`).join(' ');
+      expectTooComplex(await server.gql(`{ viewer { ${fields} } }`));
+    });
+  });
+
+  describe('INTROSPECTION on (the default)', () => {
+    let server: TestServer;
+    beforeAll(async () => { server = await startTestServer(); });
+    afterAll(async () => { await server.close(); });
+
+    it('answers a __schema query', async () => {
+      const response = await server.gql('{ __schema { queryType { name } } }');
+      expect(response.status).toBe(200);
+      expect(response.body.data.__schema.queryType.name).toBe('Query');
+    });
+
+    it('suggests the field meant for a misspelled one', async () => {
+      const response = await server.gql('{ viewer { scope } }');
+      expect(response.status).toBe(400);
+      expect(response.code).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(response.body.errors![0].message).toContain('Did you mean "scopes"?');
+    });
+  });
+});

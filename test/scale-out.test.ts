@@ -1,0 +1,402 @@
+import fs from 'node:fs';
+import WebSocket from 'ws';
+import { createClient, Client } from 'graphql-ws';
+import { ManualClock } from '../src/clock';
+import { createKey, createOrganization } from './helpers/fixtures';
+import type { GraphQLResponse } from './helpers/server';
+import {
+  assertRedisReachable, createSharedDatabase, Instance, mysqlServerUrl, platformOf, redisServerUrl, SharedDatabase, startInstance, TcpProxy,
+} from './helpers/cluster';
+
+/**
+ * Scale-out (REDIS_URL): several instances sharing one MariaDB database and one Redis agree on
+ * REQUESTS quotas and rate limits, carry live events and cache invalidations to each other, and
+ * report (and survive) Redis or the database going away. Always on MariaDB (a SQLite file shared
+ * by two processes is not a supported deployment), also in the SQLite pass; needs TEST_REDIS_URL.
+ */
+
+const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
+const QUOTA_FIELDS = 'organizationId apiKeyId meter period limit used remaining percentUsed resetsAt';
+const QUOTAS = `query($organizationId: ID) { quotas(organizationId: $organizationId) { ${QUOTA_FIELDS} } }`;
+const QUOTA_CHANGED = `subscription($organizationId: ID) { quotaChanged(organizationId: $organizationId) { ${QUOTA_FIELDS} } }`;
+const RATE_LIMIT_STATUS = 'query($id: ID!) { rateLimitStatus(apiKeyId: $id) { name limit remaining windowSeconds resetAt } }';
+const REVOKE = 'mutation($id: ID!, $reason: String!) { revokeApiKey(id: $id, reason: $reason) { id status } }';
+const VIEWER = '{ viewer { apiKey { id } } }';
+
+/** A revoked key must be refused by every instance, and its sockets closed, within this long. */
+const EVERYWHERE_WITHIN_MS = 1_000;
+const POLL_MS = 20;
+/** ioredis reconnects with a backoff of up to 2 s; the database pool reconnects on demand. */
+const RECOVERY_WITHIN_MS = 10_000;
+/** Once the proxy resets every connection, each instance notices at its next use. */
+const DOWN_WITHIN_MS = 3_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function ok<T = any>(response: GraphQLResponse<T>): T {
+  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body.data as T;
+}
+
+/** Polls `probe` every POLL_MS until `done` holds; fails after `timeoutMs` showing the last value. */
+async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<{ value: T; elapsedMs: number }> {
+  const started = performance.now();
+  let last: T | undefined;
+  for (;;) {
+    last = await probe();
+    if (done(last)) return { value: last, elapsedMs: performance.now() - started };
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await sleep(POLL_MS);
+  }
+}
+
+/** The events of one subscription, as they arrive. */
+class Feed<T> {
+  readonly events: T[] = [];
+  readonly errors: unknown[] = [];
+  private readonly listeners = new Set<() => void>();
+
+  constructor(client: Client, query: string, variables: Record<string, unknown>, field: string) {
+    client.subscribe<Record<string, T>>({ query, variables }, {
+      next: (result) => {
+        if (result.errors) this.errors.push(...result.errors);
+        const data = result.data?.[field];
+        if (data !== undefined && data !== null) this.events.push(data);
+        this.changed();
+      },
+      error: (error) => {
+        this.errors.push(error);
+        this.changed();
+      },
+      complete: () => this.changed(),
+    });
+  }
+
+  until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    if (predicate()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!predicate()) return;
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got events ${JSON.stringify(this.events)}, errors ${JSON.stringify(this.errors)}`));
+      }, timeoutMs);
+      this.listeners.add(check);
+    });
+  }
+
+  private changed(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+}
+
+describe('scale-out: instances sharing one MariaDB database and one Redis', () => {
+  // One clock for every instance, so their rate-limit windows and quota periods agree.
+  const clock = new ManualClock('2026-01-15T12:00:00.000Z');
+  let redisUrl: URL;
+  let database: SharedDatabase | null = null;
+  const instances: Instance[] = [];
+  const proxies: TcpProxy[] = [];
+  let clients: Client[] = [];
+  /** A and B: direct connections to both services. */
+  let a: Instance;
+  let b: Instance;
+
+  beforeAll(async () => {
+    redisUrl = redisServerUrl();
+    await assertRedisReachable(redisUrl);
+    database = await createSharedDatabase(mysqlServerUrl());
+    a = await startInstance({ name: 'A', databaseUrl: database.url, redisUrl, clock });
+    instances.push(a);
+    b = await startInstance({ name: 'B', databaseUrl: database.url, redisUrl, clock, platform: platformOf(a) });
+    instances.push(b);
+  }, 120_000);
+
+  afterEach(async () => {
+    await Promise.all(clients.map((client) => client.dispose()));
+    clients = [];
+    // A failed test must not leave a service "down" for the next one.
+    for (const proxy of proxies) proxy.resume();
+  });
+
+  afterAll(async () => {
+    for (const proxy of proxies) proxy.resume();
+    // SCALE_OUT_LOGS=<file> keeps what the instances logged, for diagnosing a failure.
+    if (process.env.SCALE_OUT_LOGS) {
+      fs.writeFileSync(process.env.SCALE_OUT_LOGS, instances.map((instance) => instance.logs.map((line) => `${instance.name} ${line}`).join('')).join(''));
+    }
+    for (const instance of [...instances].reverse()) await instance.close().catch(() => {});
+    for (const proxy of proxies) await proxy.close();
+    await database?.drop();
+  }, 60_000);
+
+  /** A third instance whose Redis (and, if asked, database) connections go through proxies this test controls. */
+  async function startProxiedInstance(name: string, options: { proxyDatabase: boolean; env?: Record<string, string> }) {
+    const redisProxy = await TcpProxy.start({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    proxies.push(redisProxy);
+    const proxiedRedis = new URL(redisUrl.toString());
+    proxiedRedis.host = `127.0.0.1:${redisProxy.port}`;
+    let databaseProxy: TcpProxy | null = null;
+    const databaseUrl = new URL(database!.url.toString());
+    if (options.proxyDatabase) {
+      databaseProxy = await TcpProxy.start({ host: database!.url.hostname, port: Number(database!.url.port || 3306) });
+      proxies.push(databaseProxy);
+      databaseUrl.host = `127.0.0.1:${databaseProxy.port}`;
+    }
+    const instance = await startInstance({ name, databaseUrl, redisUrl: proxiedRedis, clock, platform: platformOf(a), env: options.env });
+    instances.push(instance);
+    return { instance, redisProxy, databaseProxy };
+  }
+
+  function connect(instance: Instance, secret: string, onClosed?: (event: { code: number; reason: string }) => void): Client {
+    const client = createClient({
+      url: instance.wsUrl,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${secret}` },
+      retryAttempts: 0,
+      lazy: false,
+      onNonLazyError: () => {},
+      on: { closed: (event) => onClosed?.(event as { code: number; reason: string }) },
+    });
+    clients.push(client);
+    return client;
+  }
+
+  async function verifyOn(instance: Instance, secret: string): Promise<{ status: number; code: string | undefined; result: { valid: boolean; code: string } | undefined }> {
+    const response = await instance.gql(VERIFY, { input: { key: secret } });
+    return { status: response.status, code: response.code, result: response.body.data?.verifyKey };
+  }
+
+  function readyz(instance: Instance): Promise<{ status: number; body: any }> {
+    return instance.get('/readyz');
+  }
+
+  describe('shared counters', () => {
+    it('admits exactly 50 of 200 concurrent verifications split across two instances against a REQUESTS DAY quota of 50', async () => {
+      const organization = await createOrganization(a, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 50 }] });
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [] });
+
+      const responses = await Promise.all(Array.from({ length: 200 }, (_, i) => verifyOn(i % 2 === 0 ? a : b, key.secret)));
+
+      expect(responses.filter((r) => r.status !== 200)).toEqual([]);
+      const codes = responses.map((r) => r.result!.code);
+      expect(codes.filter((code) => code === 'VALID')).toHaveLength(50);
+      expect(codes.filter((code) => code === 'QUOTA_EXCEEDED')).toHaveLength(150);
+      // Both instances admitted some: the split really crossed instances.
+      expect(responses.filter((r, i) => i % 2 === 0 && r.result!.valid).length).toBeGreaterThan(0);
+      expect(responses.filter((r, i) => i % 2 === 1 && r.result!.valid).length).toBeGreaterThan(0);
+
+      const expected = [{
+        organizationId: organization.id, apiKeyId: null, meter: 'REQUESTS', period: 'DAY', limit: 50, used: 50, remaining: 0, percentUsed: 100,
+        resetsAt: '2026-01-16T00:00:00.000Z',
+      }];
+      expect(ok(await a.gql(QUOTAS, { organizationId: organization.id })).quotas).toEqual(expected);
+      expect(ok(await b.gql(QUOTAS, { organizationId: organization.id })).quotas).toEqual(expected);
+    });
+
+    it('admits exactly 5 of 40 concurrent verifications split across two instances against a 5-per-minute rate limit, and both start the next window afresh', async () => {
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'per-minute', limit: 5, windowSeconds: 60 }] });
+      const start = clock.now();
+      try {
+        const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => verifyOn(i % 2 === 0 ? a : b, key.secret)));
+        expect(responses.filter((r) => r.status !== 200)).toEqual([]);
+        const codes = responses.map((r) => r.result!.code);
+        expect(codes.filter((code) => code === 'VALID')).toHaveLength(5);
+        expect(codes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(35);
+
+        const exhausted = [{ name: 'per-minute', limit: 5, remaining: 0, windowSeconds: 60, resetAt: '2026-01-15T12:01:00.000Z' }];
+        expect(ok(await a.gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus).toEqual(exhausted);
+        expect(ok(await b.gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus).toEqual(exhausted);
+
+        // The shared clock moves to the next window: again exactly 5 across both.
+        clock.advance(60_000);
+        const next = await Promise.all(Array.from({ length: 20 }, (_, i) => verifyOn(i % 2 === 0 ? b : a, key.secret)));
+        expect(next.map((r) => r.result!.code).filter((code) => code === 'VALID')).toHaveLength(5);
+        expect(next.map((r) => r.result!.code).filter((code) => code === 'RATE_LIMITED')).toHaveLength(15);
+      } finally {
+        clock.set(start);
+      }
+    });
+  });
+
+  describe('live events and invalidations across instances', () => {
+    it('delivers quotaChanged to a subscriber on instance A for verifications made on instance B', async () => {
+      const organization = await createOrganization(a, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
+      const watcher = await createKey(a, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [] });
+      const feed = new Feed<Record<string, unknown>>(connect(a, watcher.secret), QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
+      const status = (used: number) => ({
+        organizationId: organization.id, apiKeyId: null, meter: 'REQUESTS', period: 'DAY', limit: 100, used, remaining: 100 - used, percentUsed: used,
+        resetsAt: '2026-01-16T00:00:00.000Z',
+      });
+
+      await feed.until(() => feed.events.length >= 1, 3_000, 'the snapshot');
+      expect(feed.events).toEqual([status(0)]);
+      // The subscription's Redis SUBSCRIBE is sent right after the snapshot: give it a moment.
+      await sleep(100);
+
+      expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      await feed.until(() => feed.events.length >= 2, 2_000, 'the change made on B');
+      expect(feed.events[1]).toEqual(status(1));
+
+      expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      await feed.until(() => (feed.events.at(-1) as { used?: number }).used === 3, 2_000, 'used 3 (coalesced)');
+      expect(feed.events.at(-1)).toEqual(status(3));
+      expect(feed.errors).toEqual([]);
+    });
+
+    it('refuses on instance B, within 1 s, a key revoked on instance A (verifyKey REVOKED and 401 KEY_REVOKED)', async () => {
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [] });
+      // B has the key in its verification cache.
+      expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      const before = await b.gql(VIEWER, {}, { key: key.secret });
+      expect(before.status).toBe(200);
+      expect(before.body.data.viewer.apiKey.id).toBe(key.id);
+
+      expect(ok(await a.gql(REVOKE, { id: key.id, reason: 'scale-out test' })).revokeApiKey).toEqual({ id: key.id, status: 'REVOKED' });
+      const revokedAt = performance.now();
+
+      const verified = await pollUntil(() => verifyOn(b, key.secret), (r) => r.result?.code === 'REVOKED', 3_000, 'B to answer REVOKED');
+      expect(verified.value).toEqual({ status: 200, code: undefined, result: { valid: false, code: 'REVOKED' } });
+      const called = await pollUntil(() => b.gql(VIEWER, {}, { key: key.secret }), (r) => r.status === 401, 3_000, 'B to refuse the key with 401');
+      expect(called.value.code).toBe('KEY_REVOKED');
+      expect(called.value.body.data ?? null).toBeNull();
+      const refusedAfterMs = performance.now() - revokedAt;
+      expect(refusedAfterMs).toBeLessThan(EVERYWHERE_WITHIN_MS);
+    });
+
+    it('closes, within 1 s and with 4403, a socket on instance B whose key is revoked on instance A', async () => {
+      const organization = await createOrganization(a, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 10 }] });
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [] });
+      let closed: { code: number; reason: string; at: number } | null = null;
+      const client = connect(b, key.secret, (event) => { closed = { code: event.code, reason: event.reason, at: performance.now() }; });
+      const feed = new Feed<Record<string, unknown>>(client, QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
+      await feed.until(() => feed.events.length >= 1, 3_000, 'the snapshot on B');
+      expect(closed).toBeNull();
+      // B's watch of the organization's key events is subscribed in Redis by now; leave it a moment anyway.
+      await sleep(100);
+
+      expect(ok(await a.gql(REVOKE, { id: key.id, reason: 'scale-out test' })).revokeApiKey.status).toBe('REVOKED');
+      const revokedAt = performance.now();
+      await feed.until(() => closed !== null, 3_000, 'the socket on B to close');
+
+      const { code, reason, at } = closed!;
+      expect(code).toBe(4403);
+      expect(reason).toMatch(/revoked/);
+      expect(at - revokedAt).toBeLessThan(EVERYWHERE_WITHIN_MS);
+    });
+  });
+
+  /*
+   * An instance that leaves a rejected promise unhandled while a service is away would crash
+   * a real keyward process (Node's default); jest fails the test (or the describe whose
+   * beforeAll created the instance) with that rejection.
+   */
+  describe('Redis or the database going away (fail-closed instance)', () => {
+    let c: Instance;
+    let redisProxy: TcpProxy;
+    let databaseProxy: TcpProxy;
+
+    beforeAll(async () => {
+      const started = await startProxiedInstance('C', { proxyDatabase: true });
+      ({ instance: c, redisProxy } = started);
+      databaseProxy = started.databaseProxy!;
+    }, 60_000);
+
+    it('reports Redis down on /readyz (503) while it is unreachable, and ready again once it returns', async () => {
+      expect(await readyz(c)).toEqual({ status: 200, body: { status: 'ready', database: 'up', redis: 'up' } });
+
+      redisProxy.stop();
+      const down = await pollUntil(() => readyz(c), (r) => r.status !== 200, DOWN_WITHIN_MS, '/readyz to report Redis down');
+      expect(down.value).toEqual({ status: 503, body: { status: 'unavailable', database: 'up', redis: 'down' } });
+      // It stays down while Redis is away (ioredis keeps retrying in the background).
+      await sleep(500);
+      expect(await readyz(c)).toEqual({ status: 503, body: { status: 'unavailable', database: 'up', redis: 'down' } });
+
+      redisProxy.resume();
+      const up = await pollUntil(() => readyz(c), (r) => r.status === 200, RECOVERY_WITHIN_MS, '/readyz to report Redis up again');
+      expect(up.value).toEqual({ status: 200, body: { status: 'ready', database: 'up', redis: 'up' } });
+    });
+
+    it('reports the database down on /readyz (503) while it is unreachable, and ready again (and serving) once it returns', async () => {
+      const organization = await createOrganization(a);
+      const ORGANIZATION = 'query($id: ID!) { organization(id: $id) { id } }';
+      expect(await readyz(c)).toEqual({ status: 200, body: { status: 'ready', database: 'up', redis: 'up' } });
+      expect(ok(await c.gql(ORGANIZATION, { id: organization.id })).organization).toEqual({ id: organization.id });
+
+      databaseProxy.stop();
+      const down = await pollUntil(() => readyz(c), (r) => r.status !== 200, DOWN_WITHIN_MS, '/readyz to report the database down');
+      expect(down.value).toEqual({ status: 503, body: { status: 'unavailable', database: 'down', redis: 'up' } });
+      await sleep(500);
+      expect(await readyz(c)).toEqual({ status: 503, body: { status: 'unavailable', database: 'down', redis: 'up' } });
+
+      databaseProxy.resume();
+      const up = await pollUntil(() => readyz(c), (r) => r.status === 200, RECOVERY_WITHIN_MS, '/readyz to report the database up again');
+      expect(up.value).toEqual({ status: 200, body: { status: 'ready', database: 'up', redis: 'up' } });
+      expect(ok(await c.gql(ORGANIZATION, { id: organization.id })).organization).toEqual({ id: organization.id });
+    });
+
+    it('answers verifyKey for a rate-limited key with 503 UNAVAILABLE while Redis is unreachable, and counts again once it returns', async () => {
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'per-minute', limit: 3, windowSeconds: 60 }] });
+      expect((await verifyOn(c, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+
+      redisProxy.stop();
+      await pollUntil(() => readyz(c), (r) => r.body?.redis === 'down', DOWN_WITHIN_MS, 'C to notice Redis is down');
+      for (let i = 0; i < 3; i++) {
+        const refused = await verifyOn(c, key.secret);
+        expect({ status: refused.status, code: refused.code, data: refused.result ?? null }).toEqual({ status: 503, code: 'UNAVAILABLE', data: null });
+      }
+      // Keys without rate limits do not need Redis: still verified.
+      const unlimited = await createKey(a, { organizationId: organization.id, rateLimits: [] });
+      expect((await verifyOn(c, unlimited.secret)).result).toEqual({ valid: true, code: 'VALID' });
+
+      redisProxy.resume();
+      await pollUntil(() => readyz(c), (r) => r.status === 200, RECOVERY_WITHIN_MS, 'C to reconnect to Redis');
+      // Nothing was counted while Redis was away: 2 of the 3 are left.
+      expect((await verifyOn(c, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      expect((await verifyOn(c, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      expect((await verifyOn(c, key.secret)).result).toEqual({ valid: false, code: 'RATE_LIMITED' });
+    });
+  });
+
+  describe('Redis going away with RATE_LIMIT_FAIL_OPEN=true', () => {
+    let d: Instance;
+    let redisProxy: TcpProxy;
+
+    beforeAll(async () => {
+      ({ instance: d, redisProxy } = await startProxiedInstance('D', { proxyDatabase: false, env: { RATE_LIMIT_FAIL_OPEN: 'true' } }));
+    }, 60_000);
+
+    it('answers verifyKey for a rate-limited key with VALID while Redis is unreachable, limited by the in-memory insurance limiter', async () => {
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'per-minute', limit: 3, windowSeconds: 60 }] });
+      expect((await verifyOn(d, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+
+      redisProxy.stop();
+      await pollUntil(() => readyz(d), (r) => r.body?.redis === 'down', DOWN_WITHIN_MS, 'D to notice Redis is down');
+      const whileDown = [];
+      for (let i = 0; i < 4; i++) whileDown.push(await verifyOn(d, key.secret));
+      expect(whileDown.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      // The insurance limiter has its own (empty) counters and still enforces 3 per minute.
+      expect(whileDown.map((r) => r.result?.code)).toEqual(['VALID', 'VALID', 'VALID', 'RATE_LIMITED']);
+
+      // An outage of a few seconds: anything the instance queued for Redis meanwhile gives up.
+      await sleep(2_500);
+      expect(await readyz(d)).toEqual({ status: 503, body: { status: 'unavailable', database: 'up', redis: 'down' } });
+      redisProxy.resume();
+      await pollUntil(() => readyz(d), (r) => r.status === 200, RECOVERY_WITHIN_MS, 'D to reconnect to Redis');
+      // Back on the shared counters: 1 was taken before Redis went away, 2 are left (A shares them).
+      expect((await verifyOn(d, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      expect((await verifyOn(a, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      expect((await verifyOn(d, key.secret)).result).toEqual({ valid: false, code: 'RATE_LIMITED' });
+    });
+  });
+});
