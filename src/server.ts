@@ -135,6 +135,9 @@ export async function createServer(app: App): Promise<KeywardServer> {
     allowBatchedHttpRequests: false,
     // Automatic persisted queries are not offered: a persistedQuery extension gets 400.
     persistedQueries: false,
+    // main.ts owns shutdown (drain, flush, close); Apollo's own signal handler would stop it
+    // first, and a second stop() never resolves, so nothing would be flushed.
+    stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: !app.config.introspection,
     formatError: formatErrorFor(app),
@@ -149,6 +152,15 @@ export async function createServer(app: App): Promise<KeywardServer> {
   const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
   const metrics = new Metrics(app);
   metrics.observeLive(live);
+
+  // Once shutdown began, requests still arriving (e.g. on half-closed keep-alive sockets) are
+  // refused without running: a client never sees an error for a call that was counted.
+  let stopping = false;
+  expressApp.use((_req, res, next) => {
+    if (!stopping) return next();
+    res.setHeader('connection', 'close');
+    jsonError(res, ErrorCode.UNAVAILABLE, 'keyward is shutting down; retry on another instance');
+  });
 
   expressApp.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -207,6 +219,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
       });
     },
     async stop() {
+      stopping = true;
       await live.stop();
       await apollo.stop();
       await inFlight.settled(SHUTDOWN_GRACE_MS);
