@@ -86,6 +86,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async close() {
       await server.stop();
       await database.drop();
+      // Every test server checks its own log output: across a full run, no secret is ever logged.
+      const leaked = logs.join('').match(/kw_(live|test)_[0-9A-Za-z]{10,}/);
+      if (leaked) throw new Error(`a key secret appeared in the server log: ${leaked[0].slice(0, 12)}…`);
     },
   };
 }
