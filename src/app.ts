@@ -21,6 +21,7 @@ import { WalletsService } from './wallets/wallets.service';
 import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
 import { connectRedis, RedisConnections } from './redis';
 import { ALL_INSTANCES, Topic } from './live/topics';
+import { ClientAddressOf, clientAddressResolver } from './auth/client-address';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
 export interface App {
@@ -44,6 +45,8 @@ export interface App {
   pubSub: LivePubSub;
   /** Null in embedded mode (no REDIS_URL). */
   redis: RedisConnections | null;
+  /** The client address of an HTTP request or WebSocket upgrade (TRUST_PROXY applied). */
+  clientAddressOf: ClientAddressOf;
   live: LiveEvents;
   wallets: WalletsService;
   /** Flushes buffered usage and closes the database. */
@@ -84,7 +87,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const sessions = new SessionsService(dataSource, transactions, audit, clock, config.sessionPriceUsd, live);
   const apiKeys = new ApiKeysService(dataSource, transactions, audit, quotas, clock, pepper, keyCache, live);
   const organizations = new OrganizationsService(dataSource, transactions, audit, quotas, clock, keyCache, live);
-  const wallets = new WalletsService(dataSource, transactions, organizations, apiKeys, audit, clock, config.walletDefaultQuotas);
+  const wallets = new WalletsService(dataSource, transactions, organizations, apiKeys, audit, clock, rateLimiter, {
+    publicUrl: config.publicUrl, defaultQuotas: config.walletDefaultQuotas, maxPreset: config.walletKeyPreset, organizationsPerHour: config.walletOrganizationsPerHour,
+  });
   const verifier = new KeyVerifier(dataSource, transactions, clock, pepper, keyCache, rateLimiter, quotas, sessions, usageBuffer, live);
   usageBuffer.start();
   const sweeper = setInterval(() => {
@@ -110,6 +115,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     apiKeys,
     pubSub,
     redis,
+    clientAddressOf: clientAddressResolver(config.trustProxy),
     live,
     rateLimits: new RateLimitsService(dataSource, transactions, audit, apiKeys, rateLimiter, usageBuffer, clock, live),
     sessions,

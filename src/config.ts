@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { QuotaSpec } from './quotas/quotas.service';
+import { ScopePreset } from './auth/scopes';
+import { compileTrust, TrustProxy } from './auth/client-address';
 
 export type DatabaseConfig =
   | { kind: 'sqlite'; path: string }
@@ -19,7 +21,7 @@ export interface Config {
   pepper: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Express `trust proxy` setting: false, true, a hop count or a list of addresses/CIDRs. */
-  trustProxy: boolean | number | string[];
+  trustProxy: TrustProxy;
   sessionPriceUsd: number;
   /** Schema introspection (and GraphiQL's docs) on or off. */
   introspection: boolean;
@@ -30,6 +32,15 @@ export interface Config {
   rateLimitFailOpen: boolean;
   /** Quotas of an organization created by a wallet signature (WALLET_DEFAULT_QUOTAS). */
   walletDefaultQuotas: QuotaSpec[];
+  /**
+   * Where clients reach this keyward (KEYWARD_PUBLIC_URL): wallet sign-in messages name its
+   * host as their domain. Default: the listen address (development).
+   */
+  publicUrl: URL;
+  /** The most an anonymous wallet signature may get (WALLET_KEY_PRESET, default INFERENCE). */
+  walletKeyPreset: ScopePreset;
+  /** New wallet organizations one client address may create per hour (WALLET_ORGANIZATIONS_PER_HOUR, default 5). */
+  walletOrganizationsPerHour: number;
 }
 
 export class ConfigError extends Error {
@@ -62,8 +73,14 @@ function parseTrustProxy(raw: string | undefined): Config['trustProxy'] {
   if (raw === undefined || raw.trim() === '') return false;
   const value = raw.trim();
   if (/^\d+$/.test(value)) return Number(value);
-  if (/^(true|false|1|0|yes|no|on|off)$/i.test(value)) return parseBoolean('TRUST_PROXY', value, false);
-  return value.split(',').map((part) => part.trim()).filter(Boolean);
+  if (/^(true|false|yes|no|on|off)$/i.test(value)) return parseBoolean('TRUST_PROXY', value, false);
+  const list = value.split(',').map((part) => part.trim()).filter(Boolean);
+  try {
+    compileTrust(list);
+  } catch (error) {
+    throw new ConfigError('TRUST_PROXY', `must be true/false, a hop count, or addresses/CIDRs (or loopback, linklocal, uniquelocal): ${(error as Error).message}`);
+  }
+  return list;
 }
 
 function parseDatabase(raw: string | undefined, dataDir: string): DatabaseConfig {
@@ -101,6 +118,35 @@ function parseQuotaList(name: string, raw: string | undefined, fallback: string)
   });
 }
 
+function parsePublicUrl(raw: string | undefined, host: string, port: number): URL {
+  if (raw === undefined || raw.trim() === '') {
+    const listening = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+    return new URL(`http://${listening}:${port}`);
+  }
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new ConfigError('KEYWARD_PUBLIC_URL', `must be an absolute http(s) URL such as https://keys.example.com, got "${raw}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('KEYWARD_PUBLIC_URL', `must be an http(s) URL, got "${raw}"`);
+  return url;
+}
+
+function parsePositiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(name, `must be a whole number of at least 1, got "${raw}"`);
+  return value;
+}
+
+function parsePreset(name: string, raw: string | undefined, fallback: ScopePreset): ScopePreset {
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = raw.trim().toUpperCase();
+  if (!(value in ScopePreset)) throw new ConfigError(name, `must be one of ${Object.keys(ScopePreset).join(', ')}, got "${raw}"`);
+  return value as ScopePreset;
+}
+
 /**
  * Parses a configuration from an environment (by default `process.env`).
  * Throws ConfigError naming the variable on the first bad value.
@@ -133,9 +179,11 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('SESSION_PRICE_USD', `must be a non-negative number, got "${env.SESSION_PRICE_USD}"`);
   }
 
+  const port = parsePort('PORT', env.PORT, 4000);
+  const host = env.HOST || '0.0.0.0';
   return {
-    port: parsePort('PORT', env.PORT, 4000),
-    host: env.HOST || '0.0.0.0',
+    port,
+    host,
     dataDir,
     database,
     redisUrl,
@@ -146,6 +194,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     introspection: parseBoolean('INTROSPECTION', env.INTROSPECTION, true),
     rateLimitFailOpen: parseBoolean('RATE_LIMIT_FAIL_OPEN', env.RATE_LIMIT_FAIL_OPEN, false),
     walletDefaultQuotas: parseQuotaList('WALLET_DEFAULT_QUOTAS', env.WALLET_DEFAULT_QUOTAS, 'REQUESTS:MONTH:10000'),
+    publicUrl: parsePublicUrl(env.KEYWARD_PUBLIC_URL, host, port),
+    walletKeyPreset: parsePreset('WALLET_KEY_PRESET', env.WALLET_KEY_PRESET, ScopePreset.INFERENCE),
+    walletOrganizationsPerHour: parsePositiveInt('WALLET_ORGANIZATIONS_PER_HOUR', env.WALLET_ORGANIZATIONS_PER_HOUR, 5),
   };
 }
 

@@ -20,8 +20,6 @@ export interface Context {
   /** The key presented with the request, or null (anonymous: only @public fields). */
   secret: string | null;
   ip: string | null;
-  /** The Host the client addressed (wallet challenges name it as their domain). */
-  host: string | null;
   /** Set once the operation passed the verification pipeline (the metering plugin). */
   caller: Caller | null;
   /** The pipeline's outcome for this request, for rate-limit headers and usage. */
@@ -59,7 +57,7 @@ export function presentedKey(headers: IncomingHttpHeaders): string | null {
 export function buildContext(app: App, headers: IncomingHttpHeaders, ip: string | null, scope?: { requestId: string; logger: Logger }): Context {
   const requestId = scope?.requestId ?? requestIdFrom(headers);
   const logger = scope?.logger ?? app.logger.child({ requestId });
-  return { app, secret: presentedKey(headers), ip, host: headers.host ?? null, caller: null, verification: null, requestId, logger };
+  return { app, secret: presentedKey(headers), ip, caller: null, verification: null, requestId, logger };
 }
 
 export function callerFrom(outcome: VerificationOutcome, ip: string | null): Caller {

@@ -118,3 +118,24 @@ export function graphqlLimits(options: { introspection: boolean }): GraphQLLimit
 export function withoutSuggestions(message: string): string {
   return message.replace(/\s*Did you mean[^?]*\?/g, '').replace(/\s+\?$/, '').trim();
 }
+
+/**
+ * graphql-js echoes a variable's value when it does not fit its type
+ * (`Variable "$input" got invalid value "kw_live_…" at "input.limit"; Int cannot represent …`);
+ * variables carry keys and secrets, so the message keeps the variable, the path and the expected
+ * type, never the value.
+ */
+export function withoutVariableValues(message: string): string {
+  const match = /^Variable "(\$[A-Za-z_][A-Za-z0-9_]*)" got invalid value /.exec(message);
+  if (!match) return message;
+  const rest = message.slice(match[0].length);
+  const at = / at "([A-Za-z0-9_.[\]]+)"; /.exec(rest);
+  const reason = rest.slice(rest.lastIndexOf('; ') + 2);
+  const expected = /^Expected type "([A-Za-z0-9_!\[\]]+)"/.exec(reason)?.[1]
+    ?? /^([A-Za-z0-9_]+) cannot represent/.exec(reason)?.[1]
+    ?? /does not exist in "([A-Za-z0-9_]+)" enum/.exec(reason)?.[1]
+    ?? /^Expected value of type "([A-Za-z0-9_!\[\]]+)"/.exec(reason)?.[1];
+  const field = /^Field "([A-Za-z_][A-Za-z0-9_]*)" (of required type "[A-Za-z0-9_!\[\]]+" was not provided|is not defined by type "[A-Za-z0-9_]+")/.exec(reason);
+  const why = expected ? `; expected ${expected}` : field ? `; ${field[0]}` : '';
+  return `Variable "${match[1]}" got an invalid value${at ? ` at "${at[1]}"` : ''}${why} (the value is not repeated here)`;
+}

@@ -9,11 +9,10 @@ import { App } from './app';
 import { buildContext, Context } from './context';
 import { meteringPlugin } from './usage/metering.plugin';
 import { isStoreUnreachable } from './db/store-errors';
-import { clientAddress } from './auth/ip-allowlist';
 import { attachLiveServer, LiveServer } from './live/ws-server';
 import { buildKeywardSchema } from './schema';
 import { ErrorCode, HTTP_STATUS, isErrorCode } from './errors';
-import { graphqlLimits, queryTooComplex, withoutSuggestions } from './graphql-limits';
+import { graphqlLimits, queryTooComplex, withoutSuggestions, withoutVariableValues } from './graphql-limits';
 import { graphiqlAssets, graphiqlPage, GRAPHIQL_ASSETS_PATH, wantsGraphiql } from './graphiql/graphiql';
 import { Metrics } from './metrics';
 import { accessLogPlugin, requestLog, requestScope } from './request-log';
@@ -52,6 +51,7 @@ function formatErrorFor(app: App) {
     }
     // Suggestions name parts of the schema; Apollo and graphql-armor drop most, this the rest.
     if (!app.config.introspection) formatted = { ...formatted, message: withoutSuggestions(formatted.message) };
+    formatted = { ...formatted, message: withoutVariableValues(formatted.message) };
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && REQUEST_ERRORS.has(code)) return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
     if (isErrorCode(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
@@ -111,9 +111,12 @@ const httpStatusPlugin: ApolloServerPlugin<Context> = {
     return {
       async willSendResponse({ response, errors }) {
         if (!errors?.length || response.body.kind !== 'single') return;
+        const first = response.body.singleResult.errors?.[0]?.extensions;
+        // A refusal that knows when to come back (e.g. wallet sign-ups per address) says so.
+        const retryAfter = first?.retryAfterSeconds;
+        if (typeof retryAfter === 'number' && !response.http.headers.has('retry-after')) response.http.headers.set('retry-after', String(retryAfter));
         if (response.http.status && response.http.status !== 200) return;
-        const first = response.body.singleResult.errors?.[0]?.extensions?.code;
-        response.http.status = isErrorCode(first) ? HTTP_STATUS[first] : 500;
+        response.http.status = isErrorCode(first?.code) ? HTTP_STATUS[first.code] : 500;
       },
     };
   },
@@ -193,7 +196,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
     GRAPHQL_PATH,
     express.json({ limit: MAX_BODY_BYTES }),
     expressMiddleware(apollo, {
-      context: async ({ req, res }) => buildContext(app, req.headers, clientAddress(req.ip ?? req.socket.remoteAddress), requestScope(res, app.logger)),
+      context: async ({ req, res }) => buildContext(app, req.headers, app.clientAddressOf(req), requestScope(res, app.logger)),
     }),
   );
   expressApp.use((error: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {

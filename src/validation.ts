@@ -1,6 +1,7 @@
 import { BadUserInputError } from './errors';
 import { isValidScope } from './auth/scopes';
 import { parseCidr } from './auth/ip-allowlist';
+import { looksLikeSecret } from './api-keys/key-format';
 
 /**
  * Input checks shared by every service. Each throws BadUserInputError naming the field,
@@ -50,7 +51,16 @@ export function requireText(field: string, value: unknown, maxLength: number): s
   if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new BadUserInputError(field, 'must not contain control characters');
   // A lone surrogate cannot be stored faithfully (MySQL would turn it into U+FFFD).
   if (/\p{Cs}/u.test(trimmed)) throw new BadUserInputError(field, 'must be valid Unicode text (it contains a lone surrogate)');
+  refuseSecret(field, trimmed);
   return trimmed;
+}
+
+/**
+ * Free text (names, reasons, descriptions, operations, meta) is stored, listed and logged:
+ * a pasted secret there would outlive its revocation. Refused, never echoed.
+ */
+export function refuseSecret(field: string, text: string): void {
+  if (looksLikeSecret(text)) throw new BadUserInputError(field, 'looks like an API key secret; it was not stored');
 }
 
 /** Undefined stays undefined (not given); null stays null (clear it). */
@@ -107,14 +117,27 @@ export function validateMeta(field: string, meta: Record<string, unknown> | null
   if (meta === undefined || meta === null) return meta;
   if (typeof meta !== 'object' || Array.isArray(meta)) throw new BadUserInputError(field, 'must be a JSON object');
   if (depthOf(meta, LIMITS.metaDepth) > LIMITS.metaDepth) throw new BadUserInputError(field, `must be nested at most ${LIMITS.metaDepth} levels deep`);
-  const bytes = Buffer.byteLength(JSON.stringify(meta), 'utf8');
+  const json = JSON.stringify(meta);
+  const bytes = Buffer.byteLength(json, 'utf8');
   if (bytes > LIMITS.metaBytes) throw new BadUserInputError(field, `must be at most ${LIMITS.metaBytes} bytes as JSON (got ${bytes})`);
+  // Keys and string values anywhere in the object (the JSON text holds them all).
+  refuseSecret(field, json);
   return meta;
 }
 
 export function requireFutureDate(field: string, value: Date, now: Date): Date {
   if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new BadUserInputError(field, 'must be a date-time');
   if (value.getTime() <= now.getTime()) throw new BadUserInputError(field, `must be in the future (got ${value.toISOString()})`);
+  return value;
+}
+
+/** A key's expiry: in the future and no further than `expiresInDays` may reach. */
+export function requireExpiry(field: string, value: Date, now: Date): Date {
+  requireFutureDate(field, value, now);
+  const latest = now.getTime() + LIMITS.maxExpiresInDays * 86_400_000;
+  if (value.getTime() > latest) {
+    throw new BadUserInputError(field, `must be at most ${LIMITS.maxExpiresInDays} days ahead (latest ${new Date(latest).toISOString()})`);
+  }
   return value;
 }
 

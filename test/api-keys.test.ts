@@ -28,7 +28,7 @@ const ANY_SECRET = /kw_(live|test)_[0-9A-Za-z]{10,}/;
 
 const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read'];
 const WRITE_SCOPES = ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write'];
-const ADMIN_SCOPES = ['audit:*', 'keys:*', 'org:*', 'sessions:*', 'usage:*'];
+const ADMIN_SCOPES = ['*'];
 const INFERENCE_SCOPES = ['inference:*', 'usage:read'];
 const DEFAULT_RATE_LIMITS = [
   { name: 'per-minute', limit: 60, windowSeconds: 60 },
@@ -335,12 +335,12 @@ describe('API keys over GraphQL', () => {
       expect(response.body.data.createApiKey.apiKey.organizationId).toBe(organizationId);
     });
 
-    it("refuses a tenant key creating a key in another organization with 403 FORBIDDEN and writes nothing", async () => {
+    it("refuses a tenant key creating a key in another organization with 404 NOT_FOUND and writes nothing", async () => {
       const { key: tenantKey } = await createTenant(server);
       const other = await createOrganization(server);
       const before = await snapshot(other.id);
       const response = await create({ organizationId: other.id, name: 'intruder' }, tenantKey.secret);
-      expectRefused(response, 403, 'FORBIDDEN');
+      expectRefused(response, 404, 'NOT_FOUND');
       expect(await snapshot(other.id)).toEqual(before);
     });
 
@@ -439,11 +439,11 @@ describe('API keys over GraphQL', () => {
         expect(response.body.data.apiKeys.totalCount).toBe(2);
       });
 
-      it("refuses a tenant key listing another organization with 403 FORBIDDEN", async () => {
+      it("refuses a tenant key listing another organization with 404 NOT_FOUND", async () => {
         const { key: tenantKey } = await createTenant(server);
         const other = await createOrganization(server);
         const response = await list({ organizationId: other.id }, {}, tenantKey.secret);
-        expectRefused(response, 403, 'FORBIDDEN');
+        expectRefused(response, 404, 'NOT_FOUND');
       });
 
       it('filters by status ACTIVE, DISABLED, EXPIRED (by the clock) and REVOKED', async () => {
@@ -761,7 +761,7 @@ describe('API keys over GraphQL', () => {
       expect(response.body.data.updateApiKey.scopes).toEqual(['keys:read', 'keys:write']);
     });
 
-    it.each([['*'], ['platform:admin'], ['platform:*']])(
+    it.each([['platform:admin'], ['platform:*']])(
       'refuses %p on a key of a customer organization with 400 BAD_USER_INPUT, even from the platform admin',
       async (scope) => {
         const organization = await createOrganization(server);
@@ -1148,7 +1148,8 @@ describe('API keys over GraphQL', () => {
   describe('scope escalation', () => {
     it.each([
       ['scopes keys:*', { scopes: ['keys:*'] }, 'keys:*'],
-      ['the ADMIN preset', { preset: 'ADMIN' }, 'keys:*'],
+      ['the ADMIN preset', { preset: 'ADMIN' }, '*'],
+      ['the INFERENCE preset', { preset: 'INFERENCE' }, 'inference:*'],
       ['scope org:delete', { scopes: ['org:delete'] }, 'org:delete'],
     ])('refuses a WRITE key granting %s with 403 INSUFFICIENT_SCOPE and writes nothing', async (_what, input, named) => {
       const organization = await createOrganization(server);
@@ -1168,7 +1169,7 @@ describe('API keys over GraphQL', () => {
       expect(response.body.data.createApiKey.apiKey.scopes).toEqual([...READ_SCOPES, 'keys:write'].sort());
     });
 
-    it.each([['platform:admin'], ['*'], ['platform:*']])(
+    it.each([['platform:admin'], ['platform:*']])(
       'refuses a customer ADMIN key granting %p with 403 INSUFFICIENT_SCOPE and writes nothing',
       async (scope) => {
         const { organizationId, key: tenantKey } = await createTenant(server);
@@ -1179,7 +1180,29 @@ describe('API keys over GraphQL', () => {
       },
     );
 
-    it.each([['*'], ['platform:admin'], ['platform:*']])(
+    it.each<[string, Record<string, unknown>, string[]]>([
+      ['the INFERENCE preset', { preset: 'INFERENCE' }, ['inference:*', 'usage:read']],
+      ['a platform-defined scope', { scopes: ['inference:run'] }, ['inference:run']],
+      ['*', { scopes: ['*'] }, ['*']],
+      ['the ADMIN preset', { preset: 'ADMIN' }, ['*']],
+    ])('lets a customer ADMIN key (* in its organization) grant %s in its own organization', async (_what, input, scopes) => {
+      const { key: tenantKey } = await createTenant(server);
+      const response = await create({ name: 'minted', ...input }, tenantKey.secret);
+      expect(response.status).toBe(200);
+      expect(response.body.data.createApiKey.apiKey.scopes).toEqual(scopes);
+      expect(response.body.data.createApiKey.apiKey.organizationId).toBe(tenantKey.organizationId);
+    });
+
+    it('lets the platform admin give * to a key of a customer organization, where it never reaches platform:admin', async () => {
+      const organization = await createOrganization(server);
+      const created = await create({ organizationId: organization.id, name: 'org admin', scopes: ['*'] });
+      expect(created.status).toBe(200);
+      const secret = created.body.data.createApiKey.secret;
+      expectRefused(await server.gql('{ organizations(first: 1) { totalCount } }', {}, { key: secret }), 403, 'INSUFFICIENT_SCOPE');
+      expect((await server.gql('{ viewer { scopes } }', {}, { key: secret })).body.data.viewer.scopes).toEqual(['*']);
+    });
+
+    it.each([['platform:admin'], ['platform:*']])(
       'refuses the platform admin giving %p to a key of a customer organization with 400 BAD_USER_INPUT',
       async (scope) => {
         const organization = await createOrganization(server);

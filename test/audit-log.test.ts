@@ -307,8 +307,8 @@ describe('audit log', () => {
         ['mutation($id: ID!) { revokeApiKey(id: $id, reason: "x") { id } }', { id: b.key.id }, 404, 'NOT_FOUND'],
         ['mutation($id: ID!) { deleteApiKey(id: $id) }', { id: b.key.id }, 404, 'NOT_FOUND'],
         ['mutation($id: ID!) { rotateApiKey(id: $id) { secret } }', { id: b.key.id }, 404, 'NOT_FOUND'],
-        ['mutation($org: ID!) { createApiKey(input: { organizationId: $org, name: "x" }) { secret } }', { org: b.organizationId }, 403, 'FORBIDDEN'],
-        ['mutation($id: ID!) { updateOrganization(id: $id, input: { name: "x" }) { id } }', { id: b.organizationId }, 403, 'FORBIDDEN'],
+        ['mutation($org: ID!) { createApiKey(input: { organizationId: $org, name: "x" }) { secret } }', { org: b.organizationId }, 404, 'NOT_FOUND'],
+        ['mutation($id: ID!) { updateOrganization(id: $id, input: { name: "x" }) { id } }', { id: b.organizationId }, 404, 'NOT_FOUND'],
       ];
       for (const [mutation, variables, status, code] of attempts) {
         expectRefused(await server.gql(mutation, variables, { key: a.key.secret }), status, code);

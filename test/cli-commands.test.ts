@@ -176,10 +176,10 @@ describe('keyward orgs', () => {
     expect((await keyward(['keys', 'list'], { key: key.secret })).code).toBe(0);
   });
 
-  it("refuses orgs show of another organization with a tenant's key: exit 1, FORBIDDEN", async () => {
+  it("refuses orgs show of another organization with a tenant's key: exit 1, NOT_FOUND", async () => {
     const { key } = await createTenant(server);
     const other = await createOrganization(server);
-    expectRefused(await keyward(['orgs', 'show', other.id], { key: key.secret }), 'FORBIDDEN');
+    expectRefused(await keyward(['orgs', 'show', other.id], { key: key.secret }), 'NOT_FOUND');
   });
 
   it('refuses orgs create to a key without platform:admin: exit 1, INSUFFICIENT_SCOPE, nothing created', async () => {
@@ -453,10 +453,10 @@ describe('keyward keys', () => {
     expect(human.stdout).not.toContain('POST /v1/embed');
   });
 
-  it('refuses keys create for another organization with a tenant key: exit 1, FORBIDDEN', async () => {
+  it('refuses keys create for another organization with a tenant key: exit 1, NOT_FOUND', async () => {
     const { key } = await createTenant(server);
     const other = await createOrganization(server);
-    expectRefused(await keyward(['keys', 'create', '--org', other.id, '--name', 'intruder'], { key: key.secret }), 'FORBIDDEN');
+    expectRefused(await keyward(['keys', 'create', '--org', other.id, '--name', 'intruder'], { key: key.secret }), 'NOT_FOUND');
     expect((await keywardJson(['keys', 'list', '--org', other.id])).nodes).toEqual([]);
   });
 

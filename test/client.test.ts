@@ -151,7 +151,7 @@ describe('KeywardClient', () => {
       expect(apiKey.id).toBe(key.id);
       expect(apiKey.hint).toBe(key.apiKey.hint);
       expect(organization.id).toBe(organizationId);
-      expect(viewer.scopes).toEqual(['audit:*', 'keys:*', 'org:*', 'sessions:*', 'usage:*']);
+      expect(viewer.scopes).toEqual(['*']);
     });
 
     it('creates, reads, lists, renames, suspends and re-activates an organization', async () => {

@@ -289,8 +289,9 @@ describe('introspection switch', () => {
       const value = await server.gql(mutation, { input: { organizationId: organization.id, name: 'k', preset: 'ADMN' } });
       expect(value.status).toBe(400);
       expect(value.code).toBe('BAD_USER_INPUT');
-      expect(value.body.errors![0].message).toContain('"ADMN"');
-      expect(value.body.errors![0].message).not.toMatch(/did you mean|ADMIN/i);
+      // Neither a suggestion nor the variable's value (variables carry keys) is repeated.
+      expect(value.body.errors![0].message).toContain('input.preset');
+      expect(value.body.errors![0].message).not.toMatch(/did you mean|ADMIN|ADMN/i);
     });
 
     it('still refuses an operation over a limit with 400 QUERY_TOO_COMPLEX', async () => {

@@ -509,12 +509,12 @@ describe('live updates', () => {
       expect(feed.events).toEqual([]);
     }
 
-    it("refuses quotaChanged of another organization with FORBIDDEN and streams nothing", async () => {
+    it("refuses quotaChanged of another organization with NOT_FOUND and streams nothing", async () => {
       const { key: keyA } = await createTenant(server);
       const b = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
       const keyB = await createKey(server, { organizationId: b.id, rateLimits: [] });
       const feed = watch<QuotaStatus>(connect(keyA.secret), QUOTA_CHANGED, { organizationId: b.id }, 'quotaChanged');
-      await expectRefusedWith(feed, 'FORBIDDEN', () => verify(keyB.secret));
+      await expectRefusedWith(feed, 'NOT_FOUND', () => verify(keyB.secret));
     });
 
     it("refuses quotaChanged of another organization's key with NOT_FOUND and streams nothing", async () => {
@@ -533,15 +533,15 @@ describe('live updates', () => {
       await expectRefusedWith(feed, 'NOT_FOUND', () => verify(keyB.secret));
     });
 
-    it("refuses sessionChanged and apiKeyChanged of another organization with FORBIDDEN and streams nothing", async () => {
+    it("refuses sessionChanged and apiKeyChanged of another organization with NOT_FOUND and streams nothing", async () => {
       const { key: keyA } = await createTenant(server);
       const b = await createTenant(server);
       ok(await server.gql(ADD_CREDITS, { input: { organizationId: b.organizationId, sessions: 1, idempotencyKey: `credits-${b.organizationId}` } }));
       const client = connect(keyA.secret);
       const sessions = watch<Session>(client, SESSION_CHANGED, { organizationId: b.organizationId }, 'sessionChanged');
       const keys = watch<ApiKeyEvent>(client, API_KEY_CHANGED, { organizationId: b.organizationId }, 'apiKeyChanged');
-      await expectRefusedWith(sessions, 'FORBIDDEN', () => server.gql(CREATE_SESSION, { input: { tokenLimit: 100 } }, { key: b.key.secret }));
-      await expectRefusedWith(keys, 'FORBIDDEN', () => createKey(server, { organizationId: b.organizationId }));
+      await expectRefusedWith(sessions, 'NOT_FOUND', () => server.gql(CREATE_SESSION, { input: { tokenLimit: 100 } }, { key: b.key.secret }));
+      await expectRefusedWith(keys, 'NOT_FOUND', () => createKey(server, { organizationId: b.organizationId }));
     });
 
     it('refuses a subscription the key lacks the scope for with INSUFFICIENT_SCOPE and streams nothing; the connection keeps working', async () => {

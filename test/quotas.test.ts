@@ -276,7 +276,7 @@ describe('quotas', () => {
     expect(await quotasOf(server, { apiKeyId: fresh.id })).toEqual(expected(6, 22));
   });
 
-  it("shows the caller organization's quotas by default and refuses another organization's with 403 FORBIDDEN and another organization's key with 404 NOT_FOUND", async () => {
+  it("shows the caller organization's quotas by default and refuses another organization's with 404 NOT_FOUND and another organization's key with 404 NOT_FOUND", async () => {
     const mine = await createTenant(server, { quotas: [{ meter: 'TOKENS', period: 'MONTH', limit: 50 }] });
     const other = await createTenant(server, { quotas: [{ meter: 'TOKENS', period: 'MONTH', limit: 70 }] });
     const otherKey = await createKey(server, { organizationId: other.organizationId, quotas: [{ meter: 'TOKENS', period: 'DAY', limit: 9 }] });
@@ -284,13 +284,13 @@ describe('quotas', () => {
     expect(await quotasOf(server, {}, mine.key.secret)).toEqual([status({ organizationId: mine.organizationId }, 'TOKENS', 'MONTH', 50, 0, MONTH_END)]);
 
     const byOrganization = await server.gql(QUOTAS, { organizationId: other.organizationId }, { key: mine.key.secret });
-    expectRefused(byOrganization, 403, 'FORBIDDEN');
+    expectRefused(byOrganization, 404, 'NOT_FOUND');
     expect(byOrganization.body.data).toBeNull();
     const byKey = await server.gql(QUOTAS, { apiKeyId: otherKey.id }, { key: mine.key.secret });
     expectRefused(byKey, 404, 'NOT_FOUND');
     expect(byKey.body.data).toBeNull();
     expectRefused(await server.gql(KEY_QUOTAS, { id: otherKey.id }, { key: mine.key.secret }), 404, 'NOT_FOUND');
-    expectRefused(await server.gql(ORGANIZATION_QUOTAS, { id: other.organizationId }, { key: mine.key.secret }), 403, 'FORBIDDEN');
+    expectRefused(await server.gql(ORGANIZATION_QUOTAS, { id: other.organizationId }, { key: mine.key.secret }), 404, 'NOT_FOUND');
     expectRefused(await server.gql(QUOTAS, { apiKeyId: 'key_0000000000000000000000000' }, { key: mine.key.secret }), 404, 'NOT_FOUND');
 
     // The platform admin sees any organization's and any key's.

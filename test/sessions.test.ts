@@ -140,8 +140,8 @@ describe('sessions', () => {
     it('refuses credits from a key without platform:admin with 403 INSUFFICIENT_SCOPE', async () => {
       const { organizationId, key } = await createTenant(server);
       expectRefused(await server.gql(ADD_CREDITS, { input: { organizationId, sessions: 5, idempotencyKey: 'self-service' } }, { key: key.secret }), 403, 'INSUFFICIENT_SCOPE');
-      // A platform-organization key without platform:admin may not either.
-      const operator = await createKey(server, { organizationId: server.platformOrganizationId, preset: 'ADMIN' });
+      // A platform-organization key without platform:admin may not either (ADMIN there is *, which includes it).
+      const operator = await createKey(server, { organizationId: server.platformOrganizationId, preset: 'WRITE' });
       expectRefused(await server.gql(ADD_CREDITS, { input: { organizationId, sessions: 5, idempotencyKey: 'operator' } }, { key: operator.secret }), 403, 'INSUFFICIENT_SCOPE');
       expect(await balance(server, organizationId)).toEqual({ organizationId, available: 0, purchased: 0, used: 0 });
     });
@@ -345,7 +345,7 @@ describe('sessions', () => {
       expect(await getSession(server, session.id)).toMatchObject({ status: 'ACTIVE', endedAt: null });
       expect(ok(await server.gql(LIST, {}, { key: stranger.key.secret })).sessions).toMatchObject({ totalCount: 0, nodes: [] });
       expect(ok(await server.gql(CURRENT, {}, { key: stranger.key.secret })).currentSession).toBeNull();
-      expectRefused(await server.gql(BALANCE, { organizationId: owner.organizationId }, { key: stranger.key.secret }), 403, 'FORBIDDEN');
+      expectRefused(await server.gql(BALANCE, { organizationId: owner.organizationId }, { key: stranger.key.secret }), 404, 'NOT_FOUND');
       expect((await auditOf(server, owner.organizationId)).filter((entry) => entry.action === 'session.terminate')).toEqual([]);
     });
   });

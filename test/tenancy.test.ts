@@ -100,10 +100,10 @@ describe('tenancy', () => {
       expect(await countAudit(b.organizationId)).toBe(auditBefore);
     });
 
-    it('cannot list it with apiKeys(filter: {organizationId}): 403 FORBIDDEN', async () => {
+    it('cannot list it with apiKeys(filter: {organizationId}): 404 NOT_FOUND', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const response = await server.gql(API_KEYS, { filter: { organizationId: b.organizationId } }, { key: a.key.secret });
-      expectRefused(response, 403, 'FORBIDDEN');
+      expectRefused(response, 404, 'NOT_FOUND');
       expect(response.body.data ?? null).toBeNull();
       expectNothingOf(b, response);
     });
@@ -133,38 +133,38 @@ describe('tenancy', () => {
   });
 
   describe("an organization key facing another organization", () => {
-    it('cannot read it with organization(id): 403 FORBIDDEN', async () => {
+    it('cannot read it with organization(id): 404 NOT_FOUND', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const response = await server.gql(ORGANIZATION, { id: b.organizationId }, { key: a.key.secret });
-      expectRefused(response, 403, 'FORBIDDEN');
+      expectRefused(response, 404, 'NOT_FOUND');
       expect(response.body.data?.organization ?? null).toBeNull();
       expectNothingOf(b, response);
     });
 
-    it('cannot rename it with updateOrganization: 403 FORBIDDEN, name unchanged, nothing audited', async () => {
+    it('cannot rename it with updateOrganization: 404 NOT_FOUND, name unchanged, nothing audited', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const auditBefore = await countAudit(b.organizationId);
       const response = await server.gql(UPDATE_ORGANIZATION, { id: b.organizationId, input: { name: 'Taken over' } }, { key: a.key.secret });
-      expectRefused(response, 403, 'FORBIDDEN');
+      expectRefused(response, 404, 'NOT_FOUND');
       expectNothingOf(b, response);
       const stored = await server.gql(ORGANIZATION, { id: b.organizationId });
       expect(stored.body.data.organization.name).toBe(b.organizationName);
       expect(await countAudit(b.organizationId)).toBe(auditBefore);
     });
 
-    it('cannot read its audit log: 403 FORBIDDEN', async () => {
+    it('cannot read its audit log: 404 NOT_FOUND', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const response = await server.gql(AUDIT_LOG, { organizationId: b.organizationId }, { key: a.key.secret });
-      expectRefused(response, 403, 'FORBIDDEN');
+      expectRefused(response, 404, 'NOT_FOUND');
       expect(response.body.data ?? null).toBeNull();
       expectNothingOf(b, response);
     });
 
-    it('cannot create a key in it: 403 FORBIDDEN, nothing created there', async () => {
+    it('cannot create a key in it: 404 NOT_FOUND, nothing created there', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const auditBefore = await countAudit(b.organizationId);
       const response = await server.gql(CREATE_KEY, { input: { organizationId: b.organizationId, name: 'planted' } }, { key: a.key.secret });
-      expectRefused(response, 403, 'FORBIDDEN');
+      expectRefused(response, 404, 'NOT_FOUND');
       expect(response.body.data ?? null).toBeNull();
       expectNothingOf(b, response);
       expect(await countKeys(b.organizationId)).toBe(1);

@@ -323,14 +323,14 @@ describe('usage summary', () => {
     expect(summary.byApiKey.map((entry) => [entry.key, entry.requests, entry.errors])).toEqual([[key.id, 5, 1]]);
     expect(summary.byDay.map((entry) => [entry.key, entry.requests, entry.errors])).toEqual([[TODAY, 5, 1]]);
     // An event belongs to the calling key's organization, never to the organization it asked about.
-    expectRefused(await server.gql(USAGE, { range: { organizationId: stranger.organizationId } }, { key: key.secret }), 403, 'FORBIDDEN');
+    expectRefused(await server.gql(USAGE, { range: { organizationId: stranger.organizationId } }, { key: key.secret }), 404, 'NOT_FOUND');
     expect(await usage(server, { organizationId: stranger.organizationId })).toMatchObject(EMPTY);
   });
 
-  it("refuses another organization's usage with 403 FORBIDDEN and another organization's key with 404 NOT_FOUND", async () => {
+  it("refuses another organization's usage with 404 NOT_FOUND and another organization's key with 404 NOT_FOUND", async () => {
     const mine = await createTenant(server);
     const other = await createTenant(server);
-    expectRefused(await server.gql(USAGE, { range: { organizationId: other.organizationId } }, { key: mine.key.secret }), 403, 'FORBIDDEN');
+    expectRefused(await server.gql(USAGE, { range: { organizationId: other.organizationId } }, { key: mine.key.secret }), 404, 'NOT_FOUND');
     expectRefused(await server.gql(USAGE, { range: { apiKeyId: other.key.id } }, { key: mine.key.secret }), 404, 'NOT_FOUND');
   });
 

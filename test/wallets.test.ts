@@ -43,9 +43,12 @@ describe('wallet keys', () => {
   let server: TestServer;
   let host: string;
 
+  const PUBLIC_URL = 'https://keys.example.test';
   beforeAll(async () => {
-    server = await startTestServer();
-    host = new URL(server.url).host;
+    // Sign-in messages name the configured public host, never the request's Host. Many wallet
+    // organizations are made from 127.0.0.1 here; the per-address cap has its own test.
+    server = await startTestServer({ env: { KEYWARD_PUBLIC_URL: PUBLIC_URL, WALLET_ORGANIZATIONS_PER_HOUR: '1000' } });
+    host = new URL(PUBLIC_URL).host;
   });
   afterAll(async () => { await server.close(); });
   // Every test makes several anonymous public calls (30 per minute per IP): each starts in a
@@ -96,6 +99,7 @@ describe('wallet keys', () => {
       expect(lines[0]).toBe(`${host} wants you to sign in with your Ethereum account:`);
       expect(lines[1]).toBe(account.address);
       expect(lines).toContain(`Domain: ${host}`);
+      expect(lines).toContain(`URI: ${PUBLIC_URL}`);
       expect(lines).toContain(`Issued At: ${now.toISOString()}`);
       expect(lines).toContain(`Expiration Time: ${expiry}`);
       const nonce = lines.find((line) => line.startsWith('Nonce: '));
@@ -148,10 +152,10 @@ describe('wallet keys', () => {
     });
 
     it('gives a kw_test_ key for environment TEST, with the preset asked for', async () => {
-      const created = await walletKey(newAccount(), { environment: 'TEST', preset: 'READ' });
+      const created = await walletKey(newAccount(), { environment: 'TEST', preset: 'INFERENCE' });
       expect(created.secret).toMatch(/^kw_test_[0-9A-Za-z]{38}$/);
       expect(created.apiKey.environment).toBe('TEST');
-      expect(created.apiKey.scopes).toEqual(['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read']);
+      expect(created.apiKey.scopes).toEqual(['inference:*', 'usage:read']);
       expect(ok(await server.gql(VIEWER, {}, { key: created.secret })).viewer.apiKey.id).toBe(created.apiKey.id);
     });
 

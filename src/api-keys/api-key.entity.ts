@@ -109,7 +109,7 @@ export class ApiKeyEntity {
 }
 
 /** The status a client sees; deleted keys are never shown at all. */
-export function apiKeyStatus(key: ApiKeyEntity, now: Date): ApiKeyStatus {
+export function apiKeyStatus(key: Pick<ApiKeyEntity, 'revokedAt' | 'disabled' | 'expiresAt'>, now: Date): ApiKeyStatus {
   if (key.revokedAt) return ApiKeyStatus.REVOKED;
   if (key.disabled) return ApiKeyStatus.DISABLED;
   if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return ApiKeyStatus.EXPIRED;

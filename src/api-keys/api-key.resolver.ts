@@ -66,12 +66,12 @@ export class ApiKeyResolver {
   }
 
   @FieldResolver(() => ApiKeyStatus)
-  status(@Root() key: ApiKeyEntity, @Ctx() ctx: Context): ApiKeyStatus {
+  status(@Root() key: Pick<ApiKeyEntity, 'revokedAt' | 'disabled' | 'expiresAt'>, @Ctx() ctx: Context): ApiKeyStatus {
     return apiKeyStatus(key, ctx.app.clock.now());
   }
 
   @FieldResolver(() => [QuotaStatus])
-  quotas(@Root() key: ApiKeyEntity, @Ctx() ctx: Context) {
+  quotas(@Root() key: Pick<ApiKeyEntity, 'id'>, @Ctx() ctx: Context) {
     return ctx.app.quotas.statuses({ apiKeyId: key.id });
   }
 }

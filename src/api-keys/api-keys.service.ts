@@ -4,20 +4,23 @@ import { generateSecret, hashSecret, hintFor } from './key-format';
 import { OrganizationEntity } from '../organizations/organization.entity';
 import { lockOrganization } from '../organizations/organization-lock';
 import { Actor } from '../auth/actor';
-import { assertOrganizationAccess, canAccessOrganization } from '../auth/tenancy';
-import { holdsScope, PLATFORM_ADMIN, PRESET_SCOPES, ScopePreset, scopesBeyond } from '../auth/scopes';
+import {
+  assertDominates, assertGrantable, assertNotSuperseded, assertOrganizationAccess, canAccessOrganization, platformScopesIn,
+} from '../auth/authorization';
+import { isValidScope, PRESET_SCOPES, ScopePreset } from '../auth/scopes';
 import { AuditLogService } from '../audit-log/audit-log.service';
 import { QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.service';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
+import { ORGANIZATION_WINDOW_PREFIX } from '../rate-limits/effective-limits';
 import { KeyCache } from '../auth/key-cache';
 import type { LiveEvents } from '../live/live-events';
 import { ApiKeyEventType } from '../live/topics';
-import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
+import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import {
-  LIMITS, optionalEmail, optionalText, requireFutureDate, requireInt, requireText, requireUnique,
+  LIMITS, optionalEmail, optionalText, requireExpiry, requireInt, requireText, requireUnique,
   validateIpAllowlist, validateMeta, validateScopes,
 } from '../validation';
 
@@ -76,7 +79,7 @@ export interface RotatedApiKey extends CreatedApiKey {
   previousKeyExpiresAt: Date;
 }
 
-export function validateRateLimits(field: string, limits: readonly RateLimitSpec[]): RateLimitSpec[] {
+export function validateRateLimits(field: string, limits: readonly RateLimitSpec[], owner: 'key' | 'organization' = 'key'): RateLimitSpec[] {
   if (limits.length > LIMITS.rateLimitsPerKey) {
     throw new BadUserInputError(field, `at most ${LIMITS.rateLimitsPerKey} rate limits (got ${limits.length})`);
   }
@@ -85,6 +88,10 @@ export function validateRateLimits(field: string, limits: readonly RateLimitSpec
     limit: requireInt(`${field}[${index}].limit`, limit.limit, 1, LIMITS.maxRateLimit),
     windowSeconds: requireInt(`${field}[${index}].windowSeconds`, limit.windowSeconds, 1, LIMITS.maxWindowSeconds),
   }));
+  if (owner === 'key') {
+    const reserved = validated.findIndex((limit) => limit.name.startsWith(ORGANIZATION_WINDOW_PREFIX));
+    if (reserved >= 0) throw new BadUserInputError(`${field}[${reserved}].name`, `names starting with "${ORGANIZATION_WINDOW_PREFIX}" are reserved for the organization's keyRateLimits`);
+  }
   requireUnique(field, validated.map((limit) => limit.name));
   return validated;
 }
@@ -163,18 +170,20 @@ export class ApiKeysService {
 
   async create(actor: Actor, input: CreateApiKey, manager?: EntityManager): Promise<CreatedApiKey> {
     const now = this.clock.now();
+    assertNotSuperseded(actor, 'create keys');
     const organizationId = input.organizationId ?? actor.organizationId;
     if (!organizationId) throw new BadUserInputError('organizationId', 'is required');
-    if (organizationId !== actor.organizationId && !actor.isPlatformAdmin) {
-      throw new KeywardError(ErrorCode.FORBIDDEN, `Creating keys in another organization needs ${PLATFORM_ADMIN}`);
-    }
-    const name = requireText('name', input.name, LIMITS.nameLength);
-    const environment = input.environment ?? KeyEnvironment.LIVE;
-    const scopes = this.grantableScopes(actor, validateScopes('scopes', [
+    assertOrganizationAccess(actor, organizationId);
+    const requested = [
       ...(input.scopes ?? []),
       ...(input.preset ? PRESET_SCOPES[input.preset] : []),
       ...(input.scopes == null && input.preset == null ? PRESET_SCOPES[ScopePreset.READ] : []),
-    ]));
+    ];
+    // Escalation before input: a malformed scope is bad input, a well-formed one beyond the caller is refused.
+    assertGrantable(actor, requested.filter((scope) => typeof scope === 'string' && isValidScope(scope)));
+    const scopes = validateScopes('scopes', requested);
+    const name = requireText('name', input.name, LIMITS.nameLength);
+    const environment = input.environment ?? KeyEnvironment.LIVE;
     if (input.expiresInDays != null && input.expiresAt != null) {
       throw new BadUserInputError('expiresAt', 'give either expiresAt or expiresInDays, not both');
     }
@@ -183,7 +192,7 @@ export class ApiKeysService {
       const days = requireInt('expiresInDays', input.expiresInDays, 1, LIMITS.maxExpiresInDays);
       expiresAt = new Date(now.getTime() + days * 86_400_000);
     } else if (input.expiresAt != null) {
-      expiresAt = requireFutureDate('expiresAt', input.expiresAt, now);
+      expiresAt = requireExpiry('expiresAt', input.expiresAt, now);
     }
     const ipAllowlist = validateIpAllowlist('ipAllowlist', input.ipAllowlist ?? []);
     const rateLimits = input.rateLimits == null ? [...DEFAULT_RATE_LIMITS] : validateRateLimits('rateLimits', input.rateLimits);
@@ -195,9 +204,7 @@ export class ApiKeysService {
 
     const work = async (tx: EntityManager): Promise<CreatedApiKey> => {
       const organization = await lockOrganization(tx, organizationId);
-      if (scopes.some((scope) => holdsScope([scope], PLATFORM_ADMIN)) && !organization.isPlatform) {
-        throw new BadUserInputError('scopes', `${PLATFORM_ADMIN} (also through * or platform:*) can only be granted to keys of the platform organization`);
-      }
+      assertNoPlatformScopes(organization, scopes);
       const active = await tx.getRepository(ApiKeyEntity).createQueryBuilder('k')
         .where('k.organization_id = :organizationId AND k.deleted_at IS NULL AND k.revoked_at IS NULL AND k.replaced_by_id IS NULL', { organizationId })
         .getCount();
@@ -257,28 +264,15 @@ export class ApiKeysService {
   }
 
   async update(actor: Actor, id: string, input: UpdateApiKey): Promise<ApiKeyEntity> {
+    assertNotSuperseded(actor, 'change keys');
     const now = this.clock.now();
-    const changes: Partial<ApiKeyEntity> = {};
-    if (input.name != null) changes.name = requireText('name', input.name, LIMITS.nameLength);
-    if (input.scopes != null) changes.scopes = this.grantableScopes(actor, validateScopes('scopes', input.scopes));
-    if (input.expiresAt !== undefined) changes.expiresAt = input.expiresAt === null ? null : requireFutureDate('expiresAt', input.expiresAt, now);
-    if (input.ipAllowlist != null) changes.ipAllowlist = validateIpAllowlist('ipAllowlist', input.ipAllowlist);
-    if (input.rateLimits != null) changes.rateLimits = validateRateLimits('rateLimits', input.rateLimits);
-    if (input.maxCostPerRequest !== undefined) {
-      changes.maxCostPerRequest = input.maxCostPerRequest === null ? null : requireInt('maxCostPerRequest', input.maxCostPerRequest, 1, LIMITS.maxCostPerRequest);
-    }
-    if (input.meta !== undefined) changes.meta = validateMeta('meta', input.meta) ?? null;
-    if (input.ownerEmail !== undefined) changes.ownerEmail = optionalEmail('ownerEmail', input.ownerEmail) ?? null;
-    if (input.externalId !== undefined) changes.externalId = optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null;
-    const quotas = input.quotas == null ? undefined : validateQuotas('quotas', input.quotas);
-
     return this.changing(async (tx) => {
-      const key = await this.getChangeable(actor, id, tx);
-      if (changes.scopes && changes.scopes.some((scope) => holdsScope([scope], PLATFORM_ADMIN))) {
+      const key = await this.getChangeable(actor, id, tx, 'update');
+      if (input.scopes != null) assertGrantable(actor, input.scopes.filter((scope) => typeof scope === 'string' && isValidScope(scope)));
+      const { changes, quotas } = this.validUpdate(key, input, now);
+      if (changes.scopes) {
         const organization = await tx.getRepository(OrganizationEntity).findOneByOrFail({ id: key.organizationId });
-        if (!organization.isPlatform) {
-          throw new BadUserInputError('scopes', `${PLATFORM_ADMIN} (also through * or platform:*) can only be granted to keys of the platform organization`);
-        }
+        assertNoPlatformScopes(organization, changes.scopes);
       }
       Object.assign(key, changes, { updatedAt: now });
       await tx.save(key);
@@ -294,9 +288,34 @@ export class ApiKeysService {
     }, (key) => ({ type: ApiKeyEventType.UPDATED, key, touched: [id] }));
   }
 
+  /** The input of an update, checked field by field (after tenancy, dominance and escalation). */
+  private validUpdate(key: ApiKeyEntity, input: UpdateApiKey, now: Date): { changes: Partial<ApiKeyEntity>; quotas: QuotaSpec[] | undefined } {
+    const changes: Partial<ApiKeyEntity> = {};
+    if (input.name != null) changes.name = requireText('name', input.name, LIMITS.nameLength);
+    if (input.scopes != null) changes.scopes = validateScopes('scopes', input.scopes);
+    if (input.expiresAt !== undefined) {
+      // A rotated-out secret ends when its grace ends; nothing may move that (or revive it).
+      if (key.replacedById) {
+        throw new BadUserInputError('expiresAt', `this key was rotated (replaced by ${key.replacedById}); its old secret stops at ${key.expiresAt?.toISOString()} and that cannot be moved`);
+      }
+      changes.expiresAt = input.expiresAt === null ? null : requireExpiry('expiresAt', input.expiresAt, now);
+    }
+    if (input.ipAllowlist != null) changes.ipAllowlist = validateIpAllowlist('ipAllowlist', input.ipAllowlist);
+    if (input.rateLimits != null) changes.rateLimits = validateRateLimits('rateLimits', input.rateLimits);
+    if (input.maxCostPerRequest !== undefined) {
+      changes.maxCostPerRequest = input.maxCostPerRequest === null ? null : requireInt('maxCostPerRequest', input.maxCostPerRequest, 1, LIMITS.maxCostPerRequest);
+    }
+    if (input.meta !== undefined) changes.meta = validateMeta('meta', input.meta) ?? null;
+    if (input.ownerEmail !== undefined) changes.ownerEmail = optionalEmail('ownerEmail', input.ownerEmail) ?? null;
+    if (input.externalId !== undefined) changes.externalId = optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null;
+    const quotas = input.quotas == null ? undefined : validateQuotas('quotas', input.quotas);
+    return { changes, quotas };
+  }
+
   async setEnabled(actor: Actor, id: string, enabled: boolean): Promise<ApiKeyEntity> {
+    assertNotSuperseded(actor, 'change keys');
     return this.changing(async (tx) => {
-      const key = await this.getChangeable(actor, id, tx);
+      const key = await this.getChangeable(actor, id, tx, enabled ? 'enable' : 'disable');
       key.disabled = !enabled;
       key.updatedAt = this.clock.now();
       await tx.save(key);
@@ -311,9 +330,10 @@ export class ApiKeysService {
   }
 
   async revoke(actor: Actor, id: string, reason: string): Promise<ApiKeyEntity> {
-    const why = requireText('reason', reason, LIMITS.reasonLength);
+    assertNotSuperseded(actor, 'change keys');
     return this.changing(async (tx) => {
-      const key = await this.getChangeable(actor, id, tx);
+      const key = await this.getChangeable(actor, id, tx, 'revoke');
+      const why = requireText('reason', reason, LIMITS.reasonLength);
       const now = this.clock.now();
       key.revokedAt = now;
       key.revokedReason = why;
@@ -336,9 +356,10 @@ export class ApiKeysService {
    * for `gracePeriodSeconds` (0: not at all), then is refused as EXPIRED.
    */
   async rotate(actor: Actor, id: string, gracePeriodSeconds = 0): Promise<RotatedApiKey> {
-    const grace = requireInt('gracePeriodSeconds', gracePeriodSeconds ?? 0, 0, LIMITS.maxGracePeriodSeconds);
+    assertNotSuperseded(actor, 'change keys');
     return this.changing(async (tx) => {
-      const old = await this.getChangeable(actor, id, tx);
+      const old = await this.getChangeable(actor, id, tx, 'rotate');
+      const grace = requireInt('gracePeriodSeconds', gracePeriodSeconds ?? 0, 0, LIMITS.maxGracePeriodSeconds);
       if (old.replacedById) throw new BadUserInputError('id', `this key was already rotated; rotate ${old.replacedById} instead`);
       const now = this.clock.now();
       const graceEnd = new Date(now.getTime() + grace * 1000);
@@ -374,8 +395,10 @@ export class ApiKeysService {
 
   /** Soft delete: the key stops working and leaves listings; its usage history stays. */
   async delete(actor: Actor, id: string): Promise<boolean> {
+    assertNotSuperseded(actor, 'change keys');
     const deleted = await this.changing(async (tx) => {
       const key = await this.get(actor, id, tx);
+      assertDominates(actor, key, 'delete');
       const now = this.clock.now();
       key.deletedAt = now;
       key.updatedAt = now;
@@ -391,19 +414,22 @@ export class ApiKeysService {
     return Boolean(deleted);
   }
 
-  /** No escalation: every granted scope must be covered by one the actor holds. */
-  private grantableScopes(actor: Actor, scopes: string[]): string[] {
-    const beyond = scopesBeyond(actor.scopes, scopes);
-    if (beyond.length > 0) {
-      throw new InsufficientScopeError(`Cannot grant scopes the calling key does not hold: ${beyond.join(', ')}`);
-    }
-    return scopes;
-  }
-
-  /** Revoked keys are final: nothing about them changes any more. */
-  private async getChangeable(actor: Actor, id: string, tx: EntityManager): Promise<ApiKeyEntity> {
+  /**
+   * A key the actor may change: tenancy (NOT_FOUND), dominance (FORBIDDEN), and revoked keys
+   * are final — nothing about them changes any more.
+   */
+  private async getChangeable(actor: Actor, id: string, tx: EntityManager, what: string): Promise<ApiKeyEntity> {
     const key = await this.get(actor, id, tx);
+    assertDominates(actor, key, what);
     if (key.revokedAt) throw new BadUserInputError('id', 'this key is revoked and can no longer be changed');
     return key;
+  }
+}
+
+/** `platform:` scopes exist only in the platform organization (a customer's `*` never reaches them). */
+function assertNoPlatformScopes(organization: OrganizationEntity, scopes: readonly string[]): void {
+  const platformOnly = organization.isPlatform ? [] : platformScopesIn(scopes);
+  if (platformOnly.length > 0) {
+    throw new BadUserInputError('scopes', `${platformOnly.join(', ')} can only be granted to keys of the platform organization`);
   }
 }

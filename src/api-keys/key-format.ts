@@ -68,6 +68,16 @@ export function hashesEqual(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
+/**
+ * Something shaped like a keyward secret inside free text: the prefix and at least 16 key
+ * characters (a truncated paste still gives most of a secret away).
+ */
+const SECRET_IN_TEXT = /kw_(live|test)_[0-9A-Za-z]{16,}/;
+
+export function looksLikeSecret(text: string): boolean {
+  return SECRET_IN_TEXT.test(text);
+}
+
 /** Replaces anything that looks like a keyward secret in free text (logs, error messages). */
 export function redactSecrets(text: string): string {
   return text.replace(/kw_(live|test)_[0-9A-Za-z]{4,}/g, 'kw_$1_[REDACTED]');

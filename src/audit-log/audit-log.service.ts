@@ -4,7 +4,7 @@ import { Actor } from '../auth/actor';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Page, pageRequest, toPage } from '../pagination';
-import { assertOrganizationAccess } from '../auth/tenancy';
+import { assertOrganizationAccess } from '../auth/authorization';
 
 export interface AuditRecord {
   action: string;

@@ -12,15 +12,20 @@ export interface Actor {
   isPlatformAdmin: boolean;
   /**
    * Belongs to the platform organization: with keys:verify / usage:write it may verify and
-   * record usage for keys of every organization.
+   * record usage for keys of every organization; `platform:` scopes mean something only here.
    */
   inPlatformOrganization: boolean;
+  /**
+   * The secret was rotated out and works only until its grace ends: it may make ordinary calls
+   * but no change to keys, webhooks or organizations (a leaked secret must not outlive rotation).
+   */
+  superseded: boolean;
   /** Client address, for the audit log. */
   ip: string | null;
 }
 
 export function actorForKey(
-  key: { id: string; organizationId: string; scopes: readonly string[] },
+  key: { id: string; organizationId: string; scopes: readonly string[]; replacedById: string | null },
   organization: { isPlatform: boolean },
   ip: string | null,
 ): Actor {
@@ -29,11 +34,14 @@ export function actorForKey(
     organizationId: key.organizationId,
     scopes: key.scopes,
     // platform:admin only means something on a key of the platform organization.
-    isPlatformAdmin: organization.isPlatform && holdsScope(key.scopes, PLATFORM_ADMIN),
+    isPlatformAdmin: holdsScope(key.scopes, PLATFORM_ADMIN, organization.isPlatform),
     inPlatformOrganization: organization.isPlatform,
+    superseded: key.replacedById !== null,
     ip,
   };
 }
 
 /** The CLI acting on the database directly (`keyward init`). */
-export const SYSTEM_ACTOR: Actor = { keyId: null, organizationId: null, scopes: ['*'], isPlatformAdmin: true, inPlatformOrganization: true, ip: null };
+export const SYSTEM_ACTOR: Actor = {
+  keyId: null, organizationId: null, scopes: ['*'], isPlatformAdmin: true, inPlatformOrganization: true, superseded: false, ip: null,
+};

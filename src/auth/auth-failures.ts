@@ -57,7 +57,7 @@ export async function countAuthFailure(app: App, ip: string | null, code: Verify
     const result = await app.rateLimiter.consume(subjectOf(ip), LIMITS, 1, app.clock.now());
     if (!result.allowed || result.states[0].remaining > 0) return;
     app.logger.warn({ ip, failures: AUTH_FAILURE_LIMIT.limit, windowSeconds: AUTH_FAILURE_LIMIT.windowSeconds }, 'too many failed authentications from one address');
-    const nobody: Actor = { keyId: null, organizationId: null, scopes: [], isPlatformAdmin: false, inPlatformOrganization: false, ip };
+    const nobody: Actor = { keyId: null, organizationId: null, scopes: [], isPlatformAdmin: false, inPlatformOrganization: false, superseded: false, ip };
     await app.audit.record(app.dataSource.manager, nobody, {
       action: 'auth.failures_exceeded',
       targetType: 'ip',

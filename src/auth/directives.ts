@@ -36,7 +36,7 @@ function authorize(context: Context, field: string, anyOf: string[] | null): voi
   if (!context.caller) {
     throw new KeywardError(ErrorCode.UNAUTHENTICATED, `${field} needs an API key: send "Authorization: Bearer <key>" or "X-API-Key: <key>"`);
   }
-  if (anyOf && !holdsAny(context.caller.key.scopes, anyOf)) {
+  if (anyOf && !holdsAny(context.caller.key.scopes, anyOf, context.caller.organization.isPlatform)) {
     throw new KeywardError(ErrorCode.INSUFFICIENT_SCOPE, `${field} needs one of these scopes: ${anyOf.join(', ')}`, { requiredScopes: anyOf });
   }
 }

@@ -6,6 +6,7 @@ import { Meter, QuotaEntity } from '../quotas/quota.entity';
 import { periodWindow } from '../quotas/quota-period';
 import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
 import { RateLimiter, RateLimitWindowState } from '../rate-limits/rate-limiter';
+import { effectiveRateLimits } from '../rate-limits/effective-limits';
 import { SessionEntity } from '../sessions/session.entity';
 import { SessionsService } from '../sessions/sessions.service';
 import { UsageBuffer } from '../usage/usage-buffer';
@@ -137,7 +138,7 @@ export class KeyVerifier {
       return known(VerifyCode.FORBIDDEN_IP, `Requests from ${request.ip ?? 'an unknown address'} are not allowed for this API key`);
     }
     // 6
-    const missing = (request.scopeRequirements ?? []).find((anyOf) => !holdsAny(key.scopes, anyOf));
+    const missing = (request.scopeRequirements ?? []).find((anyOf) => !holdsAny(key.scopes, anyOf, organization.isPlatform));
     if (missing) return known(VerifyCode.INSUFFICIENT_SCOPE, `The API key lacks a required scope (needs ${missing.length > 1 ? 'one of ' : ''}${missing.join(', ')})`);
     if (request.authenticateOnly) {
       return { valid: true, code: VerifyCode.VALID, reason: '', key, organization, rateLimits: [], quotas: [], session: null, retryAfterSeconds: null };
@@ -148,11 +149,12 @@ export class KeyVerifier {
     }
     // 8
     const subject = key.lineageId ?? key.id;
-    const limited = await this.rateLimiter.consume(subject, key.rateLimits, cost, now).catch((error: unknown) => {
+    const windows = effectiveRateLimits(key, organization);
+    const limited = await this.rateLimiter.consume(subject, windows, cost, now).catch((error: unknown) => {
       // The shared rate-limit store is down and no fallback is configured: fail closed.
       throw new KeywardError(ErrorCode.UNAVAILABLE, `Rate limits cannot be checked right now (${(error as Error).message}); retry shortly`);
     });
-    if (key.rateLimits.length > 0) this.live.rateLimits(key.id, limited.states);
+    if (windows.length > 0) this.live.rateLimits(key.id, limited.states);
     if (!limited.allowed) {
       const { refusedBy } = limited;
       this.usage.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation: request.operation ?? null, ip: request.ip });
@@ -170,10 +172,10 @@ export class KeyVerifier {
         // Only REQUESTS quotas moved; TOKENS / COST_USD change with recordUsage.
         this.live.quotas(quotaStatuses.filter((status) => status.meter === Meter.REQUESTS));
       } catch (error) {
-        await this.rateLimiter.refund(subject, key.rateLimits, cost, now);
+        await this.rateLimiter.refund(subject, windows, cost, now);
         if (!(error instanceof PipelineRefusal)) throw error;
-        const states = await this.rateLimiter.peek(subject, key.rateLimits, now);
-        if (key.rateLimits.length > 0) this.live.rateLimits(key.id, states);
+        const states = await this.rateLimiter.peek(subject, windows, now);
+        if (windows.length > 0) this.live.rateLimits(key.id, states);
         return known(error.code, error.reason, {
           rateLimits: states,
           quotas: await this.quotas.statusesOf(quotas),

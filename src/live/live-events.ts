@@ -5,6 +5,7 @@ import type { QuotaStatus } from '../quotas/quotas.service';
 import type { RateLimitState } from '../rate-limits/rate-limits.service';
 import type { SessionEntity } from '../sessions/session.entity';
 import type { ApiKeyEntity } from '../api-keys/api-key.entity';
+import { apiKeyPayload, SessionPayload, sessionPayload } from './payloads';
 import type { OrganizationEntity } from '../organizations/organization.entity';
 import type { Clock } from '../clock';
 
@@ -33,7 +34,7 @@ export function rateLimitUrgent(previous: RateLimitState | undefined, next: Rate
 export class LiveEvents {
   private readonly quotaStream: Coalescer<QuotaStatus>;
   private readonly rateLimitStream: Coalescer<RateLimitState>;
-  private readonly sessionStream: Coalescer<SessionEntity>;
+  private readonly sessionStream: Coalescer<SessionPayload>;
 
   constructor(private readonly pubSub: LivePubSub, private readonly clock: Clock) {
     this.quotaStream = new Coalescer((_key, status) => this.pubSub.publish(Topic.QUOTA_CHANGED, (status.apiKeyId ?? status.organizationId)!, status), quotaUrgent, COALESCE_MS);
@@ -56,11 +57,11 @@ export class LiveEvents {
   }
 
   session(session: SessionEntity): void {
-    this.sessionStream.offer(session.id, { ...session });
+    this.sessionStream.offer(session.id, sessionPayload(session));
   }
 
   apiKey(type: ApiKeyEventType, apiKey: ApiKeyEntity): void {
-    this.pubSub.publish(Topic.API_KEY_CHANGED, apiKey.organizationId, { type, apiKey, at: this.clock.now() });
+    this.pubSub.publish(Topic.API_KEY_CHANGED, apiKey.organizationId, { type, apiKey: apiKeyPayload(apiKey), at: this.clock.now() });
   }
 
   organization(organization: OrganizationEntity): void {

@@ -6,27 +6,14 @@ import { QuotaStatus } from '../quotas/quota.type';
 import { RateLimitState } from '../rate-limits/rate-limit.type';
 import { Session } from '../sessions/session.type';
 import { RequireScope } from '../auth/directives';
-import { assertOrganizationAccess } from '../auth/tenancy';
+import { assertOrganizationAccess } from '../auth/authorization';
 import { actorOf, Context } from '../context';
-import type { ApiKeyEntity } from '../api-keys/api-key.entity';
-import type { SessionEntity } from '../sessions/session.entity';
+import { ApiKeyEvent as ApiKeyEventPayload, reviveApiKeyEvent, reviveQuotaStatus, reviveRateLimitState, reviveSession, SessionPayload } from './payloads';
 
 type Args = Record<string, string | null | undefined>;
 
 /** `first` (the current state), then every published event of the subject. */
 const snapshotThen = prepend;
-
-// Payloads that crossed Redis arrive as JSON: give dates back their type.
-const DATE_FIELDS = ['expiresAt', 'revokedAt', 'deletedAt', 'lastUsedAt', 'createdAt', 'updatedAt', 'startedAt', 'endedAt', 'resetAt', 'resetsAt', 'at'];
-function revive<T>(value: T): T {
-  if (!value || typeof value !== 'object') return value;
-  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-  for (const field of DATE_FIELDS) {
-    if (typeof out[field] === 'string') out[field] = new Date(out[field] as string);
-  }
-  if (out.apiKey) out.apiKey = revive(out.apiKey);
-  return out as T;
-}
 
 /**
  * Subscriptions. Tenancy and arguments are checked when subscribing (an error then, nothing
@@ -56,7 +43,7 @@ export class LiveResolver {
     @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null,
     @Arg('apiKeyId', () => ID, { nullable: true }) _apiKeyId: string | null,
   ): QuotaStatus {
-    return revive(status);
+    return reviveQuotaStatus(status);
   }
 
   @Subscription(() => RateLimitState, {
@@ -69,7 +56,7 @@ export class LiveResolver {
   })
   @RequireScope('keys:read')
   rateLimitChanged(@Root() state: TopicPayloads[Topic.RATE_LIMIT_CHANGED], @Arg('apiKeyId', () => ID) _apiKeyId: string): RateLimitState {
-    return revive(state);
+    return reviveRateLimitState(state);
   }
 
   @Subscription(() => Session, {
@@ -82,8 +69,8 @@ export class LiveResolver {
     },
   })
   @RequireScope('sessions:read')
-  sessionChanged(@Root() session: SessionEntity, @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): SessionEntity {
-    return revive(session);
+  sessionChanged(@Root() session: SessionPayload, @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): SessionPayload {
+    return reviveSession(session);
   }
 
   @Subscription(() => ApiKeyEvent, {
@@ -96,7 +83,7 @@ export class LiveResolver {
     },
   })
   @RequireScope('keys:read')
-  apiKeyChanged(@Root() event: TopicPayloads[Topic.API_KEY_CHANGED], @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): { type: string; apiKey: ApiKeyEntity; at: Date } {
-    return revive(event);
+  apiKeyChanged(@Root() event: TopicPayloads[Topic.API_KEY_CHANGED], @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): ApiKeyEventPayload {
+    return reviveApiKeyEvent(event);
   }
 }

@@ -1,8 +1,7 @@
 import type { QuotaStatus } from '../quotas/quotas.service';
 import type { RateLimitState } from '../rate-limits/rate-limits.service';
-import type { SessionEntity } from '../sessions/session.entity';
-import type { ApiKeyEntity } from '../api-keys/api-key.entity';
 import type { OrganizationStatus } from '../organizations/organization.entity';
+import type { ApiKeyEvent, SessionPayload } from './payloads';
 
 /** Every live topic. Each is published per subject id (organization or key), never broadcast. */
 export enum Topic {
@@ -37,22 +36,16 @@ export enum ApiKeyEventType {
   DELETED = 'DELETED',
 }
 
-export interface ApiKeyEvent {
-  type: ApiKeyEventType;
-  apiKey: ApiKeyEntity;
-  at: Date;
-}
-
 export interface OrganizationChange {
   organizationId: string;
   status: OrganizationStatus;
 }
 
-/** The payload of each topic; what subscription resolvers receive as their root value. */
+/** The payload of each topic (wire payloads, see payloads.ts); what subscription resolvers receive as their root value. */
 export interface TopicPayloads {
   [Topic.QUOTA_CHANGED]: QuotaStatus;
   [Topic.RATE_LIMIT_CHANGED]: RateLimitState;
-  [Topic.SESSION_CHANGED]: SessionEntity;
+  [Topic.SESSION_CHANGED]: SessionPayload;
   [Topic.API_KEY_CHANGED]: ApiKeyEvent;
   [Topic.ORGANIZATION_CHANGED]: OrganizationChange;
   [Topic.KEY_CACHE_INVALIDATED]: KeyCacheInvalidation;

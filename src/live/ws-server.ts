@@ -11,7 +11,6 @@ import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { OrganizationStatus } from '../organizations/organization.entity';
 import { ApiKeyEventType, Topic } from './topics';
 import { ErrorCode } from '../errors';
-import { clientAddress } from '../auth/ip-allowlist';
 import { mapIterator } from './iterators';
 import type { Logger } from '../logger';
 import { requestIdFrom } from '../request-log';
@@ -231,7 +230,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
     },
     connectionInitWaitTimeout: SUBSCRIPTION_LIMITS.connectionInitWaitTimeoutMs,
     context: (ctx): Context => ({
-      app, secret: ctx.extra.secret ?? null, ip: ctx.extra.ip ?? null, host: ctx.extra.request.headers.host ?? null, caller: ctx.extra.caller ?? null, verification: null,
+      app, secret: ctx.extra.secret ?? null, ip: ctx.extra.ip ?? null, caller: ctx.extra.caller ?? null, verification: null,
       requestId: ctx.extra.requestId ?? '', logger: ctx.extra.logger ?? app.logger,
     }),
     onConnect: async (ctx) => {
@@ -245,7 +244,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
         socket.close(LiveCloseCode.Unauthorized, 'Unauthorized: send connectionParams { authorization: "Bearer <key>" } or { apiKey }');
         return false;
       }
-      const ip = clientIp(app, request);
+      const ip = app.clientAddressOf(request);
       const blocked = await authFailureBlock(app, ip);
       if (blocked) {
         logger.info({ code: 'RATE_LIMITED' }, 'websocket refused');
@@ -341,13 +340,4 @@ function countedUntilEnd<T>(source: AsyncIterableIterator<T>, onEnd: () => void)
     },
   };
   return iterator;
-}
-
-/** The socket address, or X-Forwarded-For's client when TRUST_PROXY says so (like Express's req.ip). */
-function clientIp(app: App, request: http.IncomingMessage): string | null {
-  const socketAddress = clientAddress(request.socket.remoteAddress);
-  if (!app.config.trustProxy) return socketAddress;
-  const forwarded = request.headers['x-forwarded-for'];
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-  return clientAddress(first) ?? socketAddress;
 }

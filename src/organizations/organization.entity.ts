@@ -1,5 +1,12 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { ID_LENGTH, timestamp } from '../db/columns';
+import type { RateLimitSpec } from '../api-keys/api-key.entity';
+
+/** JSON text; NULL (organizations from before the column) reads as an empty list. */
+const rateLimitList = {
+  to: (value: RateLimitSpec[] | null | undefined) => JSON.stringify(value ?? []),
+  from: (value: string | null) => (value ? (JSON.parse(value) as RateLimitSpec[]) : []),
+};
 
 export enum OrganizationStatus {
   ACTIVE = 'ACTIVE',
@@ -33,6 +40,10 @@ export class OrganizationEntity {
   /** Set on organizations created by a wallet signature (checksummed address). */
   @Column({ name: 'wallet_address', type: 'varchar', length: 42, nullable: true })
   walletAddress!: string | null;
+
+  /** Windows every key of the organization obeys on top of its own; set only by the platform. */
+  @Column({ name: 'key_rate_limits', type: 'text', nullable: true, transformer: rateLimitList })
+  keyRateLimits!: RateLimitSpec[];
 
   @Column({ name: 'sessions_purchased', type: 'int', default: 0 })
   sessionsPurchased!: number;

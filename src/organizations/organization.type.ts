@@ -1,6 +1,7 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { OrganizationStatus } from './organization.entity';
 import { PageOf } from '../page.type';
+import { RateLimit } from '../api-keys/api-key.type';
 
 registerEnumType(OrganizationStatus, { name: 'OrganizationStatus' });
 
@@ -21,6 +22,9 @@ export class Organization {
 
   @Field(() => Int, { description: 'Most non-deleted keys the organization may hold; creating one more fails with KEY_LIMIT_EXCEEDED.' })
   maxKeys!: number;
+
+  @Field(() => [RateLimit], { description: "Windows every key of the organization obeys on top of its own rateLimits, set by the platform; a key's refusals and rateLimitStatus name them `org:<name>`." })
+  keyRateLimits!: RateLimit[];
 
   @Field()
   createdAt!: Date;

@@ -1,8 +1,9 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { OrganizationEntity, OrganizationStatus } from './organization.entity';
 import { Actor } from '../auth/actor';
-import { assertOrganizationAccess } from '../auth/tenancy';
-import { PLATFORM_ADMIN } from '../auth/scopes';
+import { assertNotSuperseded, assertOrganizationAccess, assertPlatformAdmin } from '../auth/authorization';
+import { validateRateLimits } from '../api-keys/api-keys.service';
+import type { RateLimitSpec } from '../api-keys/api-key.entity';
 import { AuditLogService } from '../audit-log/audit-log.service';
 import { QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.service';
 import { Clock } from '../clock';
@@ -10,7 +11,7 @@ import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
 import { KeyCache } from '../auth/key-cache';
 import type { LiveEvents } from '../live/live-events';
-import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
+import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import { LIMITS, requireInt, requireText } from '../validation';
 
@@ -21,16 +22,27 @@ export interface CreateOrganization {
   slug?: string | null;
   maxKeys?: number | null;
   quotas?: QuotaSpec[] | null;
+  keyRateLimits?: RateLimitSpec[] | null;
 }
 
+/** `name` and `slug` are the organization's own; the rest is what the platform sets for it. */
 export interface UpdateOrganization {
   name?: string | null;
+  slug?: string | null;
   maxKeys?: number | null;
   /** Replaces all organization quotas. */
   quotas?: QuotaSpec[] | null;
+  /** Replaces the windows every key of the organization obeys. */
+  keyRateLimits?: RateLimitSpec[] | null;
 }
 
 const SLUG = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+
+function validSlug(value: unknown): string {
+  const slug = requireText('slug', value, 64);
+  if (!SLUG.test(slug)) throw new BadUserInputError('slug', 'must be lower-case letters, digits and single dashes, e.g. "acme-inc"');
+  return slug;
+}
 
 export function slugify(name: string): string {
   const slug = name.normalize('NFKD').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 48).replace(/-+$/, '');
@@ -73,14 +85,12 @@ export class OrganizationsService {
   }
 
   async create(actor: Actor, input: CreateOrganization, options: { isPlatform?: boolean; walletAddress?: string; manager?: EntityManager } = {}): Promise<OrganizationEntity> {
+    assertNotSuperseded(actor, 'create organizations');
     const name = requireText('name', input.name, LIMITS.nameLength);
     const maxKeys = input.maxKeys == null ? DEFAULT_MAX_KEYS : requireInt('maxKeys', input.maxKeys, 1, LIMITS.maxKeysPerOrganization);
     const quotas = validateQuotas('quotas', input.quotas ?? []);
-    let slug: string | null = null;
-    if (input.slug != null) {
-      slug = requireText('slug', input.slug, 64);
-      if (!SLUG.test(slug)) throw new BadUserInputError('slug', 'must be lower-case letters, digits and single dashes, e.g. "acme-inc"');
-    }
+    const keyRateLimits = validateRateLimits('keyRateLimits', input.keyRateLimits ?? [], 'organization');
+    let slug: string | null = input.slug == null ? null : validSlug(input.slug);
 
     const work = async (manager: EntityManager) => {
       const repository = manager.getRepository(OrganizationEntity);
@@ -98,6 +108,7 @@ export class OrganizationsService {
         slug,
         status: OrganizationStatus.ACTIVE,
         maxKeys,
+        keyRateLimits,
         isPlatform: options.isPlatform ?? false,
         walletAddress: options.walletAddress ?? null,
         sessionsPurchased: 0,
@@ -112,7 +123,7 @@ export class OrganizationsService {
         targetType: 'organization',
         targetId: organization.id,
         organizationId: organization.id,
-        metadata: { name, slug, maxKeys, quotas },
+        metadata: { name, slug, maxKeys, quotas, keyRateLimits },
       });
       return organization;
     };
@@ -120,14 +131,16 @@ export class OrganizationsService {
   }
 
   async update(actor: Actor, id: string, input: UpdateOrganization): Promise<OrganizationEntity> {
+    assertNotSuperseded(actor, 'change organizations');
     assertOrganizationAccess(actor, id);
     // An organization's own keys may rename it; its limits are the platform's to set.
-    if ((input.maxKeys != null || input.quotas != null) && !actor.isPlatformAdmin) {
-      throw new InsufficientScopeError(`Changing maxKeys or quotas needs ${PLATFORM_ADMIN}`);
-    }
+    const platformSet = (['maxKeys', 'quotas', 'keyRateLimits'] as const).filter((field) => input[field] != null);
+    if (platformSet.length > 0) assertPlatformAdmin(actor, `Changing ${platformSet.join(', ')}`);
     const name = input.name == null ? undefined : requireText('name', input.name, LIMITS.nameLength);
+    const slug = input.slug == null ? undefined : validSlug(input.slug);
     const maxKeys = input.maxKeys == null ? undefined : requireInt('maxKeys', input.maxKeys, 1, LIMITS.maxKeysPerOrganization);
     const quotas = input.quotas == null ? undefined : validateQuotas('quotas', input.quotas);
+    const keyRateLimits = input.keyRateLimits == null ? undefined : validateRateLimits('keyRateLimits', input.keyRateLimits, 'organization');
 
     const updated = await this.transactions.run(async (manager) => {
       const repository = manager.getRepository(OrganizationEntity);
@@ -135,7 +148,13 @@ export class OrganizationsService {
       if (!organization) throw new NotFoundError('Organization');
       const changed: string[] = [];
       if (name !== undefined && name !== organization.name) { organization.name = name; changed.push('name'); }
+      if (slug !== undefined && slug !== organization.slug) {
+        if (await repository.existsBy({ slug })) throw new BadUserInputError('slug', `"${slug}" is already taken`);
+        organization.slug = slug;
+        changed.push('slug');
+      }
       if (maxKeys !== undefined && maxKeys !== organization.maxKeys) { organization.maxKeys = maxKeys; changed.push('maxKeys'); }
+      if (keyRateLimits !== undefined) { organization.keyRateLimits = keyRateLimits; changed.push('keyRateLimits'); }
       if (quotas !== undefined) {
         await this.quotas.replace(manager, { organizationId: id }, quotas);
         changed.push('quotas');
@@ -147,7 +166,10 @@ export class OrganizationsService {
         targetType: 'organization',
         targetId: id,
         organizationId: id,
-        metadata: { changed, ...(name !== undefined && { name }), ...(maxKeys !== undefined && { maxKeys }), ...(quotas !== undefined && { quotas }) },
+        metadata: {
+          changed, ...(name !== undefined && { name }), ...(slug !== undefined && { slug }), ...(maxKeys !== undefined && { maxKeys }),
+          ...(quotas !== undefined && { quotas }), ...(keyRateLimits !== undefined && { keyRateLimits }),
+        },
       });
       return organization;
     });
@@ -157,7 +179,8 @@ export class OrganizationsService {
   }
 
   async setStatus(actor: Actor, id: string, status: OrganizationStatus): Promise<OrganizationEntity> {
-    if (!actor.isPlatformAdmin) throw new InsufficientScopeError(`Suspending or activating an organization needs ${PLATFORM_ADMIN}`);
+    assertNotSuperseded(actor, 'change organizations');
+    assertPlatformAdmin(actor, 'Suspending or activating an organization');
     const changed = await this.transactions.run(async (manager) => {
       const repository = manager.getRepository(OrganizationEntity);
       const organization = await repository.findOneBy({ id });

@@ -2,7 +2,7 @@ import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
 import { QuotaStatus } from './quota.type';
 import { RequireScope } from '../auth/directives';
 import { actorOf, Context } from '../context';
-import { assertOrganizationAccess } from '../auth/tenancy';
+import { assertOrganizationAccess } from '../auth/authorization';
 
 @Resolver()
 export class QuotasResolver {

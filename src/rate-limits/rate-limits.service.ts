@@ -8,7 +8,10 @@ import { AuditLogService } from '../audit-log/audit-log.service';
 import { Actor } from '../auth/actor';
 import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
-import { BadUserInputError } from '../errors';
+import { BadUserInputError, ForbiddenError } from '../errors';
+import { assertDominates, assertNotSuperseded } from '../auth/authorization';
+import { OrganizationEntity } from '../organizations/organization.entity';
+import { effectiveRateLimits, isOrganizationWindow } from './effective-limits';
 import { LIMITS } from '../validation';
 import type { LiveEvents } from '../live/live-events';
 
@@ -34,17 +37,33 @@ export class RateLimitsService {
     return this.statesOf(key);
   }
 
+  /** Every window the key obeys: its own, then its organization's (`org:<name>`). */
   async statesOf(key: ApiKeyEntity): Promise<RateLimitState[]> {
-    const states = await this.limiter.peek(key.lineageId ?? key.id, key.rateLimits, this.clock.now());
+    const windows = await this.windowsOf(key);
+    const states = await this.limiter.peek(key.lineageId ?? key.id, windows, this.clock.now());
     return states.map((state) => ({ apiKeyId: key.id, ...state }));
   }
 
-  /** Starts the key's windows (one by name, or all) afresh. */
+  private async windowsOf(key: ApiKeyEntity) {
+    const organization = await this.dataSource.getRepository(OrganizationEntity).findOneByOrFail({ id: key.organizationId });
+    return effectiveRateLimits(key, organization);
+  }
+
+  /**
+   * Starts the key's windows (one by name, or all) afresh. The organization's windows (`org:…`)
+   * are the platform's: only a platform admin resets them (by name, or with all).
+   */
   async reset(actor: Actor, apiKeyId: string, name?: string | null): Promise<RateLimitState[]> {
+    assertNotSuperseded(actor, 'reset rate limits');
     const key = await this.apiKeys.get(actor, apiKeyId);
-    const limits = name == null ? key.rateLimits : key.rateLimits.filter((limit) => limit.name === name);
+    assertDominates(actor, key, 'reset the rate limits of');
+    if (name != null && isOrganizationWindow(name) && !actor.isPlatformAdmin) {
+      throw new ForbiddenError(`"${name}" is a window the platform sets for every key of the organization; only the platform can reset it`);
+    }
+    const windows = (await this.windowsOf(key)).filter((limit) => actor.isPlatformAdmin || !isOrganizationWindow(limit.name));
+    const limits = name == null ? windows : windows.filter((limit) => limit.name === name);
     if (name != null && limits.length === 0) {
-      throw new BadUserInputError('name', `the key has no rate limit named "${name}" (it has: ${key.rateLimits.map((limit) => limit.name).join(', ') || 'none'})`);
+      throw new BadUserInputError('name', `the key has no rate limit named "${String(name).slice(0, 64)}" (it has: ${windows.map((limit) => limit.name).join(', ') || 'none'})`);
     }
     await this.transactions.run((tx) => this.audit.record(tx, actor, {
       action: 'rate_limit.reset', targetType: 'api_key', targetId: key.id, organizationId: key.organizationId,

@@ -4,7 +4,7 @@ import { SessionCreditEntity } from './session-credit.entity';
 import { OrganizationEntity } from '../organizations/organization.entity';
 import { lockOrganization } from '../organizations/organization-lock';
 import { Actor } from '../auth/actor';
-import { assertOrganizationAccess, canAccessOrganization } from '../auth/tenancy';
+import { assertOrganizationAccess, canAccessOrganization } from '../auth/authorization';
 import { PLATFORM_ADMIN } from '../auth/scopes';
 import { AuditLogService } from '../audit-log/audit-log.service';
 import { Clock } from '../clock';

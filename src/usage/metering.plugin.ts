@@ -8,6 +8,7 @@ import { REFUSAL_ERROR } from '../auth/verify-code';
 import { publicDirective, requireScopeDirective } from '../auth/directives';
 import { tightest } from '../rate-limits/rate-limiter';
 import { authFailureBlock, countAuthFailure } from '../auth/auth-failures';
+import { looksLikeSecret } from '../api-keys/key-format';
 
 /** Root fields an operation selects (through fragments), without introspection fields. */
 export function rootFields(operation: OperationDefinitionNode, document: DocumentNode): string[] {
@@ -100,7 +101,9 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
         if (writes > 1 && !(fields.length === 1 && fields[0] === 'verifyKey')) {
           throw new KeywardError(ErrorCode.BAD_USER_INPUT, 'Send one mutation per request (only verifyKey may be repeated with aliases)');
         }
-        operationLabel = operation.name?.value ?? (fields.join('+') || operation.operation);
+        // The operation name is free text chosen by the client: never store one shaped like a secret.
+        const name = operation.name?.value;
+        operationLabel = name && !looksLikeSecret(name) ? name : (fields.join('+') || operation.operation);
         const rules = rulesOf(schema, operation, fields);
         if (contextValue.secret === null) {
           if (rules.some((rule) => rule.isPublic)) await limitPublicCall(contextValue, operationLabel);

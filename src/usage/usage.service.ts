@@ -8,7 +8,7 @@ import { SessionsService } from '../sessions/sessions.service';
 import { Meter } from '../quotas/quota.entity';
 import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
 import { Actor } from '../auth/actor';
-import { assertOrganizationAccess, canAccessOrganization } from '../auth/tenancy';
+import { assertOrganizationAccess, canAccessOrganization } from '../auth/authorization';
 import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';

@@ -9,7 +9,7 @@ export class WalletsResolver {
   @Query(() => WalletChallenge, { description: 'A message for the wallet to sign; valid 5 minutes, single use.' })
   @Public()
   walletChallenge(@Arg('address') address: string, @Ctx() ctx: Context) {
-    return ctx.app.wallets.challenge(address, ctx.host ?? 'keyward');
+    return ctx.app.wallets.challenge(address);
   }
 
   @Mutation(() => CreatedApiKey, { description: "Creates a key in the wallet's organization (made on the first key) from a signed challenge." })

@@ -8,10 +8,12 @@ import { ApiKeysService, CreatedApiKey } from '../api-keys/api-keys.service';
 import { KeyEnvironment } from '../api-keys/api-key.entity';
 import { AuditLogService } from '../audit-log/audit-log.service';
 import { Actor } from '../auth/actor';
+import { assertGrantable } from '../auth/authorization';
 import { PRESET_SCOPES, ScopePreset } from '../auth/scopes';
+import { RateLimiter } from '../rate-limits/rate-limiter';
 import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
-import { BadUserInputError } from '../errors';
+import { BadUserInputError, ErrorCode, KeywardError } from '../errors';
 import { QuotaSpec } from '../quotas/quotas.service';
 import { LIMITS, requireText } from '../validation';
 
@@ -33,6 +35,18 @@ export interface CreateApiKeyWithWallet {
   name: string;
   environment?: KeyEnvironment | null;
   preset?: ScopePreset | null;
+}
+
+/** What wallet sign-in offers, from the configuration. */
+export interface WalletPolicy {
+  /** Where users reach this keyward; its host is the sign-in domain (never the request's Host). */
+  publicUrl: URL;
+  /** Quotas of a new wallet organization. */
+  defaultQuotas: readonly QuotaSpec[];
+  /** The most an anonymous signature may get. */
+  maxPreset: ScopePreset;
+  /** New wallet organizations per client address per hour. */
+  organizationsPerHour: number;
 }
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -58,11 +72,13 @@ export class WalletsService {
     private readonly apiKeys: ApiKeysService,
     private readonly audit: AuditLogService,
     private readonly clock: Clock,
-    private readonly defaultQuotas: readonly QuotaSpec[],
+    private readonly rateLimiter: RateLimiter,
+    private readonly policy: WalletPolicy,
   ) {}
 
-  async challenge(addressInput: string, domain: string): Promise<WalletChallenge> {
+  async challenge(addressInput: string): Promise<WalletChallenge> {
     const address = checksummed('address', addressInput);
+    const domain = this.policy.publicUrl.host;
     const now = this.clock.now();
     const token = randomBytes(32).toString('base64url');
     const nonce = randomBytes(12).toString('hex');
@@ -73,6 +89,7 @@ export class WalletsService {
       '',
       'Sign this message to create a keyward API key for this wallet. It costs nothing and sends no transaction.',
       '',
+      `URI: ${this.policy.publicUrl.origin}`,
       `Domain: ${domain}`,
       `Nonce: ${nonce}`,
       `Issued At: ${now.toISOString()}`,
@@ -89,7 +106,13 @@ export class WalletsService {
     if (typeof input.signature !== 'string' || !isHex(input.signature) || input.signature.length !== 132) {
       throw new BadUserInputError('signature', 'must be a 65-byte hex signature (0x followed by 130 hex digits) from personal_sign');
     }
-    const preset = input.preset ?? ScopePreset.INFERENCE;
+    const preset = input.preset ?? this.policy.maxPreset;
+    // An anonymous signature gets at most the configured preset.
+    const walletActor: Actor = {
+      keyId: null, organizationId: null, scopes: PRESET_SCOPES[this.policy.maxPreset], isPlatformAdmin: false, inPlatformOrganization: false, superseded: false, ip,
+    };
+    assertGrantable(walletActor, PRESET_SCOPES[preset]);
+    const signup = await this.takeSignup(address, ip);
 
     const created = await this.transactions.run(async (tx) => {
       const challenge = await tx.getRepository(WalletChallengeEntity).findOneBy({ tokenHash: hashToken(token) });
@@ -104,12 +127,11 @@ export class WalletsService {
         .set({ usedAt: this.clock.now() }).where('token_hash = :hash AND used_at IS NULL', { hash: challenge.tokenHash }).execute();
       if (!claimed.affected) throw new BadUserInputError('token', 'this challenge was already used; ask walletChallenge for a new one');
 
-      const walletActor: Actor = { keyId: null, organizationId: null, scopes: PRESET_SCOPES[preset], isPlatformAdmin: false, inPlatformOrganization: false, ip };
       let organization = await tx.getRepository(OrganizationEntity).findOneBy({ walletAddress: address });
       if (!organization) {
         organization = await this.organizations.create(
           walletActor,
-          { name: address, quotas: [...this.defaultQuotas] },
+          { name: address, quotas: [...this.policy.defaultQuotas] },
           { walletAddress: address, manager: tx },
         );
       }
@@ -120,8 +142,30 @@ export class WalletsService {
         metadata: { address, preset, hint: result.apiKey.hint },
       });
       return result;
+    }).catch(async (error: unknown) => {
+      await signup?.giveBack();
+      throw error;
     });
     this.apiKeys.announceCreated(created.apiKey);
     return created;
+  }
+
+  /**
+   * A signature for an address without an organization creates one (with free quotas): at most
+   * `organizationsPerHour` per client address. Keys for an existing wallet organization are not counted.
+   */
+  private async takeSignup(address: string, ip: string | null): Promise<{ giveBack(): Promise<void> } | null> {
+    if (await this.dataSource.getRepository(OrganizationEntity).existsBy({ walletAddress: address })) return null;
+    const window = { name: 'wallet-organizations', limit: this.policy.organizationsPerHour, windowSeconds: 3600 };
+    const subject = `wallet-signup:${ip ?? 'unknown'}`;
+    const now = this.clock.now();
+    const result = await this.rateLimiter.consume(subject, [window], 1, now);
+    if (!result.allowed) {
+      const retryAfterSeconds = Math.max(1, Math.ceil((result.refusedBy.resetAt.getTime() - now.getTime()) / 1000));
+      throw new KeywardError(ErrorCode.RATE_LIMITED,
+        `This address created ${window.limit} wallet organizations in the last hour (WALLET_ORGANIZATIONS_PER_HOUR); retry in ${retryAfterSeconds} s`,
+        { retryAfterSeconds });
+    }
+    return { giveBack: () => this.rateLimiter.refund(subject, [window], 1, now) };
   }
 }

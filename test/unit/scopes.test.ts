@@ -64,50 +64,75 @@ describe('scopeCovers', () => {
   });
 });
 
-describe('holdsScope / holdsAll / holdsAny', () => {
+describe('holdsScope / holdsAll / holdsAny (in a customer organization unless said otherwise)', () => {
   it('holdsScope is true when any held scope covers the required one', () => {
-    expect(holdsScope(['org:read', 'keys:*'], 'keys:write')).toBe(true);
-    expect(holdsScope(['org:read', 'keys:read'], 'keys:write')).toBe(false);
-    expect(holdsScope([], 'keys:read')).toBe(false);
+    expect(holdsScope(['org:read', 'keys:*'], 'keys:write', false)).toBe(true);
+    expect(holdsScope(['org:read', 'keys:read'], 'keys:write', false)).toBe(false);
+    expect(holdsScope([], 'keys:read', false)).toBe(false);
+  });
+
+  it('lets * in a customer organization cover every scope of that organization, platform-defined ones included', () => {
+    for (const required of ['keys:write', 'org:write', 'inference:run', 'anything.custom:do', 'keys:*', '*']) {
+      expect(holdsScope(['*'], required, false)).toBe(true);
+    }
+  });
+
+  it('never lets a customer organization key reach a platform: scope, not even through * or platform:*', () => {
+    expect(holdsScope(['*'], PLATFORM_ADMIN, false)).toBe(false);
+    expect(holdsScope(['platform:*'], PLATFORM_ADMIN, false)).toBe(false);
+    expect(holdsScope([PLATFORM_ADMIN], PLATFORM_ADMIN, false)).toBe(false);
+    expect(holdsScope(['*'], 'platform:*', false)).toBe(false);
+  });
+
+  it('lets * and platform:* reach platform:admin in the platform organization', () => {
+    expect(holdsScope(['*'], PLATFORM_ADMIN, true)).toBe(true);
+    expect(holdsScope(['platform:*'], PLATFORM_ADMIN, true)).toBe(true);
+    expect(holdsScope(['keys:*'], PLATFORM_ADMIN, true)).toBe(false);
   });
 
   it('holdsAll needs every required scope', () => {
-    expect(holdsAll(['keys:read', 'inference:*'], ['keys:read', 'inference:run'])).toBe(true);
-    expect(holdsAll(['keys:read'], ['keys:read', 'inference:run'])).toBe(false);
-    expect(holdsAll(['*'], ['keys:read', 'platform:admin'])).toBe(true);
+    expect(holdsAll(['keys:read', 'inference:*'], ['keys:read', 'inference:run'], false)).toBe(true);
+    expect(holdsAll(['keys:read'], ['keys:read', 'inference:run'], false)).toBe(false);
+    expect(holdsAll(['*'], ['keys:read', 'platform:admin'], true)).toBe(true);
+    expect(holdsAll(['*'], ['keys:read', 'platform:admin'], false)).toBe(false);
   });
 
   it('holdsAll is true for an empty requirement', () => {
-    expect(holdsAll([], [])).toBe(true);
-    expect(holdsAll(['keys:read'], [])).toBe(true);
+    expect(holdsAll([], [], false)).toBe(true);
+    expect(holdsAll(['keys:read'], [], false)).toBe(true);
   });
 
   it('holdsAny needs one of the listed scopes', () => {
-    expect(holdsAny(['keys:read'], ['platform:admin', 'keys:read'])).toBe(true);
-    expect(holdsAny(['keys:*'], ['platform:admin', 'keys:write'])).toBe(true);
-    expect(holdsAny(['org:read'], ['platform:admin', 'keys:read'])).toBe(false);
-    expect(holdsAny(['*'], ['platform:admin'])).toBe(true);
+    expect(holdsAny(['keys:read'], ['platform:admin', 'keys:read'], false)).toBe(true);
+    expect(holdsAny(['keys:*'], ['platform:admin', 'keys:write'], false)).toBe(true);
+    expect(holdsAny(['org:read'], ['platform:admin', 'keys:read'], false)).toBe(false);
+    expect(holdsAny(['*'], ['platform:admin'], true)).toBe(true);
+    expect(holdsAny(['*'], ['platform:admin'], false)).toBe(false);
   });
 
   it('holdsAny is false for an empty list of alternatives', () => {
-    expect(holdsAny(['*'], [])).toBe(false);
+    expect(holdsAny(['*'], [], true)).toBe(false);
   });
 });
 
 describe('scopesBeyond', () => {
   it('lists the granted scopes the holder does not cover, in the order given', () => {
-    expect(scopesBeyond(['keys:*', 'org:read'], ['org:write', 'keys:write', 'platform:admin', 'org:read'])).toEqual(['org:write', 'platform:admin']);
+    expect(scopesBeyond(['keys:*', 'org:read'], ['org:write', 'keys:write', 'platform:admin', 'org:read'], true)).toEqual(['org:write', 'platform:admin']);
   });
 
   it('is empty when everything granted is covered', () => {
-    expect(scopesBeyond(['*'], ['platform:admin', 'keys:*', '*'])).toEqual([]);
-    expect(scopesBeyond(['keys:*'], ['keys:read', 'keys:*'])).toEqual([]);
-    expect(scopesBeyond(['keys:read'], [])).toEqual([]);
+    expect(scopesBeyond(['*'], ['platform:admin', 'keys:*', '*'], true)).toEqual([]);
+    expect(scopesBeyond(['keys:*'], ['keys:read', 'keys:*'], false)).toEqual([]);
+    expect(scopesBeyond(['keys:read'], [], false)).toEqual([]);
+  });
+
+  it('counts platform scopes as beyond every holder outside the platform organization', () => {
+    expect(scopesBeyond(['*'], ['inference:run', '*', 'platform:admin'], false)).toEqual(['platform:admin']);
   });
 
   it('treats a wildcard grant as beyond a holder of only some of its actions', () => {
-    expect(scopesBeyond(['keys:read', 'keys:write'], ['keys:*'])).toEqual(['keys:*']);
-    expect(scopesBeyond(['keys:*', 'org:*'], ['*'])).toEqual(['*']);
+    expect(scopesBeyond(['keys:read', 'keys:write'], ['keys:*'], false)).toEqual(['keys:*']);
+    expect(scopesBeyond(['keys:*', 'org:*'], ['*'], false)).toEqual(['*']);
   });
 });
 
@@ -132,8 +157,8 @@ describe('PRESET_SCOPES', () => {
     ]);
   });
 
-  it('ADMIN is every organization-level resource wildcard', () => {
-    expect([...PRESET_SCOPES[ScopePreset.ADMIN]].sort()).toEqual(['audit:*', 'keys:*', 'org:*', 'sessions:*', 'usage:*']);
+  it('ADMIN is * (everything within its own organization)', () => {
+    expect([...PRESET_SCOPES[ScopePreset.ADMIN]]).toEqual(['*']);
   });
 
   it('INFERENCE is inference:* and usage:read', () => {
@@ -144,10 +169,9 @@ describe('PRESET_SCOPES', () => {
     expect(Object.keys(PRESET_SCOPES).sort()).toEqual(['ADMIN', 'INFERENCE', 'READ', 'WRITE']);
   });
 
-  it.each(Object.values(ScopePreset))('never lets preset %s cover platform:admin or include a platform scope or *', (preset) => {
+  it.each(Object.values(ScopePreset))('never lets preset %s reach platform:admin in a customer organization, nor name a platform scope', (preset) => {
     const scopes = PRESET_SCOPES[preset];
-    expect(holdsScope(scopes, PLATFORM_ADMIN)).toBe(false);
-    expect(scopes).not.toContain('*');
+    expect(holdsScope(scopes, PLATFORM_ADMIN, false)).toBe(false);
     expect(scopes.filter((scope) => scope.startsWith('platform:'))).toEqual([]);
   });
 

@@ -63,6 +63,8 @@ export type CreateApiKeyWithWalletInput = {
 };
 
 export type CreateOrganizationInput = {
+  /** Windows every key of the organization obeys on top of its own rateLimits (reported as `org:<name>`). Default none. */
+  keyRateLimits?: Array<RateLimitInput> | null | undefined;
   /** Default 100. */
   maxKeys?: number | null | undefined;
   name: string;
@@ -152,11 +154,15 @@ export type UpdateApiKeyInput = {
 };
 
 export type UpdateOrganizationInput = {
+  /** Replaces the windows every key of the organization obeys on top of its own. Needs platform:admin. */
+  keyRateLimits?: Array<RateLimitInput> | null | undefined;
   /** Needs platform:admin. */
   maxKeys?: number | null | undefined;
   name?: string | null | undefined;
   /** Replaces all organization quotas. Needs platform:admin. */
   quotas?: Array<QuotaInput> | null | undefined;
+  /** Lower-case letters, digits and dashes; unique. */
+  slug?: string | null | undefined;
 };
 
 export type UsageRange = {
