@@ -601,7 +601,7 @@ describe('issue 11 reproductions', () => {
         client.subscribe({ query: 'subscription($o: ID) { apiKeyChanged(organizationId: $o) { type apiKey { id name status scopes hint expiresAt } } }', variables: { o: organizationId } }, {
           next: (result) => events.push(result.data ?? result.errors), error: (error) => events.push(error), complete: () => {},
         });
-        await sleep(200); // the subscription is in place
+        await sleep(300); // the subscription is in place (apiKeyChanged sends no first event)
         ok(await server.gql(UPDATE_KEY, { id: key.id, input: { name: 'renamed', expiresAt } }));
         for (const deadline = Date.now() + 2_000; events.length === 0 && Date.now() < deadline;) await sleep(20);
         expect(events).toEqual([{ apiKeyChanged: { type: 'UPDATED', apiKey: { id: key.id, name: 'renamed', status: 'ACTIVE', scopes: key.apiKey.scopes, hint: key.apiKey.hint, expiresAt } } }]);
