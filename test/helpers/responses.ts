@@ -1,0 +1,43 @@
+import type { GraphQLResponse } from './server';
+
+/** The data of a successful response; anything else fails the test showing the body. */
+export function ok<T = any>(response: GraphQLResponse<T>): T {
+  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body.data as T;
+}
+
+/**
+ * The HTTP status each refusal code must come with (DESIGN.md "Errors"), written out here so
+ * that a test fails when the server's table drifts from the contract.
+ */
+export const REFUSAL_STATUS: Readonly<Record<string, number>> = {
+  UNAUTHENTICATED: 401,
+  INVALID_API_KEY: 401,
+  KEY_EXPIRED: 401,
+  KEY_REVOKED: 401,
+  KEY_DISABLED: 401,
+  ORGANIZATION_SUSPENDED: 403,
+  FORBIDDEN_IP: 403,
+  INSUFFICIENT_SCOPE: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  KEY_LIMIT_EXCEEDED: 403,
+  RATE_LIMITED: 429,
+  QUOTA_EXCEEDED: 429,
+  BAD_USER_INPUT: 400,
+  GRAPHQL_VALIDATION_FAILED: 400,
+};
+
+/**
+ * A refusal with `code` and its HTTP status (`status` overrides the table), and no data for
+ * the refused field. Compared as one object so a failure shows status, code and message together.
+ */
+export function expectRefused(response: GraphQLResponse, code: string, status = REFUSAL_STATUS[code]): void {
+  if (status === undefined) throw new Error(`no HTTP status known for ${code}`);
+  const seen = { status: response.status, code: response.code, message: response.body.errors?.[0]?.message };
+  expect(seen).toEqual({ status, code, message: expect.any(String) });
+  for (const value of Object.values(response.body.data ?? {})) expect(value ?? null).toBeNull();
+}
+
+/** Anything shaped like a keyward secret. */
+export const SECRET_PATTERN = /kw_(live|test)_[0-9A-Za-z]{16,}/;
