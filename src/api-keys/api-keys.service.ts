@@ -296,7 +296,7 @@ export class ApiKeysService {
     if (input.expiresAt !== undefined) {
       // A rotated-out secret ends when its grace ends; nothing may move that (or revive it).
       if (key.replacedById) {
-        throw new BadUserInputError('expiresAt', `this key was rotated (replaced by ${key.replacedById}); its old secret stops at ${key.expiresAt?.toISOString()} and that cannot be moved`);
+        throw new BadUserInputError('expiresAt', `this key was rotated (replaced by ${key.replacedById}); its old secret stops at its previousKeyExpiresAt (${key.expiresAt?.toISOString()}), which cannot be moved`);
       }
       changes.expiresAt = input.expiresAt === null ? null : requireExpiry('expiresAt', input.expiresAt, now);
     }
