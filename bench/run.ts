@@ -39,7 +39,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { generateSecret } from '../src/api-keys/key-format';
+import { generateSecret } from '../src/auth/key-format';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import {

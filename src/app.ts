@@ -84,13 +84,15 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const live = new LiveEvents(pubSub, clock);
   const audit = new AuditLogService(dataSource, clock);
   const quotas = new QuotasService(dataSource, clock);
-  const sessions = new SessionsService(dataSource, transactions, audit, clock, config.sessionPriceUsd, live);
-  const apiKeys = new ApiKeysService(dataSource, transactions, audit, quotas, clock, pepper, keyCache, live);
-  const organizations = new OrganizationsService(dataSource, transactions, audit, quotas, clock, keyCache, live);
-  const wallets = new WalletsService(dataSource, transactions, organizations, apiKeys, audit, clock, rateLimiter, {
-    publicUrl: config.publicUrl, defaultQuotas: config.walletDefaultQuotas, maxPreset: config.walletKeyPreset, organizationsPerHour: config.walletOrganizationsPerHour,
+  const stores = { dataSource, transactions, clock };
+  const sessions = new SessionsService({ ...stores, audit, priceUsd: config.sessionPriceUsd, events: live });
+  const apiKeys = new ApiKeysService({ ...stores, audit, quotas, pepper, keyCache, events: live });
+  const organizations = new OrganizationsService({ ...stores, audit, quotas, keyCache, events: live });
+  const wallets = new WalletsService({
+    ...stores, organizations, apiKeys, audit, rateLimiter,
+    policy: { publicUrl: config.publicUrl, defaultQuotas: config.walletDefaultQuotas, maxPreset: config.walletKeyPreset, organizationsPerHour: config.walletOrganizationsPerHour },
   });
-  const verifier = new KeyVerifier(dataSource, transactions, clock, pepper, keyCache, rateLimiter, quotas, sessions, usageBuffer, live);
+  const verifier = new KeyVerifier({ ...stores, pepper, cache: keyCache, rateLimiter, quotas, sessions, recorder: usageBuffer, events: live });
   usageBuffer.start();
   const sweeper = setInterval(() => {
     sessions.sweep().catch((error) => logger.warn({ err: error }, 'session sweep failed'));
@@ -117,9 +119,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     redis,
     clientAddressOf: clientAddressResolver(config.trustProxy),
     live,
-    rateLimits: new RateLimitsService(dataSource, transactions, audit, apiKeys, rateLimiter, usageBuffer, clock, live),
+    rateLimits: new RateLimitsService({ ...stores, audit, apiKeys, limiter: rateLimiter, buffer: usageBuffer, events: live }),
     sessions,
-    usage: new UsageService(dataSource, transactions, quotas, sessions, usageBuffer, clock, live),
+    usage: new UsageService({ ...stores, quotas, sessions, buffer: usageBuffer, events: live }),
     async close() {
       clearInterval(sweeper);
       live.flush();

@@ -8,6 +8,11 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+/** Whole seconds from `now` until `at`, at least 1: what Retry-After says. */
+export function secondsUntil(at: Date, now: Date): number {
+  return Math.max(1, Math.ceil((at.getTime() - now.getTime()) / 1000));
+}
+
 /** A clock that only moves when told to; for tests and benchmarks. */
 export class ManualClock implements Clock {
   private current: number;

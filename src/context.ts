@@ -1,29 +1,43 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { App } from './app';
+import type { App } from './app';
 import { Actor, actorForKey } from './auth/actor';
-import type { VerificationOutcome } from './auth/key-verifier';
+import { Authenticated, refusedOutcome, VerificationOutcome } from './auth/key-verifier';
+import { authFailureBlock, countAuthFailure } from './auth/auth-failures';
+import { REFUSAL_ERROR, VerifyCode } from './auth/verify-code';
 import { ApiKeyEntity } from './api-keys/api-key.entity';
 import { OrganizationEntity } from './organizations/organization.entity';
 import { ErrorCode, KeywardError } from './errors';
 import type { Logger } from './logger';
-import { requestIdFrom } from './request-log';
+import { presentedKey } from './auth/presented-key';
 
-/** The authenticated key behind a request. */
+/** The authenticated key behind a request or WebSocket. */
 export interface Caller {
   key: ApiKeyEntity;
   organization: OrganizationEntity;
   actor: Actor;
+  /** Steps 1–5 passed; the consuming steps run once the operation is known. */
+  authenticated: Authenticated;
 }
 
+/** What an HTTP request or WebSocket operation runs with. */
 export interface Context {
   app: App;
-  /** The key presented with the request, or null (anonymous: only @public fields). */
-  secret: string | null;
+  /** Client address (TRUST_PROXY applied). */
   ip: string | null;
-  /** Set once the operation passed the verification pipeline (the metering plugin). */
+  /** A key was presented (whether or not it authenticated). */
+  keyPresented: boolean;
+  /** Null: anonymous (only @public fields), or the presented key did not authenticate. */
   caller: Caller | null;
-  /** The pipeline's outcome for this request, for rate-limit headers and usage. */
+  /**
+   * The presented key did not authenticate: the enforcement plugin refuses the operation with
+   * this once it is parsed and validated (an operation over a GraphQL limit is refused as
+   * such first, and logs name the operation either way).
+   */
+  refusal: AuthenticationRefusal | null;
+  /** The pipeline's outcome for this operation, for rate-limit headers and usage. */
   verification: VerificationOutcome | null;
+  /** How usage and logs name the operation: its name, or its root fields joined by "+". */
+  operationLabel: string | null;
   /**
    * The HTTP request's id (X-Request-Id, accepted from the client when it looks safe, else
    * generated; echoed in the response), or the WebSocket connection's.
@@ -33,36 +47,56 @@ export interface Context {
   logger: Logger;
 }
 
+/** Why a presented key did not authenticate: the outcome (for logs) and the error a client gets. */
+export interface AuthenticationRefusal {
+  outcome: VerificationOutcome;
+  error: KeywardError;
+}
+
 /**
- * The key presented with a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
- * Returns null when neither header is there.
+ * Authentication shared by HTTP requests and WebSocket connects: the failed-auth limit of the
+ * client address, then pipeline steps 1–5 (nothing is consumed). A refusal that says the key
+ * does not work counts against the address.
  */
-export function presentedKey(headers: IncomingHttpHeaders): string | null {
-  const authorization = headers.authorization;
-  if (authorization !== undefined && authorization !== '') {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (!match) throw new KeywardError(ErrorCode.UNAUTHENTICATED, 'The Authorization header must be "Bearer <api key>"');
-    return match[1];
+export async function authenticateCaller(app: App, secret: string, ip: string | null): Promise<{ caller: Caller; refusal: null } | { caller: null; refusal: AuthenticationRefusal }> {
+  const blocked = await authFailureBlock(app, ip);
+  if (blocked) {
+    const outcome = refusedOutcome(VerifyCode.RATE_LIMITED, blocked.message, { retryAfterSeconds: blocked.retryAfterSeconds });
+    return { caller: null, refusal: { outcome, error: new KeywardError(ErrorCode.RATE_LIMITED, blocked.message, {}, { retryAfterSeconds: blocked.retryAfterSeconds }) } };
   }
-  const apiKey = headers['x-api-key'];
-  const value = Array.isArray(apiKey) ? apiKey[0] : apiKey;
-  return value && value.trim() !== '' ? value.trim() : null;
+  const { authenticated, refused } = await app.verifier.authenticate({ secret, ip });
+  if (refused) {
+    await countAuthFailure(app, ip, refused.code);
+    return { caller: null, refusal: { outcome: refused, error: new KeywardError(REFUSAL_ERROR[refused.code as keyof typeof REFUSAL_ERROR], refused.reason) } };
+  }
+  const { key, organization } = authenticated.outcome;
+  return { caller: { key, organization, actor: actorForKey(key, organization, ip), authenticated }, refusal: null };
 }
 
 /**
- * A request's starting context. The key is only read here; the metering plugin runs it
- * through the verification pipeline once the operation is known (its scopes are part of
- * the check, and a refused request must consume nothing).
+ * The context builder of every HTTP request: the presented key (`Authorization: Bearer` or
+ * `X-API-Key`) is authenticated here (steps 1–5) and the caller — or the refusal — put in the
+ * context. What the operation consumes (scopes, rate limits, quotas) is taken by the
+ * enforcement plugin once the operation is known; it also answers a refusal, with its code
+ * and status. `onContext` lets the access log see the context.
  */
-export function buildContext(app: App, headers: IncomingHttpHeaders, ip: string | null, scope?: { requestId: string; logger: Logger }): Context {
-  const requestId = scope?.requestId ?? requestIdFrom(headers);
-  const logger = scope?.logger ?? app.logger.child({ requestId });
-  return { app, secret: presentedKey(headers), ip, caller: null, verification: null, requestId, logger };
-}
-
-export function callerFrom(outcome: VerificationOutcome, ip: string | null): Caller {
-  if (!outcome.key || !outcome.organization) throw new Error('callerFrom needs a VALID outcome');
-  return { key: outcome.key, organization: outcome.organization, actor: actorForKey(outcome.key, outcome.organization, ip) };
+export async function buildContext(
+  app: App,
+  request: { headers: IncomingHttpHeaders; ip: string | null },
+  scope: { requestId: string; logger: Logger; onContext?: (context: Context) => void },
+): Promise<Context> {
+  const secret = presentedKey(request.headers);
+  const context: Context = {
+    app, ip: request.ip, keyPresented: secret !== null, caller: null, refusal: null, verification: null, operationLabel: null,
+    requestId: scope.requestId, logger: scope.logger,
+  };
+  scope.onContext?.(context);
+  if (secret === null) return context;
+  const { caller, refusal } = await authenticateCaller(app, secret, request.ip);
+  context.caller = caller;
+  context.refusal = refusal;
+  context.verification = refusal?.outcome ?? null;
+  return context;
 }
 
 /** The acting key of an authenticated field (the directive guarantees there is one). */

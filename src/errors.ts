@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { HeaderMap } from '@apollo/server';
 
 /**
  * Every error code a client can see, each with the HTTP status it maps to.
@@ -72,8 +73,14 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 export class KeywardError extends GraphQLError {
   readonly code: ErrorCode;
 
-  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
-    super(message, { extensions: { ...extensions, code, http: { status: HTTP_STATUS[code] } } });
+  /**
+   * `retryAfterSeconds` (whole seconds, at least 1) answers with `Retry-After` and shows in
+   * `extensions.retryAfterSeconds`.
+   */
+  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}, options: { retryAfterSeconds?: number | null } = {}) {
+    const retryAfter = options.retryAfterSeconds ?? null;
+    const http = { status: HTTP_STATUS[code], ...(retryAfter !== null && { headers: new HeaderMap([['retry-after', String(retryAfter)]]) }) };
+    super(message, { extensions: { ...extensions, ...(retryAfter !== null && { retryAfterSeconds: retryAfter }), code, http } });
     this.code = code;
   }
 }

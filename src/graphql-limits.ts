@@ -1,7 +1,12 @@
 import { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { ASTNode, GraphQLError, Kind, ParseOptions, ValidationContext, ValidationRule, visit } from 'graphql';
+import {
+  ASTNode, DocumentNode, FragmentDefinitionNode, GraphQLError, Kind, OperationDefinitionNode, ParseOptions, SelectionSetNode,
+  ValidationContext, ValidationRule, visit,
+} from 'graphql';
 import { ErrorCode, KeywardError } from './errors';
+import { looksLikeSecret } from './auth/key-format';
+import type { Context } from './context';
 
 /**
  * How large one GraphQL operation over HTTP may be. Anything over a limit is refused before it
@@ -81,7 +86,7 @@ function withoutPageSizes(rule: ValidationRule): ValidationRule {
 }
 
 export interface GraphQLLimits {
-  plugins: ApolloServerPlugin[];
+  plugins: ApolloServerPlugin<Context>[];
   validationRules: ValidationRule[];
   /** Apollo's parser options: the token limit stops parsing early. */
   parseOptions: ParseOptions;
@@ -108,7 +113,7 @@ export function graphqlLimits(options: { introspection: boolean }): GraphQLLimit
     costLimit: { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: false, propagateOnRejection: false, onReject: reject('too costly') },
   }).protect();
   return {
-    plugins: armor.plugins,
+    plugins: [...(armor.plugins as ApolloServerPlugin<Context>[]), requestRulesPlugin],
     validationRules: [...armor.validationRules, ...cost.validationRules.map(withoutPageSizes)],
     parseOptions: { maxTokens: GRAPHQL_LIMITS.tokens },
   };
@@ -139,3 +144,61 @@ export function withoutVariableValues(message: string): string {
   const why = expected ? `; expected ${expected}` : field ? `; ${field[0]}` : '';
   return `Variable "${match[1]}" got an invalid value${at ? ` at "${at[1]}"` : ''}${why} (the value is not repeated here)`;
 }
+
+/** Root fields an operation selects (through fragments), without introspection fields. */
+export function rootFields(operation: OperationDefinitionNode, document: DocumentNode): string[] {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const names = new Set<string>();
+  const visitSelections = (selectionSet: SelectionSetNode, seen: Set<string>) => {
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (!selection.name.value.startsWith('__')) names.add(selection.name.value);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        visitSelections(selection.selectionSet, seen);
+      } else {
+        const fragment = fragments.get(selection.name.value);
+        if (fragment && !seen.has(fragment.name.value)) visitSelections(fragment.selectionSet, new Set([...seen, fragment.name.value]));
+      }
+    }
+  };
+  visitSelections(operation.selectionSet, new Set());
+  return [...names];
+}
+
+/**
+ * How usage, logs and metrics name an operation: its name, or its root fields joined by "+".
+ * The name is the client's free text: one shaped like a secret is never used.
+ */
+export function operationLabel(operation: OperationDefinitionNode, fields: readonly string[]): string {
+  const name = operation.name?.value;
+  return name && !looksLikeSecret(name) ? name : (fields.join('+') || operation.operation);
+}
+
+/**
+ * Rules about what one HTTP request may ask, checked once the operation is known and before
+ * anything is consumed: subscriptions run over WebSocket only, and a request carries one
+ * mutation (a failed later mutation would null the whole response and hide an earlier one's
+ * effect) — aliased verifyKey calls excepted, each of which counts. Also names the operation
+ * for the plugins after it.
+ */
+export const requestRulesPlugin: ApolloServerPlugin<Context> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ contextValue, operation, document }) {
+        if (!operation) return;
+        if (operation.operation === 'subscription') {
+          throw new KeywardError(ErrorCode.BAD_USER_INPUT, 'Subscriptions run over WebSocket (graphql-ws, protocol graphql-transport-ws) on this same path, not over HTTP');
+        }
+        const fields = rootFields(operation, document);
+        const writes = operation.operation === 'mutation' ? operation.selectionSet.selections.length : 0;
+        if (writes > 1 && !(fields.length === 1 && fields[0] === 'verifyKey')) {
+          throw new KeywardError(ErrorCode.BAD_USER_INPUT, 'Send one mutation per request (only verifyKey may be repeated with aliases)');
+        }
+        contextValue.operationLabel = operationLabel(operation, fields);
+      },
+    };
+  },
+};

@@ -1,5 +1,5 @@
 import pino, { Logger } from 'pino';
-import { redactSecrets } from './api-keys/key-format';
+import { redactSecrets } from './auth/key-format';
 
 export type { Logger };
 

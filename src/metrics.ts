@@ -121,7 +121,7 @@ export class Metrics {
     const context = access.context;
     const outcome = context?.verification;
     if (context && outcome && !outcome.key && outcome.code === VerifyCode.RATE_LIMITED) {
-      this.rateLimitRefusals.inc({ limiter: context.secret === null ? 'public' : 'auth_failures' });
+      this.rateLimitRefusals.inc({ limiter: context.keyPresented ? 'auth_failures' : 'public' });
     }
   }
 

@@ -4,8 +4,8 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Context } from './context';
 import type { Logger } from './logger';
-import { redactSecrets } from './api-keys/key-format';
-import { rootFields } from './usage/metering.plugin';
+import { redactSecrets } from './auth/key-format';
+import { operationLabel, rootFields } from './graphql-limits';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 
@@ -49,10 +49,14 @@ function recordOf(res: Response): AccessRecord | undefined {
   return res.locals.access as AccessRecord | undefined;
 }
 
-/** The request id and logger a GraphQL context gets (they were set up by `requestLog`). */
-export function requestScope(res: Response, fallback: Logger): { requestId: string; logger: Logger } {
+/**
+ * The request id and logger a GraphQL context gets (they were set up by `requestLog`), and a
+ * hook that notes the context on the access record as soon as it exists (a request refused
+ * while its key is authenticated still logs which key it was).
+ */
+export function requestScope(res: Response, fallback: Logger): { requestId: string; logger: Logger; onContext?: (context: Context) => void } {
   const access = recordOf(res);
-  if (access) return { requestId: access.requestId, logger: access.logger };
+  if (access) return { requestId: access.requestId, logger: access.logger, onContext: (context) => { access.context = context; } };
   const requestId = randomUUID();
   return { requestId, logger: fallback.child({ requestId }) };
 }
@@ -106,10 +110,10 @@ export const accessLogPlugin: ApolloServerPlugin<Context> = {
     if (!access) return;
     access.context = contextValue;
     return {
-      async didResolveOperation({ operation, operationName, document }) {
+      async didResolveOperation({ operation, document }) {
         if (!operation) return;
         access.operationType = operation.operation;
-        access.operationName = operationName ?? (rootFields(operation, document).join('+') || null);
+        access.operationName = operationLabel(operation, rootFields(operation, document));
       },
     };
   },

@@ -8,6 +8,7 @@ import { GraphQLFormattedError } from 'graphql';
 import { App } from './app';
 import { buildContext, Context } from './context';
 import { meteringPlugin } from './usage/metering.plugin';
+import { enforcementPlugin } from './auth/enforcement.plugin';
 import { isStoreUnreachable } from './db/store-errors';
 import { attachLiveServer, LiveServer } from './live/ws-server';
 import { buildKeywardSchema } from './schema';
@@ -111,12 +112,9 @@ const httpStatusPlugin: ApolloServerPlugin<Context> = {
     return {
       async willSendResponse({ response, errors }) {
         if (!errors?.length || response.body.kind !== 'single') return;
-        const first = response.body.singleResult.errors?.[0]?.extensions;
-        // A refusal that knows when to come back (e.g. wallet sign-ups per address) says so.
-        const retryAfter = first?.retryAfterSeconds;
-        if (typeof retryAfter === 'number' && !response.http.headers.has('retry-after')) response.http.headers.set('retry-after', String(retryAfter));
         if (response.http.status && response.http.status !== 200) return;
-        response.http.status = isErrorCode(first?.code) ? HTTP_STATUS[first.code] : 500;
+        const first = response.body.singleResult.errors?.[0]?.extensions?.code;
+        response.http.status = isErrorCode(first) ? HTTP_STATUS[first] : 500;
       },
     };
   },
@@ -147,8 +145,14 @@ export async function createServer(app: App): Promise<KeywardServer> {
     // Depth, aliases, tokens, directives and cost: refused before anything runs (QUERY_TOO_COMPLEX).
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
-    // Order matters: the status plugin sets the HTTP status the metering plugin records.
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), httpStatusPlugin, meteringPlugin, inFlight.plugin, ...limits.plugins],
+    // One plugin per concern, and their order matters (Apollo calls each hook in this order):
+    // the request rules (in limits.plugins) name an operation only when it passed them, so the
+    // enforcement plugin never consumes for a refused one; the status plugin sets the HTTP
+    // status the metering plugin records.
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(),
+      ...limits.plugins, enforcementPlugin, httpStatusPlugin, meteringPlugin, inFlight.plugin,
+    ],
   });
   apollo.addPlugin(accessLogPlugin);
   await apollo.start();
@@ -196,7 +200,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
     GRAPHQL_PATH,
     express.json({ limit: MAX_BODY_BYTES }),
     expressMiddleware(apollo, {
-      context: async ({ req, res }) => buildContext(app, req.headers, app.clientAddressOf(req), requestScope(res, app.logger)),
+      context: async ({ req, res }) => buildContext(app, { headers: req.headers, ip: app.clientAddressOf(req) }, requestScope(res, app.logger)),
     }),
   );
   expressApp.use((error: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {

@@ -1,7 +1,7 @@
 import { BadUserInputError } from './errors';
 import { isValidScope } from './auth/scopes';
 import { parseCidr } from './auth/ip-allowlist';
-import { looksLikeSecret } from './api-keys/key-format';
+import { looksLikeSecret } from './auth/key-format';
 
 /**
  * Input checks shared by every service. Each throws BadUserInputError naming the field,

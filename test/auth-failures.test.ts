@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
-import { generateSecret } from '../src/api-keys/key-format';
+import { generateSecret } from '../src/auth/key-format';
 
 /**
  * Brute-force protection: keys that fail authentication (unknown, malformed, revoked, disabled,

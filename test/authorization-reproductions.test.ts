@@ -8,7 +8,7 @@ import { createSupersededKey } from './helpers/callers';
 import { expectRefused, ok, SECRET_PATTERN } from './helpers/responses';
 import { createWalletKey, newWalletAccount, signUpWithWallet, WALLET_CHALLENGE } from './helpers/wallet';
 import { assertRedisReachable, redisServerUrl } from './helpers/cluster';
-import { hashSecret } from '../src/api-keys/key-format';
+import { hashSecret } from '../src/auth/key-format';
 import { Topic } from '../src/live/topics';
 
 /**

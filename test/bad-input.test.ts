@@ -7,7 +7,7 @@ import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, CreatedKey } from './helpers/fixtures';
 import { ErrorCode } from '../src/errors';
 import { MAX_BODY_BYTES } from '../src/server';
-import { PUBLIC_RATE_LIMIT } from '../src/usage/metering.plugin';
+import { PUBLIC_RATE_LIMIT } from '../src/auth/enforcement.plugin';
 
 /**
  * Garbage thrown at every mutation of the schema, and at the HTTP layer in front of them.

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
-import { isWellFormedSecret } from '../src/api-keys/key-format';
+import { isWellFormedSecret } from '../src/auth/key-format';
 
 /**
  * The CLI commands that talk to a running keyward (`orgs`, `keys`, `sessions`, `usage`,

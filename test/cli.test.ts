@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createTestDatabase, TestDatabase, USING_MYSQL } from './helpers/database';
-import { isWellFormedSecret } from '../src/api-keys/key-format';
+import { isWellFormedSecret } from '../src/auth/key-format';
 
 /**
  * The built CLI (`bin/keyward.js`) and server (`dist/src/main.js`) as separate processes,

@@ -1,6 +1,6 @@
 import { startTestServer, TestServer } from './helpers/server';
 import { createTenant } from './helpers/fixtures';
-import { generateSecret } from '../src/api-keys/key-format';
+import { generateSecret } from '../src/auth/key-format';
 
 /**
  * The HTTP surface around GraphQL: GraphiQL and its local assets, GET queries and CSRF

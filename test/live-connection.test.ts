@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { createClient, Client } from 'graphql-ws';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
-import { generateSecret } from '../src/api-keys/key-format';
+import { generateSecret } from '../src/auth/key-format';
 
 /**
  * The graphql-ws connection itself: authentication once at connection_init (4401 / 4403),

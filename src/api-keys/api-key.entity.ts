@@ -108,10 +108,18 @@ export class ApiKeyEntity {
   updatedAt!: Date;
 }
 
+/** A key's state: the one rule the pipeline, the API and open WebSockets all read. */
+export type KeyState = 'DELETED' | 'REVOKED' | 'DISABLED' | 'EXPIRED' | 'ACTIVE';
+
+export function keyState(key: Pick<ApiKeyEntity, 'deletedAt' | 'revokedAt' | 'disabled' | 'expiresAt'>, now: Date): KeyState {
+  if (key.deletedAt) return 'DELETED';
+  if (key.revokedAt) return 'REVOKED';
+  if (key.disabled) return 'DISABLED';
+  if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return 'EXPIRED';
+  return 'ACTIVE';
+}
+
 /** The status a client sees; deleted keys are never shown at all. */
 export function apiKeyStatus(key: Pick<ApiKeyEntity, 'revokedAt' | 'disabled' | 'expiresAt'>, now: Date): ApiKeyStatus {
-  if (key.revokedAt) return ApiKeyStatus.REVOKED;
-  if (key.disabled) return ApiKeyStatus.DISABLED;
-  if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return ApiKeyStatus.EXPIRED;
-  return ApiKeyStatus.ACTIVE;
+  return ApiKeyStatus[keyState({ ...key, deletedAt: null }, now) as Exclude<KeyState, 'DELETED'>];
 }

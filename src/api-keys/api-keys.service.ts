@@ -1,6 +1,6 @@
 import { DataSource, EntityManager, IsNull } from 'typeorm';
 import { ApiKeyEntity, ApiKeyStatus, KeyEnvironment, RateLimitSpec } from './api-key.entity';
-import { generateSecret, hashSecret, hintFor } from './key-format';
+import { generateSecret, hashSecret, hintFor } from '../auth/key-format';
 import { OrganizationEntity } from '../organizations/organization.entity';
 import { lockOrganization } from '../organizations/organization-lock';
 import { Actor } from '../auth/actor';
@@ -15,8 +15,7 @@ import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
 import { ORGANIZATION_WINDOW_PREFIX } from '../rate-limits/effective-limits';
 import { KeyCache } from '../auth/key-cache';
-import type { LiveEvents } from '../live/live-events';
-import { ApiKeyEventType } from '../live/topics';
+import { ApiKeyEvents, ApiKeyEventType } from './api-key-events';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import {
@@ -101,32 +100,35 @@ function likePattern(search: string): string {
   return `%${search.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
 }
 
+/** What ApiKeysService is built from (app.ts wires it). */
+export interface ApiKeysServiceDependencies {
+  dataSource: DataSource;
+  transactions: Transactions;
+  audit: AuditLogService;
+  quotas: QuotasService;
+  clock: Clock;
+  pepper: string;
+  keyCache: KeyCache;
+  events: ApiKeyEvents;
+}
+
 export class ApiKeysService {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly transactions: Transactions,
-    private readonly audit: AuditLogService,
-    private readonly quotas: QuotasService,
-    private readonly clock: Clock,
-    private readonly pepper: string,
-    private readonly keyCache: KeyCache,
-    private readonly live: LiveEvents,
-  ) {}
+  constructor(private readonly deps: ApiKeysServiceDependencies) {}
 
   /**
    * Runs a change; once it committed, drops the touched keys from the verification cache and
    * tells live subscribers (and the socket registry, which closes sockets of keys that stop working).
    */
   private async changing<T>(work: (tx: EntityManager) => Promise<T>, event: (result: T) => { type: ApiKeyEventType; key: ApiKeyEntity; touched: string[] }): Promise<T> {
-    const result = await this.transactions.run(work);
+    const result = await this.deps.transactions.run(work);
     const { type, key, touched } = event(result);
-    this.keyCache.invalidateKeys(touched);
-    this.live.apiKey(type, key);
+    this.deps.keyCache.invalidateKeys(touched);
+    this.deps.events.apiKey(type, key);
     return result;
   }
 
   /** A key the actor may see; another organization's key is NOT_FOUND, never data. */
-  async get(actor: Actor, id: string, manager: EntityManager = this.dataSource.manager): Promise<ApiKeyEntity> {
+  async get(actor: Actor, id: string, manager: EntityManager = this.deps.dataSource.manager): Promise<ApiKeyEntity> {
     const key = await manager.getRepository(ApiKeyEntity).findOneBy({ id, deletedAt: IsNull() });
     if (!key || !canAccessOrganization(actor, key.organizationId)) throw new NotFoundError('API key');
     return key;
@@ -136,9 +138,9 @@ export class ApiKeysService {
     const request = pageRequest(first, after);
     const organizationId = filter.organizationId ?? (actor.isPlatformAdmin ? null : actor.organizationId);
     if (organizationId) assertOrganizationAccess(actor, organizationId);
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
 
-    const query = this.dataSource.getRepository(ApiKeyEntity).createQueryBuilder('k').where('k.deleted_at IS NULL');
+    const query = this.deps.dataSource.getRepository(ApiKeyEntity).createQueryBuilder('k').where('k.deleted_at IS NULL');
     if (organizationId) query.andWhere('k.organization_id = :organizationId', { organizationId });
     if (filter.environment) query.andWhere('k.environment = :environment', { environment: filter.environment });
     switch (filter.status) {
@@ -169,7 +171,7 @@ export class ApiKeysService {
   }
 
   async create(actor: Actor, input: CreateApiKey, manager?: EntityManager): Promise<CreatedApiKey> {
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     assertNotSuperseded(actor, 'create keys');
     const organizationId = input.organizationId ?? actor.organizationId;
     if (!organizationId) throw new BadUserInputError('organizationId', 'is required');
@@ -219,7 +221,7 @@ export class ApiKeysService {
         organizationId,
         name,
         environment,
-        secretHash: hashSecret(this.pepper, secret),
+        secretHash: hashSecret(this.deps.pepper, secret),
         hint: hintFor(secret),
         scopes,
         ipAllowlist,
@@ -242,8 +244,8 @@ export class ApiKeysService {
         updatedAt: now,
       });
       await tx.insert(ApiKeyEntity, key);
-      await this.quotas.replace(tx, { apiKeyId: key.id }, quotas);
-      await this.audit.record(tx, actor, {
+      await this.deps.quotas.replace(tx, { apiKeyId: key.id }, quotas);
+      await this.deps.audit.record(tx, actor, {
         action: 'api_key.create',
         targetType: 'api_key',
         targetId: key.id,
@@ -253,19 +255,19 @@ export class ApiKeysService {
       return { apiKey: key, secret };
     };
     if (manager) return work(manager); // the caller's transaction (init) publishes nothing
-    const created = await this.transactions.run(work);
-    this.live.apiKey(ApiKeyEventType.CREATED, created.apiKey);
+    const created = await this.deps.transactions.run(work);
+    this.deps.events.apiKey(ApiKeyEventType.CREATED, created.apiKey);
     return created;
   }
 
   /** For keys created inside another service's transaction: tell live subscribers once it committed. */
   announceCreated(key: ApiKeyEntity): void {
-    this.live.apiKey(ApiKeyEventType.CREATED, key);
+    this.deps.events.apiKey(ApiKeyEventType.CREATED, key);
   }
 
   async update(actor: Actor, id: string, input: UpdateApiKey): Promise<ApiKeyEntity> {
     assertNotSuperseded(actor, 'change keys');
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     return this.changing(async (tx) => {
       const key = await this.getChangeable(actor, id, tx, 'update');
       if (input.scopes != null) assertGrantable(actor, input.scopes.filter((scope) => typeof scope === 'string' && isValidScope(scope)));
@@ -276,8 +278,8 @@ export class ApiKeysService {
       }
       Object.assign(key, changes, { updatedAt: now });
       await tx.save(key);
-      if (quotas !== undefined) await this.quotas.replace(tx, { apiKeyId: id }, quotas);
-      await this.audit.record(tx, actor, {
+      if (quotas !== undefined) await this.deps.quotas.replace(tx, { apiKeyId: id }, quotas);
+      await this.deps.audit.record(tx, actor, {
         action: 'api_key.update',
         targetType: 'api_key',
         targetId: id,
@@ -317,9 +319,9 @@ export class ApiKeysService {
     return this.changing(async (tx) => {
       const key = await this.getChangeable(actor, id, tx, enabled ? 'enable' : 'disable');
       key.disabled = !enabled;
-      key.updatedAt = this.clock.now();
+      key.updatedAt = this.deps.clock.now();
       await tx.save(key);
-      await this.audit.record(tx, actor, {
+      await this.deps.audit.record(tx, actor, {
         action: enabled ? 'api_key.enable' : 'api_key.disable',
         targetType: 'api_key',
         targetId: id,
@@ -334,13 +336,13 @@ export class ApiKeysService {
     return this.changing(async (tx) => {
       const key = await this.getChangeable(actor, id, tx, 'revoke');
       const why = requireText('reason', reason, LIMITS.reasonLength);
-      const now = this.clock.now();
+      const now = this.deps.clock.now();
       key.revokedAt = now;
       key.revokedReason = why;
       key.revokedBy = actor.keyId;
       key.updatedAt = now;
       await tx.save(key);
-      await this.audit.record(tx, actor, {
+      await this.deps.audit.record(tx, actor, {
         action: 'api_key.revoke',
         targetType: 'api_key',
         targetId: id,
@@ -361,7 +363,7 @@ export class ApiKeysService {
       const old = await this.getChangeable(actor, id, tx, 'rotate');
       const grace = requireInt('gracePeriodSeconds', gracePeriodSeconds ?? 0, 0, LIMITS.maxGracePeriodSeconds);
       if (old.replacedById) throw new BadUserInputError('id', `this key was already rotated; rotate ${old.replacedById} instead`);
-      const now = this.clock.now();
+      const now = this.deps.clock.now();
       const graceEnd = new Date(now.getTime() + grace * 1000);
       const previousKeyExpiresAt = old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
       const secret = generateSecret(old.environment);
@@ -369,7 +371,7 @@ export class ApiKeysService {
         ...old,
         id: newId('key', now),
         lineageId: old.lineageId ?? old.id,
-        secretHash: hashSecret(this.pepper, secret),
+        secretHash: hashSecret(this.deps.pepper, secret),
         hint: hintFor(secret),
         rotatedFromId: old.id,
         replacedById: null,
@@ -381,8 +383,8 @@ export class ApiKeysService {
       old.updatedAt = now;
       await tx.save(old);
       await tx.insert(ApiKeyEntity, fresh);
-      await this.quotas.transfer(tx, old.id, fresh.id);
-      await this.audit.record(tx, actor, {
+      await this.deps.quotas.transfer(tx, old.id, fresh.id);
+      await this.deps.audit.record(tx, actor, {
         action: 'api_key.rotate',
         targetType: 'api_key',
         targetId: old.id,
@@ -399,11 +401,11 @@ export class ApiKeysService {
     const deleted = await this.changing(async (tx) => {
       const key = await this.get(actor, id, tx);
       assertDominates(actor, key, 'delete');
-      const now = this.clock.now();
+      const now = this.deps.clock.now();
       key.deletedAt = now;
       key.updatedAt = now;
       await tx.save(key);
-      await this.audit.record(tx, actor, {
+      await this.deps.audit.record(tx, actor, {
         action: 'api_key.delete',
         targetType: 'api_key',
         targetId: id,

@@ -1,6 +1,6 @@
 import {
-  defaultFieldResolver, DirectiveLocation, GraphQLDirective, GraphQLFieldConfig, GraphQLList, GraphQLNonNull,
-  GraphQLSchema, GraphQLString,
+  defaultFieldResolver, DirectiveLocation, GraphQLDirective, GraphQLField, GraphQLFieldConfig, GraphQLList, GraphQLNonNull,
+  GraphQLSchema, GraphQLString, OperationDefinitionNode,
 } from 'graphql';
 import { getDirective, MapperKind, mapSchema } from '@graphql-tools/utils';
 import { Directive } from 'type-graphql';
@@ -39,6 +39,36 @@ function authorize(context: Context, field: string, anyOf: string[] | null): voi
   if (anyOf && !holdsAny(context.caller.key.scopes, anyOf, context.caller.organization.isPlatform)) {
     throw new KeywardError(ErrorCode.INSUFFICIENT_SCOPE, `${field} needs one of these scopes: ${anyOf.join(', ')}`, { requiredScopes: anyOf });
   }
+}
+
+/** What a root field's directives ask of its caller. */
+export interface FieldRule {
+  isPublic: boolean;
+  /** One of these scopes is needed; null: any valid key. */
+  anyOf: readonly string[] | null;
+}
+
+// The directives of a field never change: read them once per field, not once per request.
+const ruleOf = new WeakMap<GraphQLField<unknown, unknown>, FieldRule>();
+
+/** The rules of the root fields an operation selects. */
+export function fieldRules(schema: GraphQLSchema, operation: OperationDefinitionNode, fields: readonly string[]): FieldRule[] {
+  const root = schema.getRootType(operation.operation);
+  if (!root) return [];
+  const rules: FieldRule[] = [];
+  for (const name of fields) {
+    const field = root.getFields()[name];
+    if (!field) continue;
+    let rule = ruleOf.get(field);
+    if (!rule) {
+      const isPublic = Boolean(getDirective(schema, field, publicDirective.name)?.[0]);
+      const anyOf = isPublic ? null : ((getDirective(schema, field, requireScopeDirective.name)?.[0]?.anyOf as string[] | undefined) ?? null);
+      rule = { isPublic, anyOf };
+      ruleOf.set(field, rule);
+    }
+    rules.push(rule);
+  }
+  return rules;
 }
 
 /** Enforces the two directives on every root field (queries, mutations, subscriptions). */

@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
-import { ApiKeyEntity } from '../api-keys/api-key.entity';
-import { hashesEqual, hashSecret, isWellFormedSecret } from '../api-keys/key-format';
+import { ApiKeyEntity, keyState, KeyState } from '../api-keys/api-key.entity';
+import { hashesEqual, hashSecret, isWellFormedSecret } from './key-format';
 import { OrganizationEntity, OrganizationStatus } from '../organizations/organization.entity';
 import { Meter, QuotaEntity } from '../quotas/quota.entity';
 import { periodWindow } from '../quotas/quota-period';
@@ -9,21 +9,27 @@ import { RateLimiter, RateLimitWindowState } from '../rate-limits/rate-limiter';
 import { effectiveRateLimits } from '../rate-limits/effective-limits';
 import { SessionEntity } from '../sessions/session.entity';
 import { SessionsService } from '../sessions/sessions.service';
-import { UsageBuffer } from '../usage/usage-buffer';
 import { Transactions } from '../db/data-source';
-import { Clock } from '../clock';
+import { Clock, secondsUntil } from '../clock';
 import { CachedKey, KeyCache } from './key-cache';
 import { ipAllowed } from './ip-allowlist';
 import { holdsAny } from './scopes';
 import { VerifyCode } from './verify-code';
 import { ErrorCode, KeywardError } from '../errors';
-import type { LiveEvents } from '../live/live-events';
+import type { VerificationEvents, VerificationRecorder } from './verification-sinks';
 
-export interface VerificationRequest {
+/** Who presents a key, and where from: what steps 1–5 look at. */
+export interface Credentials {
   /** The secret as presented. */
   secret: string;
   /** Client address, checked against the key's ipAllowlist. */
   ip: string | null;
+  /** Only keys of this organization exist for this request (tenancy of verifyKey); null: any. */
+  organizationId?: string | null;
+}
+
+/** What a request asks of an authenticated key: what steps 6–11 look at and take. */
+export interface Consumption {
   /**
    * Every entry must be satisfied by holding one of its scopes. verifyKey(requiredScopes)
    * passes one entry per scope (all needed); a GraphQL operation one per root field's
@@ -38,11 +44,9 @@ export interface VerificationRequest {
   requireSession?: boolean;
   /** Queue a usage event when VALID (verifyKey). GraphQL calls record theirs after executing. */
   recordUsageEvent?: boolean;
-  /** Stop after step 6: authenticate without consuming anything (a WebSocket connecting). */
-  authenticateOnly?: boolean;
-  /** Only keys of this organization exist for this request (tenancy of verifyKey); null: any. */
-  organizationId?: string | null;
 }
+
+export type VerificationRequest = Credentials & Consumption;
 
 type Refusal = Exclude<VerifyCode, VerifyCode.VALID>;
 
@@ -61,51 +65,114 @@ export interface VerificationOutcome {
   session: SessionEntity | null;
   /**
    * Whole seconds (at least 1) until retrying can succeed: RATE_LIMITED until the window
-   * resets, QUOTA_EXCEEDED until a DAY / MONTH quota's period ends; otherwise null.
+   * frees enough, QUOTA_EXCEEDED until a DAY / MONTH quota's period ends; otherwise null.
    */
   retryAfterSeconds: number | null;
 }
 
-class PipelineRefusal {
+/** A key that passed steps 1–5: what the consuming steps need, without reading it again. */
+export interface Authenticated {
+  outcome: VerificationOutcome & { valid: true; key: ApiKeyEntity; organization: OrganizationEntity };
+  /** The key's and its organization's quotas, from the verification cache. */
+  quotas: readonly QuotaEntity[];
+  ip: string | null;
+}
+
+export type Authentication = { authenticated: Authenticated; refused: null } | { authenticated: null; refused: VerificationOutcome };
+
+/** The one way a refusal is written down (also for refusals made outside the pipeline). */
+export function refusedOutcome(code: Refusal, reason: string, extra: Partial<VerificationOutcome> = {}): VerificationOutcome {
+  return { valid: false, code, reason, key: null, organization: null, rateLimits: [], quotas: [], session: null, retryAfterSeconds: null, ...extra };
+}
+
+/** …and an admission. */
+export function admittedOutcome<T extends Partial<VerificationOutcome>>(extra: T): VerificationOutcome & T & { valid: true } {
+  return { valid: true, code: VerifyCode.VALID, reason: '', key: null, organization: null, rateLimits: [], quotas: [], session: null, retryAfterSeconds: null, ...extra };
+}
+
+export interface KeyVerifierDependencies {
+  dataSource: DataSource;
+  transactions: Transactions;
+  clock: Clock;
+  pepper: string;
+  cache: KeyCache;
+  rateLimiter: RateLimiter;
+  quotas: QuotasService;
+  sessions: SessionsService;
+  /** Where verified uses, usage events and rate-limit refusals go (the usage buffer). */
+  recorder: VerificationRecorder;
+  /** Who hears of windows and quotas that moved (live subscribers). */
+  events: VerificationEvents;
+}
+
+class StepRefusal {
   constructor(readonly code: Refusal, readonly reason: string, readonly retryAt: Date | null = null) {}
 }
 
+const KEY_STATE_REFUSALS: Record<Exclude<KeyState, 'ACTIVE'>, { code: Refusal; reason: (key: ApiKeyEntity) => string }> = {
+  DELETED: { code: VerifyCode.NOT_FOUND, reason: () => 'The API key does not exist' },
+  REVOKED: { code: VerifyCode.REVOKED, reason: () => 'The API key was revoked' },
+  DISABLED: { code: VerifyCode.DISABLED, reason: () => 'The API key is disabled' },
+  EXPIRED: { code: VerifyCode.EXPIRED, reason: (key) => `The API key expired at ${key.expiresAt!.toISOString()}` },
+};
+
 /**
- * The verification pipeline (DESIGN.md), one function for verifyKey and every key-authenticated
- * GraphQL call. First failure wins; nothing is consumed by a refused request:
- *  1 format + checksum → NOT_FOUND        2 lookup by hash (cached) → NOT_FOUND
- *  3 deleted → NOT_FOUND; revoked, disabled, expired
- *  4 organization suspended               5 IP allowlist → FORBIDDEN_IP
- *  6 required scopes → INSUFFICIENT_SCOPE 7 cost above maxCostPerRequest → QUOTA_EXCEEDED
- *  8 rate limits take `cost` → RATE_LIMITED (all windows or none)
- *  9 quotas of the key and its organization → QUOTA_EXCEEDED (REQUESTS taken atomically)
- * 10 requireSession without an ACTIVE session → NO_ACTIVE_SESSION
- * 11 VALID: lastUsedAt / requestCount (batched), usage event queued.
- * Steps 9 and 10 run in one transaction; if either refuses, it rolls back and step 8's
- * units are given back.
+ * The verification pipeline, one for verifyKey and every key-authenticated GraphQL call or
+ * WebSocket. Named steps over one outcome; the first refusal wins and nothing is consumed by a
+ * refused request:
+ *
+ *   authenticate (what a request's context and a WebSocket connect run)
+ *     lookup        1 format + checksum, 2 by hash (cached)       → NOT_FOUND
+ *     status        3 deleted → NOT_FOUND; revoked, disabled, expired
+ *     organization  4 suspended                                   → ORGANIZATION_SUSPENDED
+ *     network       5 IP allowlist                                → FORBIDDEN_IP
+ *   consume (once the operation is known)
+ *     scopes        6 required scopes                             → INSUFFICIENT_SCOPE
+ *     cost          7 above maxCostPerRequest                     → QUOTA_EXCEEDED
+ *     rateLimits    8 every window takes `cost` (all or none)     → RATE_LIMITED
+ *     quotas        9 the key's and its organization's            → QUOTA_EXCEEDED
+ *     session      10 requireSession without an ACTIVE session    → NO_ACTIVE_SESSION
+ *     record       11 VALID: lastUsedAt / requestCount (batched), usage event queued
+ * Steps 9 and 10 run in one transaction; if either refuses it rolls back and step 8's units are
+ * given back.
  */
 export class KeyVerifier {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly transactions: Transactions,
-    private readonly clock: Clock,
-    private readonly pepper: string,
-    private readonly cache: KeyCache,
-    private readonly rateLimiter: RateLimiter,
-    private readonly quotas: QuotasService,
-    private readonly sessions: SessionsService,
-    private readonly usage: UsageBuffer,
-    private readonly live: LiveEvents,
-  ) {}
+  constructor(private readonly deps: KeyVerifierDependencies) {}
 
   /** Told of every verification's code ('ERROR' when the pipeline threw) and duration in seconds (metrics). */
   observer: VerificationObserver | null = null;
 
+  /** Steps 1–11: verifyKey. */
   async verify(request: VerificationRequest): Promise<VerificationOutcome> {
+    return this.observed(async () => {
+      const authentication = await this.authenticateSteps(request);
+      return authentication.refused ?? this.consumeSteps(authentication.authenticated, request);
+    });
+  }
+
+  /** Steps 1–5: who the caller is. Consumes nothing, so a refusal costs nothing either. */
+  async authenticate(credentials: Credentials): Promise<Authentication> {
+    const started = performance.now();
+    try {
+      const authentication = await this.authenticateSteps(credentials);
+      if (authentication.refused) this.observer?.(authentication.refused.code, (performance.now() - started) / 1000);
+      return authentication;
+    } catch (error) {
+      this.observer?.('ERROR', (performance.now() - started) / 1000);
+      throw error;
+    }
+  }
+
+  /** Steps 6–11 for a key that authenticated: what the operation needs and takes. */
+  async consume(authenticated: Authenticated, consumption: Consumption): Promise<VerificationOutcome> {
+    return this.observed(() => this.consumeSteps(authenticated, consumption));
+  }
+
+  private async observed(run: () => Promise<VerificationOutcome>): Promise<VerificationOutcome> {
     const started = performance.now();
     let code: VerifyCode | 'ERROR' = 'ERROR';
     try {
-      const outcome = await this.pipeline(request);
+      const outcome = await run();
       code = outcome.code;
       return outcome;
     } finally {
@@ -113,119 +180,160 @@ export class KeyVerifier {
     }
   }
 
-  private async pipeline(request: VerificationRequest): Promise<VerificationOutcome> {
-    const cost = request.cost ?? 1;
-    // 1
-    if (!isWellFormedSecret(request.secret)) return refused(VerifyCode.NOT_FOUND, 'The API key is malformed or its checksum is wrong');
-    // 2
-    const hash = hashSecret(this.pepper, request.secret);
-    const cached = await this.lookup(hash);
-    if (!cached || (request.organizationId && cached.key.organizationId !== request.organizationId)) {
-      return refused(VerifyCode.NOT_FOUND, 'The API key does not exist');
+  private async authenticateSteps(credentials: Credentials): Promise<Authentication> {
+    let found: CachedKey | null = null;
+    try {
+      found = await this.lookup(credentials);
+      this.status(found.key);
+      this.organizationStatus(found.organization);
+      this.network(found.key, credentials.ip);
+    } catch (error) {
+      if (!(error instanceof StepRefusal)) throw error;
+      // An unknown or deleted key is not described at all.
+      const known = found && error.code !== VerifyCode.NOT_FOUND ? { key: found.key, organization: found.organization } : {};
+      return { authenticated: null, refused: refusedOutcome(error.code, error.reason, known) };
     }
-    const { key, organization, quotas } = cached;
-    const known = (code: Refusal, reason: string, extra: Partial<VerificationOutcome> = {}) => refused(code, reason, { key, organization, ...extra });
-    // 3
-    const now = this.clock.now();
-    if (key.deletedAt) return refused(VerifyCode.NOT_FOUND, 'The API key does not exist');
-    if (key.revokedAt) return known(VerifyCode.REVOKED, 'The API key was revoked');
-    if (key.disabled) return known(VerifyCode.DISABLED, 'The API key is disabled');
-    if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return known(VerifyCode.EXPIRED, `The API key expired at ${key.expiresAt.toISOString()}`);
-    // 4
-    if (organization.status === OrganizationStatus.SUSPENDED) return known(VerifyCode.ORGANIZATION_SUSPENDED, 'The organization of this API key is suspended');
-    // 5
-    if (!ipAllowed(key.ipAllowlist, request.ip)) {
-      return known(VerifyCode.FORBIDDEN_IP, `Requests from ${request.ip ?? 'an unknown address'} are not allowed for this API key`);
+    const { key, organization, quotas } = found;
+    return { authenticated: { outcome: admittedOutcome({ key, organization }), quotas, ip: credentials.ip }, refused: null };
+  }
+
+  private async consumeSteps(authenticated: Authenticated, consumption: Consumption): Promise<VerificationOutcome> {
+    const { key, organization } = authenticated.outcome;
+    const cost = consumption.cost ?? 1;
+    const now = this.deps.clock.now();
+    const known = (refusal: StepRefusal, extra: Partial<VerificationOutcome> = {}) => refusedOutcome(refusal.code, refusal.reason, {
+      key, organization, retryAfterSeconds: refusal.retryAt ? secondsUntil(refusal.retryAt, now) : null, ...extra,
+    });
+    try {
+      this.scopes(key, organization, consumption.scopeRequirements ?? []);
+      this.cost(key, cost);
+    } catch (error) {
+      if (error instanceof StepRefusal) return known(error);
+      throw error;
     }
-    // 6
-    const missing = (request.scopeRequirements ?? []).find((anyOf) => !holdsAny(key.scopes, anyOf, organization.isPlatform));
-    if (missing) return known(VerifyCode.INSUFFICIENT_SCOPE, `The API key lacks a required scope (needs ${missing.length > 1 ? 'one of ' : ''}${missing.join(', ')})`);
-    if (request.authenticateOnly) {
-      return { valid: true, code: VerifyCode.VALID, reason: '', key, organization, rateLimits: [], quotas: [], session: null, retryAfterSeconds: null };
-    }
-    // 7
-    if (key.maxCostPerRequest !== null && cost > key.maxCostPerRequest) {
-      return known(VerifyCode.QUOTA_EXCEEDED, `cost ${cost} is above this key's maxCostPerRequest (${key.maxCostPerRequest})`);
-    }
-    // 8
-    const subject = key.lineageId ?? key.id;
     const windows = effectiveRateLimits(key, organization);
-    const limited = await this.rateLimiter.consume(subject, windows, cost, now).catch((error: unknown) => {
+    const subject = key.lineageId ?? key.id;
+    const limited = await this.rateLimits(key, subject, windows, cost, consumption.operation ?? null, authenticated.ip, now);
+    if (!limited.allowed) return known(limited.refusal, { rateLimits: limited.states });
+    let quotas: QuotaStatus[] = [];
+    let session: SessionEntity | null = null;
+    if (authenticated.quotas.length > 0 || consumption.requireSession) {
+      try {
+        ({ quotas, session } = await this.quotasAndSession(authenticated.quotas, cost, key.organizationId, consumption.requireSession ?? false));
+      } catch (error) {
+        await this.deps.rateLimiter.refund(subject, windows, cost, now);
+        if (!(error instanceof StepRefusal)) throw error;
+        const states = await this.deps.rateLimiter.peek(subject, windows, now);
+        if (windows.length > 0) this.deps.events.rateLimits(key.id, states);
+        return known(error, { rateLimits: states, quotas: await this.deps.quotas.statusesOf(authenticated.quotas) });
+      }
+    }
+    this.record(key, session, consumption);
+    return admittedOutcome({ key, organization, rateLimits: limited.states, quotas, session });
+  }
+
+  /** Steps 1 and 2: a well-formed secret whose hash is known (through the cache). */
+  private async lookup(credentials: Credentials): Promise<CachedKey> {
+    if (!isWellFormedSecret(credentials.secret)) throw new StepRefusal(VerifyCode.NOT_FOUND, 'The API key is malformed or its checksum is wrong');
+    const hash = hashSecret(this.deps.pepper, credentials.secret);
+    const cached = this.deps.cache.get(hash);
+    const found = cached === undefined ? await this.load(hash) : cached;
+    if (!found || (credentials.organizationId && found.key.organizationId !== credentials.organizationId)) {
+      throw new StepRefusal(VerifyCode.NOT_FOUND, 'The API key does not exist');
+    }
+    return found;
+  }
+
+  private async load(hash: string): Promise<CachedKey | null> {
+    const key = await this.deps.dataSource.getRepository(ApiKeyEntity).findOneBy({ secretHash: hash });
+    if (!key || !hashesEqual(key.secretHash, hash)) {
+      this.deps.cache.set(hash, null);
+      return null;
+    }
+    const organization = await this.deps.dataSource.getRepository(OrganizationEntity).findOneBy({ id: key.organizationId });
+    if (!organization) return null;
+    const entry: CachedKey = { key, organization, quotas: await this.deps.quotas.applicableTo(key) };
+    this.deps.cache.set(hash, entry);
+    return entry;
+  }
+
+  /** Step 3: only an ACTIVE key goes on. */
+  private status(key: ApiKeyEntity): void {
+    const state = keyState(key, this.deps.clock.now());
+    if (state === 'ACTIVE') return;
+    const refusal = KEY_STATE_REFUSALS[state];
+    throw new StepRefusal(refusal.code, refusal.reason(key));
+  }
+
+  /** Step 4. */
+  private organizationStatus(organization: OrganizationEntity): void {
+    if (organization.status === OrganizationStatus.SUSPENDED) {
+      throw new StepRefusal(VerifyCode.ORGANIZATION_SUSPENDED, 'The organization of this API key is suspended');
+    }
+  }
+
+  /** Step 5. */
+  private network(key: ApiKeyEntity, ip: string | null): void {
+    if (!ipAllowed(key.ipAllowlist, ip)) {
+      throw new StepRefusal(VerifyCode.FORBIDDEN_IP, `Requests from ${ip ?? 'an unknown address'} are not allowed for this API key`);
+    }
+  }
+
+  /** Step 6: scopes are organization-bound (a customer's `*` never reaches `platform:` scopes). */
+  private scopes(key: ApiKeyEntity, organization: OrganizationEntity, requirements: ReadonlyArray<readonly string[]>): void {
+    const missing = requirements.find((anyOf) => !holdsAny(key.scopes, anyOf, organization.isPlatform));
+    if (missing) throw new StepRefusal(VerifyCode.INSUFFICIENT_SCOPE, `The API key lacks a required scope (needs ${missing.length > 1 ? 'one of ' : ''}${missing.join(', ')})`);
+  }
+
+  /** Step 7. */
+  private cost(key: ApiKeyEntity, cost: number): void {
+    if (key.maxCostPerRequest !== null && cost > key.maxCostPerRequest) {
+      throw new StepRefusal(VerifyCode.QUOTA_EXCEEDED, `cost ${cost} is above this key's maxCostPerRequest (${key.maxCostPerRequest})`);
+    }
+  }
+
+  /** Step 8: every window of the key and its organization takes `cost`, or none does. */
+  private async rateLimits(key: ApiKeyEntity, subject: string, windows: ReturnType<typeof effectiveRateLimits>, cost: number, operation: string | null, ip: string | null, now: Date) {
+    const limited = await this.deps.rateLimiter.consume(subject, windows, cost, now).catch((error: unknown) => {
       // The shared rate-limit store is down and no fallback is configured: fail closed.
       throw new KeywardError(ErrorCode.UNAVAILABLE, `Rate limits cannot be checked right now (${(error as Error).message}); retry shortly`);
     });
-    if (windows.length > 0) this.live.rateLimits(key.id, limited.states);
-    if (!limited.allowed) {
-      const { refusedBy } = limited;
-      this.usage.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation: request.operation ?? null, ip: request.ip });
-      return known(VerifyCode.RATE_LIMITED, `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s) is used up; it resets at ${refusedBy.resetAt.toISOString()}`, {
-        rateLimits: limited.states,
-        retryAfterSeconds: secondsUntil(refusedBy.resetAt, now),
-      });
-    }
-    // 9 + 10
-    let quotaStatuses: QuotaStatus[] = [];
-    let session: SessionEntity | null = null;
-    if (quotas.length > 0 || request.requireSession) {
-      try {
-        ({ quotaStatuses, session } = await this.consumeQuotasAndCheckSession(quotas, cost, key.organizationId, request.requireSession ?? false));
-        // Only REQUESTS quotas moved; TOKENS / COST_USD change with recordUsage.
-        this.live.quotas(quotaStatuses.filter((status) => status.meter === Meter.REQUESTS));
-      } catch (error) {
-        await this.rateLimiter.refund(subject, windows, cost, now);
-        if (!(error instanceof PipelineRefusal)) throw error;
-        const states = await this.rateLimiter.peek(subject, windows, now);
-        if (windows.length > 0) this.live.rateLimits(key.id, states);
-        return known(error.code, error.reason, {
-          rateLimits: states,
-          quotas: await this.quotas.statusesOf(quotas),
-          retryAfterSeconds: error.retryAt ? secondsUntil(error.retryAt, now) : null,
-        });
-      }
-    }
-    // 11
-    this.usage.touchKey(key.id);
-    if (request.recordUsageEvent) {
-      this.usage.record({ organizationId: key.organizationId, apiKeyId: key.id, sessionId: session?.id ?? null, operation: request.operation ?? 'verifyKey', statusCode: 200, isError: false });
-    }
-    return { valid: true, code: VerifyCode.VALID, reason: '', key, organization, rateLimits: limited.states, quotas: quotaStatuses, session, retryAfterSeconds: null };
+    if (windows.length > 0) this.deps.events.rateLimits(key.id, limited.states);
+    if (limited.allowed) return { allowed: true as const, states: limited.states };
+    const { refusedBy } = limited;
+    this.deps.recorder.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation, ip });
+    const refusal = new StepRefusal(VerifyCode.RATE_LIMITED,
+      `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s) is used up; it resets at ${refusedBy.resetAt.toISOString()}`, refusedBy.resetAt);
+    return { allowed: false as const, states: limited.states, refusal };
   }
 
-  private async consumeQuotasAndCheckSession(quotas: QuotaEntity[], cost: number, organizationId: string, requireSession: boolean) {
-    await this.quotas.prepareCounters(quotas);
-    return this.transactions.run(async (tx) => {
-      const refusing = await this.quotas.consume(tx, quotas, cost);
+  /** Steps 9 and 10, in one transaction. */
+  private async quotasAndSession(quotas: readonly QuotaEntity[], cost: number, organizationId: string, requireSession: boolean) {
+    await this.deps.quotas.prepareCounters(quotas);
+    const result = await this.deps.transactions.run(async (tx) => {
+      const refusing = await this.deps.quotas.consume(tx, quotas, cost);
       if (refusing) {
         const owner = refusing.apiKeyId ? 'key' : 'organization';
-        throw new PipelineRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) is used up`,
-          periodWindow(refusing.period, this.clock.now()).resetsAt);
+        throw new StepRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) is used up`,
+          periodWindow(refusing.period, this.deps.clock.now()).resetsAt);
       }
-      const session = requireSession ? await this.sessions.active(organizationId, tx) : null;
-      if (requireSession && !session) throw new PipelineRefusal(VerifyCode.NO_ACTIVE_SESSION, 'The organization has no active session');
-      return { quotaStatuses: await this.quotas.statusesOf(quotas, tx), session };
+      const session = requireSession ? await this.deps.sessions.active(organizationId, tx) : null;
+      if (requireSession && !session) throw new StepRefusal(VerifyCode.NO_ACTIVE_SESSION, 'The organization has no active session');
+      return { quotas: await this.deps.quotas.statusesOf(quotas, tx), session };
     });
+    // Only REQUESTS quotas moved; TOKENS and COST_USD change with recordUsage.
+    this.deps.events.quotas(result.quotas.filter((status) => status.meter === Meter.REQUESTS));
+    return result;
   }
 
-  private async lookup(hash: string): Promise<CachedKey | null> {
-    const cached = this.cache.get(hash);
-    if (cached !== undefined) return cached;
-    const key = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ secretHash: hash });
-    if (!key || !hashesEqual(key.secretHash, hash)) {
-      this.cache.set(hash, null);
-      return null;
+  /** Step 11. */
+  private record(key: ApiKeyEntity, session: SessionEntity | null, consumption: Consumption): void {
+    this.deps.recorder.touchKey(key.id);
+    if (consumption.recordUsageEvent) {
+      this.deps.recorder.record({
+        organizationId: key.organizationId, apiKeyId: key.id, sessionId: session?.id ?? null,
+        operation: consumption.operation ?? 'verifyKey', statusCode: 200, isError: false,
+      });
     }
-    const organization = await this.dataSource.getRepository(OrganizationEntity).findOneBy({ id: key.organizationId });
-    if (!organization) return null;
-    const entry: CachedKey = { key, organization, quotas: await this.quotas.applicableTo(key) };
-    this.cache.set(hash, entry);
-    return entry;
   }
-}
-
-function secondsUntil(at: Date, now: Date): number {
-  return Math.max(1, Math.ceil((at.getTime() - now.getTime()) / 1000));
-}
-
-function refused(code: Refusal, reason: string, extra: Partial<VerificationOutcome> = {}): VerificationOutcome {
-  return { valid: false, code, reason, key: null, organization: null, rateLimits: [], quotas: [], session: null, retryAfterSeconds: null, ...extra };
 }

@@ -5,7 +5,7 @@ import { normalizeIp } from './ip-allowlist';
 import { VerifyCode } from './verify-code';
 import { KeyEnvironment } from '../api-keys/api-key.entity';
 import { QuotaStatus } from '../quotas/quotas.service';
-import { RateLimitState } from '../rate-limits/rate-limits.service';
+import { RateLimitState } from '../rate-limits/rate-limiter';
 import { SessionEntity } from '../sessions/session.entity';
 import { BadUserInputError } from '../errors';
 import { LIMITS, optionalText, requireInt, validateScopes } from '../validation';

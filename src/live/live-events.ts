@@ -1,8 +1,9 @@
 import { Coalescer } from './coalescer';
 import { LivePubSub } from './pub-sub';
-import { ApiKeyEventType, Topic } from './topics';
+import { Topic } from './topics';
+import type { ApiKeyEvents, ApiKeyEventType } from '../api-keys/api-key-events';
 import type { QuotaStatus } from '../quotas/quotas.service';
-import type { RateLimitState } from '../rate-limits/rate-limits.service';
+import type { RateLimitEvents, RateLimitState } from '../rate-limits/rate-limiter';
 import type { SessionEntity } from '../sessions/session.entity';
 import type { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { apiKeyPayload, SessionPayload, sessionPayload } from './payloads';

@@ -1,5 +1,5 @@
 import { Field, ObjectType, registerEnumType } from 'type-graphql';
-import { ApiKeyEventType } from './topics';
+import { ApiKeyEventType } from '../api-keys/api-key-events';
 import { ApiKey } from '../api-keys/api-key.type';
 
 registerEnumType(ApiKeyEventType, { name: 'ApiKeyEventType' });

@@ -1,8 +1,8 @@
 import type { ApiKeyEntity, KeyEnvironment, RateLimitSpec } from '../api-keys/api-key.entity';
 import type { SessionEntity, SessionStatus } from '../sessions/session.entity';
 import type { QuotaStatus } from '../quotas/quotas.service';
-import type { RateLimitState } from '../rate-limits/rate-limits.service';
-import type { ApiKeyEventType } from './topics';
+import type { RateLimitState } from '../rate-limits/rate-limiter';
+import type { ApiKeyEventType } from '../api-keys/api-key-events';
 
 /**
  * What live events carry, in process and through Redis: explicit wire payloads, never entities.

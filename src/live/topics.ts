@@ -1,5 +1,5 @@
 import type { QuotaStatus } from '../quotas/quotas.service';
-import type { RateLimitState } from '../rate-limits/rate-limits.service';
+import type { RateLimitState } from '../rate-limits/rate-limiter';
 import type { OrganizationStatus } from '../organizations/organization.entity';
 import type { ApiKeyEvent, SessionPayload } from './payloads';
 
@@ -26,15 +26,7 @@ export interface KeyCacheInvalidation {
   organizationId?: string;
 }
 
-export enum ApiKeyEventType {
-  CREATED = 'CREATED',
-  UPDATED = 'UPDATED',
-  DISABLED = 'DISABLED',
-  ENABLED = 'ENABLED',
-  REVOKED = 'REVOKED',
-  ROTATED = 'ROTATED',
-  DELETED = 'DELETED',
-}
+export { ApiKeyEventType } from '../api-keys/api-key-events';
 
 export interface OrganizationChange {
   organizationId: string;

@@ -5,12 +5,11 @@ import { assertNotSuperseded, assertOrganizationAccess, assertPlatformAdmin } fr
 import { validateRateLimits } from '../api-keys/api-keys.service';
 import type { RateLimitSpec } from '../api-keys/api-key.entity';
 import { AuditLogService } from '../audit-log/audit-log.service';
-import { QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.service';
+import { QuotaEvents, QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.service';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
 import { KeyCache } from '../auth/key-cache';
-import type { LiveEvents } from '../live/live-events';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import { LIMITS, requireInt, requireText } from '../validation';
@@ -49,19 +48,27 @@ export function slugify(name: string): string {
   return slug || 'org';
 }
 
+/** Who hears of organization changes (live subscribers, open sockets). */
+export interface OrganizationEvents extends QuotaEvents {
+  organization(organization: OrganizationEntity): void;
+}
+
+/** What OrganizationsService is built from (app.ts wires it). */
+export interface OrganizationsServiceDependencies {
+  dataSource: DataSource;
+  transactions: Transactions;
+  audit: AuditLogService;
+  quotas: QuotasService;
+  clock: Clock;
+  keyCache: KeyCache;
+  events: OrganizationEvents;
+}
+
 export class OrganizationsService {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly transactions: Transactions,
-    private readonly audit: AuditLogService,
-    private readonly quotas: QuotasService,
-    private readonly clock: Clock,
-    private readonly keyCache: KeyCache,
-    private readonly live: LiveEvents,
-  ) {}
+  constructor(private readonly deps: OrganizationsServiceDependencies) {}
 
   async findById(id: string): Promise<OrganizationEntity | null> {
-    return this.dataSource.getRepository(OrganizationEntity).findOneBy({ id });
+    return this.deps.dataSource.getRepository(OrganizationEntity).findOneBy({ id });
   }
 
   /** The organization the actor may see: its own by default, any for platform admins. */
@@ -76,7 +83,7 @@ export class OrganizationsService {
 
   async list(actor: Actor, first?: number | null, after?: string | null): Promise<Page<OrganizationEntity>> {
     const request = pageRequest(first, after);
-    const query = this.dataSource.getRepository(OrganizationEntity).createQueryBuilder('o');
+    const query = this.deps.dataSource.getRepository(OrganizationEntity).createQueryBuilder('o');
     if (!actor.isPlatformAdmin) query.where('o.id = :own', { own: actor.organizationId });
     const totalCount = await query.clone().getCount();
     if (request.afterId) query.andWhere('o.id < :after', { after: request.afterId });
@@ -101,7 +108,7 @@ export class OrganizationsService {
         // A generated slug never fails the create: add a short suffix when taken.
         while (await repository.existsBy({ slug })) slug = `${slugify(name).slice(0, 48)}-${newId('org').slice(-6)}`;
       }
-      const now = this.clock.now();
+      const now = this.deps.clock.now();
       const organization = repository.create({
         id: newId('org', now),
         name,
@@ -117,8 +124,8 @@ export class OrganizationsService {
         updatedAt: now,
       });
       await repository.insert(organization);
-      await this.quotas.replace(manager, { organizationId: organization.id }, quotas);
-      await this.audit.record(manager, actor, {
+      await this.deps.quotas.replace(manager, { organizationId: organization.id }, quotas);
+      await this.deps.audit.record(manager, actor, {
         action: 'organization.create',
         targetType: 'organization',
         targetId: organization.id,
@@ -127,7 +134,7 @@ export class OrganizationsService {
       });
       return organization;
     };
-    return options.manager ? work(options.manager) : this.transactions.run(work);
+    return options.manager ? work(options.manager) : this.deps.transactions.run(work);
   }
 
   async update(actor: Actor, id: string, input: UpdateOrganization): Promise<OrganizationEntity> {
@@ -142,7 +149,7 @@ export class OrganizationsService {
     const quotas = input.quotas == null ? undefined : validateQuotas('quotas', input.quotas);
     const keyRateLimits = input.keyRateLimits == null ? undefined : validateRateLimits('keyRateLimits', input.keyRateLimits, 'organization');
 
-    const updated = await this.transactions.run(async (manager) => {
+    const updated = await this.deps.transactions.run(async (manager) => {
       const repository = manager.getRepository(OrganizationEntity);
       const organization = await repository.findOneBy({ id });
       if (!organization) throw new NotFoundError('Organization');
@@ -156,12 +163,12 @@ export class OrganizationsService {
       if (maxKeys !== undefined && maxKeys !== organization.maxKeys) { organization.maxKeys = maxKeys; changed.push('maxKeys'); }
       if (keyRateLimits !== undefined) { organization.keyRateLimits = keyRateLimits; changed.push('keyRateLimits'); }
       if (quotas !== undefined) {
-        await this.quotas.replace(manager, { organizationId: id }, quotas);
+        await this.deps.quotas.replace(manager, { organizationId: id }, quotas);
         changed.push('quotas');
       }
-      organization.updatedAt = this.clock.now();
+      organization.updatedAt = this.deps.clock.now();
       await repository.save(organization);
-      await this.audit.record(manager, actor, {
+      await this.deps.audit.record(manager, actor, {
         action: 'organization.update',
         targetType: 'organization',
         targetId: id,
@@ -173,15 +180,15 @@ export class OrganizationsService {
       });
       return organization;
     });
-    this.keyCache.invalidateOrganization(id);
-    if (quotas !== undefined) this.live.quotas(await this.quotas.statuses({ organizationId: id }));
+    this.deps.keyCache.invalidateOrganization(id);
+    if (quotas !== undefined) this.deps.events.quotas(await this.deps.quotas.statuses({ organizationId: id }));
     return updated;
   }
 
   async setStatus(actor: Actor, id: string, status: OrganizationStatus): Promise<OrganizationEntity> {
     assertNotSuperseded(actor, 'change organizations');
     assertPlatformAdmin(actor, 'Suspending or activating an organization');
-    const changed = await this.transactions.run(async (manager) => {
+    const changed = await this.deps.transactions.run(async (manager) => {
       const repository = manager.getRepository(OrganizationEntity);
       const organization = await repository.findOneBy({ id });
       if (!organization) throw new NotFoundError('Organization');
@@ -190,9 +197,9 @@ export class OrganizationsService {
       }
       const previous = organization.status;
       organization.status = status;
-      organization.updatedAt = this.clock.now();
+      organization.updatedAt = this.deps.clock.now();
       await repository.save(organization);
-      await this.audit.record(manager, actor, {
+      await this.deps.audit.record(manager, actor, {
         action: status === OrganizationStatus.SUSPENDED ? 'organization.suspend' : 'organization.activate',
         targetType: 'organization',
         targetId: id,
@@ -201,8 +208,8 @@ export class OrganizationsService {
       });
       return organization;
     });
-    this.keyCache.invalidateOrganization(id);
-    this.live.organization(changed);
+    this.deps.keyCache.invalidateOrganization(id);
+    this.deps.events.organization(changed);
     return changed;
   }
 }

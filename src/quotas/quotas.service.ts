@@ -30,6 +30,11 @@ export interface QuotaStatus {
   resetsAt: Date | null;
 }
 
+/** Who hears of quotas that moved (live subscribers; coalesced there). */
+export interface QuotaEvents {
+  quotas(statuses: readonly QuotaStatus[]): void;
+}
+
 export function validateQuotas(field: string, quotas: readonly QuotaSpec[]): QuotaSpec[] {
   if (quotas.length > LIMITS.quotasPerOwner) {
     throw new BadUserInputError(field, `at most ${LIMITS.quotasPerOwner} quotas (got ${quotas.length})`);

@@ -12,6 +12,16 @@ export interface RateLimitWindowState {
   resetAt: Date;
 }
 
+/** A window of one key, as live events and rateLimitStatus carry it. */
+export interface RateLimitState extends RateLimitWindowState {
+  apiKeyId: string;
+}
+
+/** Who hears of windows that moved (live subscribers). */
+export interface RateLimitEvents {
+  rateLimits(apiKeyId: string, states: readonly RateLimitWindowState[]): void;
+}
+
 export type ConsumeResult =
   | { allowed: true; states: RateLimitWindowState[] }
   | { allowed: false; states: RateLimitWindowState[]; refusedBy: RateLimitWindowState };

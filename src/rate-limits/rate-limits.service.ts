@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { RateLimiter, RateLimitWindowState } from './rate-limiter';
+import { RateLimiter, RateLimitEvents, RateLimitState } from './rate-limiter';
 import { RateLimitEventEntity } from './rate-limit-event.entity';
 import { ApiKeysService } from '../api-keys/api-keys.service';
 import { UsageBuffer } from '../usage/usage-buffer';
@@ -13,39 +13,39 @@ import { assertDominates, assertNotSuperseded } from '../auth/authorization';
 import { OrganizationEntity } from '../organizations/organization.entity';
 import { effectiveRateLimits, isOrganizationWindow } from './effective-limits';
 import { LIMITS } from '../validation';
-import type { LiveEvents } from '../live/live-events';
 
-export interface RateLimitState extends RateLimitWindowState {
-  apiKeyId: string;
+export type { RateLimitState };
+
+/** What RateLimitsService is built from (app.ts wires it). */
+export interface RateLimitsServiceDependencies {
+  dataSource: DataSource;
+  transactions: Transactions;
+  audit: AuditLogService;
+  apiKeys: ApiKeysService;
+  limiter: RateLimiter;
+  buffer: UsageBuffer;
+  clock: Clock;
+  events: RateLimitEvents;
 }
 
 /** Reading and resetting a key's windows, and its log of refused requests. */
 export class RateLimitsService {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly transactions: Transactions,
-    private readonly audit: AuditLogService,
-    private readonly apiKeys: ApiKeysService,
-    private readonly limiter: RateLimiter,
-    private readonly buffer: UsageBuffer,
-    private readonly clock: Clock,
-    private readonly live: LiveEvents,
-  ) {}
+  constructor(private readonly deps: RateLimitsServiceDependencies) {}
 
   async status(actor: Actor, apiKeyId: string): Promise<RateLimitState[]> {
-    const key = await this.apiKeys.get(actor, apiKeyId);
+    const key = await this.deps.apiKeys.get(actor, apiKeyId);
     return this.statesOf(key);
   }
 
   /** Every window the key obeys: its own, then its organization's (`org:<name>`). */
   async statesOf(key: ApiKeyEntity): Promise<RateLimitState[]> {
     const windows = await this.windowsOf(key);
-    const states = await this.limiter.peek(key.lineageId ?? key.id, windows, this.clock.now());
+    const states = await this.deps.limiter.peek(key.lineageId ?? key.id, windows, this.deps.clock.now());
     return states.map((state) => ({ apiKeyId: key.id, ...state }));
   }
 
   private async windowsOf(key: ApiKeyEntity) {
-    const organization = await this.dataSource.getRepository(OrganizationEntity).findOneByOrFail({ id: key.organizationId });
+    const organization = await this.deps.dataSource.getRepository(OrganizationEntity).findOneByOrFail({ id: key.organizationId });
     return effectiveRateLimits(key, organization);
   }
 
@@ -55,7 +55,7 @@ export class RateLimitsService {
    */
   async reset(actor: Actor, apiKeyId: string, name?: string | null): Promise<RateLimitState[]> {
     assertNotSuperseded(actor, 'reset rate limits');
-    const key = await this.apiKeys.get(actor, apiKeyId);
+    const key = await this.deps.apiKeys.get(actor, apiKeyId);
     assertDominates(actor, key, 'reset the rate limits of');
     if (name != null && isOrganizationWindow(name) && !actor.isPlatformAdmin) {
       throw new ForbiddenError(`"${name}" is a window the platform sets for every key of the organization; only the platform can reset it`);
@@ -65,13 +65,13 @@ export class RateLimitsService {
     if (name != null && limits.length === 0) {
       throw new BadUserInputError('name', `the key has no rate limit named "${String(name).slice(0, 64)}" (it has: ${windows.map((limit) => limit.name).join(', ') || 'none'})`);
     }
-    await this.transactions.run((tx) => this.audit.record(tx, actor, {
+    await this.deps.transactions.run((tx) => this.deps.audit.record(tx, actor, {
       action: 'rate_limit.reset', targetType: 'api_key', targetId: key.id, organizationId: key.organizationId,
       metadata: { names: limits.map((limit) => limit.name) },
     }));
-    await this.limiter.reset(key.lineageId ?? key.id, limits, this.clock.now());
+    await this.deps.limiter.reset(key.lineageId ?? key.id, limits, this.deps.clock.now());
     const states = await this.statesOf(key);
-    this.live.rateLimits(key.id, states);
+    this.deps.events.rateLimits(key.id, states);
     return states;
   }
 
@@ -79,8 +79,8 @@ export class RateLimitsService {
   async log(actor: Actor, apiKeyId: string, first?: number | null): Promise<RateLimitEventEntity[]> {
     const size = first ?? 50;
     if (!Number.isInteger(size) || size < 1 || size > LIMITS.pageSize) throw new BadUserInputError('first', `must be between 1 and ${LIMITS.pageSize} (got ${size})`);
-    const key = await this.apiKeys.get(actor, apiKeyId);
-    await this.buffer.flush(); // refusals are buffered with usage; read what happened so far
-    return this.dataSource.getRepository(RateLimitEventEntity).find({ where: { apiKeyId: key.id }, order: { id: 'DESC' }, take: size });
+    const key = await this.deps.apiKeys.get(actor, apiKeyId);
+    await this.deps.buffer.flush(); // refusals are buffered with usage; read what happened so far
+    return this.deps.dataSource.getRepository(RateLimitEventEntity).find({ where: { apiKeyId: key.id }, order: { id: 'DESC' }, take: size });
   }
 }

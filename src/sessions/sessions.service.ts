@@ -13,7 +13,6 @@ import { Transactions } from '../db/data-source';
 import { BadUserInputError, ErrorCode, InsufficientScopeError, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import { requireInt, requireText } from '../validation';
-import type { LiveEvents } from '../live/live-events';
 
 export const SESSION_DEFAULTS = {
   tokenLimit: 100_000,
@@ -40,23 +39,31 @@ export function balanceOf(organization: OrganizationEntity): SessionBalance {
   };
 }
 
+/** Who hears of sessions that changed (live subscribers). */
+export interface SessionEvents {
+  session(session: SessionEntity): void;
+}
+
+/** What SessionsService is built from (app.ts wires it). */
+export interface SessionsServiceDependencies {
+  dataSource: DataSource;
+  transactions: Transactions;
+  audit: AuditLogService;
+  clock: Clock;
+  priceUsd: number;
+  events: SessionEvents;
+}
+
 /**
  * Pay-per-session metering: organizations buy sessions (addSessionCredits), a key starts one
  * (createSession) with a token budget and a lifetime; usage charges it until it is EXHAUSTED,
  * EXPIRED (observed lazily and by `sweep`) or TERMINATED. One ACTIVE session per organization.
  */
 export class SessionsService {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly transactions: Transactions,
-    private readonly audit: AuditLogService,
-    private readonly clock: Clock,
-    private readonly priceUsd: number,
-    private readonly live: LiveEvents,
-  ) {}
+  constructor(private readonly deps: SessionsServiceDependencies) {}
 
   /** The organization's ACTIVE session, after expiring it if its time is up. */
-  async active(organizationId: string, manager: EntityManager = this.dataSource.manager): Promise<SessionEntity | null> {
+  async active(organizationId: string, manager: EntityManager = this.deps.dataSource.manager): Promise<SessionEntity | null> {
     const session = await manager.getRepository(SessionEntity).findOneBy({ organizationId, status: SessionStatus.ACTIVE });
     if (!session) return null;
     const observed = await this.observeExpiry(session, manager);
@@ -64,7 +71,7 @@ export class SessionsService {
   }
 
   async get(actor: Actor, id: string): Promise<SessionEntity> {
-    const session = await this.dataSource.getRepository(SessionEntity).findOneBy({ id });
+    const session = await this.deps.dataSource.getRepository(SessionEntity).findOneBy({ id });
     if (!session || !canAccessOrganization(actor, session.organizationId)) throw new NotFoundError('Session');
     return this.observeExpiry(session);
   }
@@ -73,7 +80,7 @@ export class SessionsService {
   async list(actor: Actor, status: SessionStatus | null | undefined, first?: number | null, after?: string | null): Promise<Page<SessionEntity>> {
     const request = pageRequest(first, after);
     await this.sweep();
-    const query = this.dataSource.getRepository(SessionEntity).createQueryBuilder('s');
+    const query = this.deps.dataSource.getRepository(SessionEntity).createQueryBuilder('s');
     if (!actor.isPlatformAdmin) query.andWhere('s.organization_id = :organizationId', { organizationId: actor.organizationId });
     if (status) query.andWhere('s.status = :status', { status });
     const totalCount = await query.clone().getCount();
@@ -86,7 +93,7 @@ export class SessionsService {
     const target = organizationId ?? actor.organizationId;
     if (!target) throw new BadUserInputError('organizationId', 'is required');
     assertOrganizationAccess(actor, target);
-    const organization = await this.dataSource.getRepository(OrganizationEntity).findOneBy({ id: target });
+    const organization = await this.deps.dataSource.getRepository(OrganizationEntity).findOneBy({ id: target });
     if (!organization) throw new NotFoundError('Organization');
     return balanceOf(organization);
   }
@@ -96,7 +103,7 @@ export class SessionsService {
     if (!actor.isPlatformAdmin) throw new InsufficientScopeError(`Crediting sessions needs ${PLATFORM_ADMIN}`);
     const sessions = requireInt('sessions', input.sessions, 1, SESSION_DEFAULTS.maxCreditsPerCall);
     const idempotencyKey = requireText('idempotencyKey', input.idempotencyKey, 200);
-    return this.transactions.run(async (tx) => {
+    return this.deps.transactions.run(async (tx) => {
       const organization = await lockOrganization(tx, input.organizationId);
       const previous = await tx.getRepository(SessionCreditEntity).findOneBy({ organizationId: organization.id, idempotencyKey });
       if (previous) {
@@ -105,12 +112,12 @@ export class SessionsService {
         }
         return balanceOf(organization);
       }
-      const now = this.clock.now();
+      const now = this.deps.clock.now();
       await tx.insert(SessionCreditEntity, { id: newId('ses', now), organizationId: organization.id, sessions, idempotencyKey, actorKeyId: actor.keyId, createdAt: now });
       organization.sessionsPurchased += sessions;
       organization.updatedAt = now;
       await tx.update(OrganizationEntity, { id: organization.id }, { sessionsPurchased: organization.sessionsPurchased, updatedAt: now });
-      await this.audit.record(tx, actor, {
+      await this.deps.audit.record(tx, actor, {
         action: 'session_credits.add', targetType: 'organization', targetId: organization.id, organizationId: organization.id,
         metadata: { sessions, idempotencyKey },
       });
@@ -121,7 +128,7 @@ export class SessionsService {
   /** Spends one session of the caller's organization on a new ACTIVE session for the calling key. */
   async create(actor: Actor, input: { tokenLimit?: number | null; ttlSeconds?: number | null } = {}): Promise<SessionEntity> {
     const session = await this.open(actor, input);
-    this.live.session(session);
+    this.deps.events.session(session);
     return session;
   }
 
@@ -132,7 +139,7 @@ export class SessionsService {
       : requireInt('ttlSeconds', input.ttlSeconds, SESSION_DEFAULTS.minTtlSeconds, SESSION_DEFAULTS.maxTtlSeconds);
     const organizationId = actor.organizationId;
     const keyId = actor.keyId;
-    return this.transactions.run(async (tx) => {
+    return this.deps.transactions.run(async (tx) => {
       const organization = await lockOrganization(tx, organizationId);
       const current = await this.active(organizationId, tx);
       if (current) {
@@ -141,7 +148,7 @@ export class SessionsService {
       if (organization.sessionsPurchased - organization.sessionsUsed <= 0) {
         throw new KeywardError(ErrorCode.SESSION_BALANCE_EMPTY, 'The organization has no sessions left to start; buy more (addSessionCredits)');
       }
-      const now = this.clock.now();
+      const now = this.deps.clock.now();
       const session = tx.getRepository(SessionEntity).create({
         id: newId('ses', now),
         organizationId,
@@ -150,16 +157,16 @@ export class SessionsService {
         tokenLimit,
         tokensUsed: 0,
         requestCount: 0,
-        priceUsd: this.priceUsd,
+        priceUsd: this.deps.priceUsd,
         startedAt: now,
         expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
         endedAt: null,
       });
       await tx.insert(SessionEntity, session);
       await tx.update(OrganizationEntity, { id: organizationId }, { sessionsUsed: organization.sessionsUsed + 1, updatedAt: now });
-      await this.audit.record(tx, actor, {
+      await this.deps.audit.record(tx, actor, {
         action: 'session.create', targetType: 'session', targetId: session.id, organizationId,
-        metadata: { tokenLimit, ttlSeconds, priceUsd: this.priceUsd },
+        metadata: { tokenLimit, ttlSeconds, priceUsd: this.deps.priceUsd },
       });
       return session;
     });
@@ -167,24 +174,24 @@ export class SessionsService {
 
   async terminate(actor: Actor, id: string): Promise<SessionEntity> {
     const session = await this.end(actor, id);
-    this.live.session(session);
+    this.deps.events.session(session);
     return session;
   }
 
   private async end(actor: Actor, id: string): Promise<SessionEntity> {
-    const found = await this.dataSource.getRepository(SessionEntity).findOneBy({ id });
+    const found = await this.deps.dataSource.getRepository(SessionEntity).findOneBy({ id });
     if (!found || !canAccessOrganization(actor, found.organizationId)) throw new NotFoundError('Session');
     // Observed outside the transaction below, so an expiry seen here is kept even though we refuse.
     const observed = await this.observeExpiry(found);
     if (observed.status !== SessionStatus.ACTIVE) throw new BadUserInputError('id', `the session already ended (${observed.status})`);
-    return this.transactions.run(async (tx) => {
+    return this.deps.transactions.run(async (tx) => {
       const session = await tx.getRepository(SessionEntity).findOneByOrFail({ id });
       if (session.status !== SessionStatus.ACTIVE) throw new BadUserInputError('id', `the session already ended (${session.status})`);
-      const now = this.clock.now();
+      const now = this.deps.clock.now();
       session.status = SessionStatus.TERMINATED;
       session.endedAt = now;
       await tx.update(SessionEntity, { id }, { status: session.status, endedAt: now });
-      await this.audit.record(tx, actor, { action: 'session.terminate', targetType: 'session', targetId: id, organizationId: session.organizationId });
+      await this.deps.audit.record(tx, actor, { action: 'session.terminate', targetType: 'session', targetId: id, organizationId: session.organizationId });
       return session;
     });
   }
@@ -198,7 +205,7 @@ export class SessionsService {
     if (current.status !== SessionStatus.ACTIVE) {
       throw new KeywardError(ErrorCode.NO_ACTIVE_SESSION, `Session ${session.id} is ${current.status}, not ACTIVE`);
     }
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     current.tokensUsed += tokens;
     current.requestCount += 1;
     if (current.tokensUsed >= current.tokenLimit) {
@@ -213,20 +220,20 @@ export class SessionsService {
 
   /** Marks every ACTIVE session whose time is up as EXPIRED; run periodically and before listings. */
   async sweep(): Promise<number> {
-    const now = this.clock.now();
-    const due = await this.dataSource.getRepository(SessionEntity).createQueryBuilder('s')
+    const now = this.deps.clock.now();
+    const due = await this.deps.dataSource.getRepository(SessionEntity).createQueryBuilder('s')
       .where('s.status = :active AND s.expires_at <= :now', { active: SessionStatus.ACTIVE, now })
       .getMany();
     for (const session of due) await this.observeExpiry(session);
     return due.length;
   }
 
-  private async observeExpiry(session: SessionEntity, manager: EntityManager = this.dataSource.manager): Promise<SessionEntity> {
-    if (session.status !== SessionStatus.ACTIVE || session.expiresAt.getTime() > this.clock.now().getTime()) return session;
+  private async observeExpiry(session: SessionEntity, manager: EntityManager = this.deps.dataSource.manager): Promise<SessionEntity> {
+    if (session.status !== SessionStatus.ACTIVE || session.expiresAt.getTime() > this.deps.clock.now().getTime()) return session;
     session.status = SessionStatus.EXPIRED;
     session.endedAt = session.expiresAt;
     const result = await manager.update(SessionEntity, { id: session.id, status: SessionStatus.ACTIVE }, { status: session.status, endedAt: session.endedAt });
-    if (result.affected) this.live.session(session);
+    if (result.affected) this.deps.events.session(session);
     return session;
   }
 

@@ -8,27 +8,9 @@ import { Clock } from '../clock';
 import { newId } from '../ids';
 import type { Logger } from '../logger';
 import { isStoreUnreachable } from '../db/store-errors';
+import type { RateLimitRefusal, UsageEventInput, VerificationRecorder } from '../auth/verification-sinks';
 
-export interface UsageEventInput {
-  organizationId: string;
-  apiKeyId: string;
-  sessionId?: string | null;
-  operation: string;
-  statusCode?: number | null;
-  isError: boolean;
-  latencyMs?: number | null;
-  tokens?: number;
-  costUsd?: number;
-}
-
-export interface RateLimitRefusal {
-  apiKeyId: string;
-  organizationId: string;
-  name: string;
-  limit: number;
-  operation: string | null;
-  ip: string | null;
-}
+export type { RateLimitRefusal, UsageEventInput };
 
 export const USAGE_BUFFER_DEFAULTS = {
   /** Flush at least this often (milliseconds). */
@@ -49,7 +31,7 @@ export const USAGE_BUFFER_DEFAULTS = {
  * one transaction per flush; `stop()` flushes what is left. Quota counters are NOT here:
  * they are written before a request is admitted (a crash cannot give back spent quota).
  */
-export class UsageBuffer {
+export class UsageBuffer implements VerificationRecorder {
   private events: UsageEventEntity[] = [];
   private keyStats = new Map<string, { count: number; lastUsedAt: Date }>();
   private refusals: RateLimitEventEntity[] = [];

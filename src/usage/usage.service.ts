@@ -4,16 +4,15 @@ import { UsageBuffer } from './usage-buffer';
 import { UsageEventEntity } from './usage-event.entity';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { SessionEntity } from '../sessions/session.entity';
-import { SessionsService } from '../sessions/sessions.service';
+import { SessionEvents, SessionsService } from '../sessions/sessions.service';
 import { Meter } from '../quotas/quota.entity';
-import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
+import { QuotaEvents, QuotasService, QuotaStatus } from '../quotas/quotas.service';
 import { Actor } from '../auth/actor';
 import { assertOrganizationAccess, canAccessOrganization } from '../auth/authorization';
 import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { requireInt, requireText } from '../validation';
-import type { LiveEvents } from '../live/live-events';
 
 export interface RecordUsage {
   apiKeyId: string;
@@ -70,16 +69,19 @@ function isDuplicateKeyError(error: unknown): boolean {
   return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
+/** What UsageService is built from (app.ts wires it). */
+export interface UsageServiceDependencies {
+  dataSource: DataSource;
+  transactions: Transactions;
+  quotas: QuotasService;
+  sessions: SessionsService;
+  buffer: UsageBuffer;
+  clock: Clock;
+  events: QuotaEvents & SessionEvents;
+}
+
 export class UsageService {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly transactions: Transactions,
-    private readonly quotas: QuotasService,
-    private readonly sessions: SessionsService,
-    private readonly buffer: UsageBuffer,
-    private readonly clock: Clock,
-    private readonly live: LiveEvents,
-  ) {}
+  constructor(private readonly deps: UsageServiceDependencies) {}
 
   /**
    * recordUsage: charges TOKENS / COST_USD quotas and the session (never buffered) and queues
@@ -96,7 +98,7 @@ export class UsageService {
       : input.characters != null ? Math.ceil(requireInt('characters', input.characters, 0, Number.MAX_SAFE_INTEGER) / 4) : 0;
     const costUsd = input.costUsd == null ? 0 : nonNegative('costUsd', input.costUsd, 1_000_000);
 
-    const key = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: input.apiKeyId, deletedAt: IsNull() });
+    const key = await this.deps.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: input.apiKeyId, deletedAt: IsNull() });
     // Platform-organization keys record for every organization; others only for their own.
     if (!key || !(actor.inPlatformOrganization || actor.organizationId === key.organizationId)) throw new NotFoundError('API key');
 
@@ -105,21 +107,21 @@ export class UsageService {
       .digest('hex');
     const scope = `${key.organizationId}:${idempotencyKey}`;
 
-    const attempt = () => this.transactions.run(async (tx) => {
-      const now = this.clock.now();
+    const attempt = () => this.deps.transactions.run(async (tx) => {
+      const now = this.deps.clock.now();
       const fresh = await this.claimIdempotencyKey(tx, scope, requestHash, now);
-      const applicable = await this.quotas.applicableTo(key, tx);
+      const applicable = await this.deps.quotas.applicableTo(key, tx);
       let session: SessionEntity | null = null;
       if (input.sessionId !== undefined && input.sessionId !== null) {
         const found = await tx.getRepository(SessionEntity).findOneBy({ id: input.sessionId });
         if (!found || found.organizationId !== key.organizationId) throw new NotFoundError('Session');
-        session = fresh ? await this.sessions.charge(tx, found, tokens) : found;
+        session = fresh ? await this.deps.sessions.charge(tx, found, tokens) : found;
       }
       if (fresh) {
-        await this.quotas.add(tx, applicable, Meter.TOKENS, tokens);
-        await this.quotas.add(tx, applicable, Meter.COST_USD, costUsd);
+        await this.deps.quotas.add(tx, applicable, Meter.TOKENS, tokens);
+        await this.deps.quotas.add(tx, applicable, Meter.COST_USD, costUsd);
       }
-      return { recorded: fresh, quotas: await this.quotas.statusesOf(applicable, tx), session };
+      return { recorded: fresh, quotas: await this.deps.quotas.statusesOf(applicable, tx), session };
     });
 
     let result: UsageRecorded;
@@ -131,9 +133,9 @@ export class UsageService {
       result = await attempt();
     }
     if (result.recorded) {
-      this.live.quotas(result.quotas.filter((status) => (status.meter === Meter.TOKENS && tokens > 0) || (status.meter === Meter.COST_USD && costUsd > 0)));
-      if (result.session) this.live.session(result.session);
-      this.buffer.record({
+      this.deps.events.quotas(result.quotas.filter((status) => (status.meter === Meter.TOKENS && tokens > 0) || (status.meter === Meter.COST_USD && costUsd > 0)));
+      if (result.session) this.deps.events.session(result.session);
+      this.deps.buffer.record({
         organizationId: key.organizationId, apiKeyId: key.id, sessionId: input.sessionId ?? null, operation,
         statusCode, isError: statusCode !== null && statusCode >= 400, latencyMs, tokens, costUsd,
       });
@@ -167,14 +169,14 @@ export class UsageService {
    * rollups, the partial days at either end from the events themselves.
    */
   async summary(actor: Actor, range: UsageRange = {}): Promise<UsageSummary> {
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     const to = range.to ?? now;
     const from = range.from ?? new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
     if (!(from.getTime() < to.getTime())) throw new BadUserInputError('range.from', 'must be before range.to');
     let organizationId = range.organizationId ?? actor.organizationId;
     let apiKeyId: string | null = null;
     if (range.apiKeyId) {
-      const key = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: range.apiKeyId });
+      const key = await this.deps.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: range.apiKeyId });
       if (!key || !canAccessOrganization(actor, key.organizationId)) throw new NotFoundError('API key');
       if (range.organizationId && range.organizationId !== key.organizationId) throw new BadUserInputError('range.apiKeyId', 'belongs to another organization than range.organizationId');
       organizationId = key.organizationId;
@@ -182,7 +184,7 @@ export class UsageService {
     }
     if (!organizationId) throw new BadUserInputError('range.organizationId', 'is required');
     assertOrganizationAccess(actor, organizationId);
-    await this.buffer.flush();
+    await this.deps.buffer.flush();
 
     const firstFullDay = Math.ceil(from.getTime() / DAY_MS) * DAY_MS;
     const endFullDays = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
@@ -211,7 +213,7 @@ export class UsageService {
   }
 
   private async rollupRows(organizationId: string, apiKeyId: string | null, fromDay: string, toDay: string) {
-    const query = this.dataSource.createQueryBuilder()
+    const query = this.deps.dataSource.createQueryBuilder()
       .select(['day', 'operation', 'api_key_id AS api_key_id', 'requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'])
       .from('usage_daily', 'd')
       .where('organization_id = :organizationId AND day >= :fromDay AND day < :toDay', { organizationId, fromDay, toDay });
@@ -226,7 +228,7 @@ export class UsageService {
 
   private async eventRows(organizationId: string, apiKeyId: string | null, from: Date, to: Date, includeTo: boolean) {
     if (from.getTime() > to.getTime() || (from.getTime() === to.getTime() && !includeTo)) return [];
-    const query = this.dataSource.getRepository(UsageEventEntity).createQueryBuilder('e')
+    const query = this.deps.dataSource.getRepository(UsageEventEntity).createQueryBuilder('e')
       .where(`e.organization_id = :organizationId AND e.at >= :from AND e.at ${includeTo ? '<=' : '<'} :to`, { organizationId, from, to });
     if (apiKeyId) query.andWhere('e.api_key_id = :apiKeyId', { apiKeyId });
     const events = await query.getMany();

@@ -12,7 +12,7 @@ import { assertGrantable } from '../auth/authorization';
 import { PRESET_SCOPES, ScopePreset } from '../auth/scopes';
 import { RateLimiter } from '../rate-limits/rate-limiter';
 import { Transactions } from '../db/data-source';
-import { Clock } from '../clock';
+import { Clock, secondsUntil } from '../clock';
 import { BadUserInputError, ErrorCode, KeywardError } from '../errors';
 import { QuotaSpec } from '../quotas/quotas.service';
 import { LIMITS, requireText } from '../validation';
@@ -58,6 +58,18 @@ function checksummed(field: string, address: string): `0x${string}` {
   return getAddress(address);
 }
 
+/** What WalletsService is built from (app.ts wires it). */
+export interface WalletsServiceDependencies {
+  dataSource: DataSource;
+  transactions: Transactions;
+  organizations: OrganizationsService;
+  apiKeys: ApiKeysService;
+  audit: AuditLogService;
+  clock: Clock;
+  rateLimiter: RateLimiter;
+  policy: WalletPolicy;
+}
+
 /**
  * Key creation by wallet signature: a challenge message (domain, address, nonce, issued and
  * expiry time) is signed with EIP-191 personal_sign and checked with viem. The first key of an
@@ -65,21 +77,12 @@ function checksummed(field: string, address: string): `0x${string}` {
  * default quotas); later keys join it.
  */
 export class WalletsService {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly transactions: Transactions,
-    private readonly organizations: OrganizationsService,
-    private readonly apiKeys: ApiKeysService,
-    private readonly audit: AuditLogService,
-    private readonly clock: Clock,
-    private readonly rateLimiter: RateLimiter,
-    private readonly policy: WalletPolicy,
-  ) {}
+  constructor(private readonly deps: WalletsServiceDependencies) {}
 
   async challenge(addressInput: string): Promise<WalletChallenge> {
     const address = checksummed('address', addressInput);
-    const domain = this.policy.publicUrl.host;
-    const now = this.clock.now();
+    const domain = this.deps.policy.publicUrl.host;
+    const now = this.deps.clock.now();
     const token = randomBytes(32).toString('base64url');
     const nonce = randomBytes(12).toString('hex');
     const expiresAt = new Date(now.getTime() + CHALLENGE_TTL_MS);
@@ -89,13 +92,13 @@ export class WalletsService {
       '',
       'Sign this message to create a keyward API key for this wallet. It costs nothing and sends no transaction.',
       '',
-      `URI: ${this.policy.publicUrl.origin}`,
+      `URI: ${this.deps.policy.publicUrl.origin}`,
       `Domain: ${domain}`,
       `Nonce: ${nonce}`,
       `Issued At: ${now.toISOString()}`,
       `Expiration Time: ${expiresAt.toISOString()}`,
     ].join('\n');
-    await this.dataSource.getRepository(WalletChallengeEntity).insert({ tokenHash: hashToken(token), address, message, expiresAt, usedAt: null, createdAt: now });
+    await this.deps.dataSource.getRepository(WalletChallengeEntity).insert({ tokenHash: hashToken(token), address, message, expiresAt, usedAt: null, createdAt: now });
     return { token, message, expiresAt };
   }
 
@@ -106,38 +109,38 @@ export class WalletsService {
     if (typeof input.signature !== 'string' || !isHex(input.signature) || input.signature.length !== 132) {
       throw new BadUserInputError('signature', 'must be a 65-byte hex signature (0x followed by 130 hex digits) from personal_sign');
     }
-    const preset = input.preset ?? this.policy.maxPreset;
+    const preset = input.preset ?? this.deps.policy.maxPreset;
     // An anonymous signature gets at most the configured preset.
     const walletActor: Actor = {
-      keyId: null, organizationId: null, scopes: PRESET_SCOPES[this.policy.maxPreset], isPlatformAdmin: false, inPlatformOrganization: false, superseded: false, ip,
+      keyId: null, organizationId: null, scopes: PRESET_SCOPES[this.deps.policy.maxPreset], isPlatformAdmin: false, inPlatformOrganization: false, superseded: false, ip,
     };
     assertGrantable(walletActor, PRESET_SCOPES[preset]);
     const signup = await this.takeSignup(address, ip);
 
-    const created = await this.transactions.run(async (tx) => {
+    const created = await this.deps.transactions.run(async (tx) => {
       const challenge = await tx.getRepository(WalletChallengeEntity).findOneBy({ tokenHash: hashToken(token) });
       if (!challenge) throw new BadUserInputError('token', 'unknown challenge token; ask walletChallenge for a new one');
       if (challenge.usedAt) throw new BadUserInputError('token', 'this challenge was already used; ask walletChallenge for a new one');
-      if (challenge.expiresAt.getTime() <= this.clock.now().getTime()) throw new BadUserInputError('token', 'this challenge expired; ask walletChallenge for a new one');
+      if (challenge.expiresAt.getTime() <= this.deps.clock.now().getTime()) throw new BadUserInputError('token', 'this challenge expired; ask walletChallenge for a new one');
       if (challenge.address !== address) throw new BadUserInputError('address', 'the challenge was issued for another address');
       const valid = await verifyMessage({ address, message: challenge.message, signature: input.signature as `0x${string}` }).catch(() => false);
       if (!valid) throw new BadUserInputError('signature', `the signature was not made by ${address} over the challenge message`);
       // Single use: claimed in the same transaction that creates the key.
       const claimed = await tx.createQueryBuilder().update(WalletChallengeEntity)
-        .set({ usedAt: this.clock.now() }).where('token_hash = :hash AND used_at IS NULL', { hash: challenge.tokenHash }).execute();
+        .set({ usedAt: this.deps.clock.now() }).where('token_hash = :hash AND used_at IS NULL', { hash: challenge.tokenHash }).execute();
       if (!claimed.affected) throw new BadUserInputError('token', 'this challenge was already used; ask walletChallenge for a new one');
 
       let organization = await tx.getRepository(OrganizationEntity).findOneBy({ walletAddress: address });
       if (!organization) {
-        organization = await this.organizations.create(
+        organization = await this.deps.organizations.create(
           walletActor,
-          { name: address, quotas: [...this.policy.defaultQuotas] },
+          { name: address, quotas: [...this.deps.policy.defaultQuotas] },
           { walletAddress: address, manager: tx },
         );
       }
       const actor: Actor = { ...walletActor, organizationId: organization.id };
-      const result = await this.apiKeys.create(actor, { organizationId: organization.id, name, environment: input.environment ?? KeyEnvironment.LIVE, preset }, tx);
-      await this.audit.record(tx, actor, {
+      const result = await this.deps.apiKeys.create(actor, { organizationId: organization.id, name, environment: input.environment ?? KeyEnvironment.LIVE, preset }, tx);
+      await this.deps.audit.record(tx, actor, {
         action: 'wallet.key_create', targetType: 'api_key', targetId: result.apiKey.id, organizationId: organization.id,
         metadata: { address, preset, hint: result.apiKey.hint },
       });
@@ -146,7 +149,7 @@ export class WalletsService {
       await signup?.giveBack();
       throw error;
     });
-    this.apiKeys.announceCreated(created.apiKey);
+    this.deps.apiKeys.announceCreated(created.apiKey);
     return created;
   }
 
@@ -155,17 +158,17 @@ export class WalletsService {
    * `organizationsPerHour` per client address. Keys for an existing wallet organization are not counted.
    */
   private async takeSignup(address: string, ip: string | null): Promise<{ giveBack(): Promise<void> } | null> {
-    if (await this.dataSource.getRepository(OrganizationEntity).existsBy({ walletAddress: address })) return null;
-    const window = { name: 'wallet-organizations', limit: this.policy.organizationsPerHour, windowSeconds: 3600 };
+    if (await this.deps.dataSource.getRepository(OrganizationEntity).existsBy({ walletAddress: address })) return null;
+    const window = { name: 'wallet-organizations', limit: this.deps.policy.organizationsPerHour, windowSeconds: 3600 };
     const subject = `wallet-signup:${ip ?? 'unknown'}`;
-    const now = this.clock.now();
-    const result = await this.rateLimiter.consume(subject, [window], 1, now);
+    const now = this.deps.clock.now();
+    const result = await this.deps.rateLimiter.consume(subject, [window], 1, now);
     if (!result.allowed) {
-      const retryAfterSeconds = Math.max(1, Math.ceil((result.refusedBy.resetAt.getTime() - now.getTime()) / 1000));
+      const retryAfterSeconds = secondsUntil(result.refusedBy.resetAt, now);
       throw new KeywardError(ErrorCode.RATE_LIMITED,
         `This address created ${window.limit} wallet organizations in the last hour (WALLET_ORGANIZATIONS_PER_HOUR); retry in ${retryAfterSeconds} s`,
-        { retryAfterSeconds });
+        {}, { retryAfterSeconds });
     }
-    return { giveBack: () => this.rateLimiter.refund(subject, [window], 1, now) };
+    return { giveBack: () => this.deps.rateLimiter.refund(subject, [window], 1, now) };
   }
 }

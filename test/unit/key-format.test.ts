@@ -7,7 +7,7 @@ import {
   KEY_PREFIXES,
   redactSecrets,
   SECRET_LENGTH,
-} from '../../src/api-keys/key-format';
+} from '../../src/auth/key-format';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 

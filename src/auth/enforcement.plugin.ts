@@ -1,0 +1,59 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { Context } from '../context';
+import { fieldRules } from './directives';
+import { admittedOutcome, refusedOutcome } from './key-verifier';
+import { REFUSAL_ERROR, VerifyCode } from './verify-code';
+import { rootFields } from '../graphql-limits';
+import { ErrorCode, KeywardError } from '../errors';
+import { secondsUntil } from '../clock';
+
+/** Public fields take 30 requests per minute per client address. */
+export const PUBLIC_RATE_LIMIT = { name: 'public', limit: 30, windowSeconds: 60 } as const;
+
+/** Anonymous calls of @public fields: limited per client address, refused with 429 RATE_LIMITED. */
+async function limitPublicCall(context: Context, operation: string): Promise<void> {
+  const { app } = context;
+  const now = app.clock.now();
+  const result = await app.rateLimiter.consume(`ip:${context.ip ?? 'unknown'}`, [PUBLIC_RATE_LIMIT], 1, now);
+  if (result.allowed) {
+    context.verification = admittedOutcome({ rateLimits: result.states });
+    return;
+  }
+  const retryAfterSeconds = secondsUntil(result.refusedBy.resetAt, now);
+  const reason = `Public fields take ${PUBLIC_RATE_LIMIT.limit} requests per minute per client address (operation ${operation}); retry in ${retryAfterSeconds} s`;
+  context.verification = refusedOutcome(VerifyCode.RATE_LIMITED, reason, { rateLimits: result.states, retryAfterSeconds });
+  throw new KeywardError(ErrorCode.RATE_LIMITED, reason);
+}
+
+/**
+ * Answers a key that did not authenticate (the context builder found out) with its refusal, then
+ * runs the consuming steps of the pipeline for an authenticated caller, once the operation is known:
+ * the scopes of every root field (@requireScope), then rate limits, quotas and session, cost 1
+ * per operation. Anonymous operations of @public fields take the per-address public limit.
+ * Runs after the request rules (graphql-limits.ts), which name the operation only when it
+ * passed them: an operation they refuse is never counted.
+ */
+export const enforcementPlugin: ApolloServerPlugin<Context> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ contextValue, operation, document, schema }) {
+        const label = contextValue.operationLabel;
+        if (!operation || label === null) return;
+        if (contextValue.refusal) throw contextValue.refusal.error;
+        const rules = fieldRules(schema, operation, rootFields(operation, document));
+        const { caller } = contextValue;
+        if (!caller) {
+          if (rules.some((rule) => rule.isPublic)) await limitPublicCall(contextValue, label);
+          return;
+        }
+        const outcome = await contextValue.app.verifier.consume(caller.authenticated, {
+          scopeRequirements: rules.flatMap((rule) => (rule.anyOf ? [rule.anyOf] : [])),
+          cost: 1,
+          operation: label,
+        });
+        contextValue.verification = outcome;
+        if (!outcome.valid) throw new KeywardError(REFUSAL_ERROR[outcome.code as keyof typeof REFUSAL_ERROR], outcome.reason);
+      },
+    };
+  },
+};
