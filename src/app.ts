@@ -8,16 +8,16 @@ import { KeyCache } from './auth/key-cache';
 import { KeyVerifier } from './auth/key-verifier';
 import { VerifyKeyService } from './auth/verify-key.service';
 import { AuditLogService } from './audit-log/audit-log.service';
-import { QuotasService } from './quotas/quotas.service';
-import { OrganizationsService } from './organizations/organizations.service';
-import { ApiKeysService } from './api-keys/api-keys.service';
+import { QuotaService } from './quotas/quota.service';
+import { OrganizationService } from './organizations/organization.service';
+import { ApiKeyService } from './api-keys/api-key.service';
 import { FlexibleRateLimiter, RateLimiter } from './rate-limits/rate-limiter';
-import { RateLimitsService } from './rate-limits/rate-limits.service';
-import { SessionsService } from './sessions/sessions.service';
+import { RateLimitService } from './rate-limits/rate-limit.service';
+import { SessionService } from './sessions/session.service';
 import { UsageBuffer } from './usage/usage-buffer';
 import { UsageService } from './usage/usage.service';
 import { LiveEvents } from './live/live-events';
-import { WalletsService } from './wallets/wallets.service';
+import { WalletService } from './wallets/wallet.service';
 import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
 import { connectRedis, RedisConnections } from './redis';
 import { ALL_INSTANCES, Topic } from './live/topics';
@@ -36,11 +36,11 @@ export interface App {
   verifier: KeyVerifier;
   verifyKey: VerifyKeyService;
   audit: AuditLogService;
-  quotas: QuotasService;
-  organizations: OrganizationsService;
-  apiKeys: ApiKeysService;
-  rateLimits: RateLimitsService;
-  sessions: SessionsService;
+  quotas: QuotaService;
+  organizations: OrganizationService;
+  apiKeys: ApiKeyService;
+  rateLimits: RateLimitService;
+  sessions: SessionService;
   usage: UsageService;
   pubSub: LivePubSub;
   /** Null in embedded mode (no REDIS_URL). */
@@ -48,7 +48,7 @@ export interface App {
   /** The client address of an HTTP request or WebSocket upgrade (TRUST_PROXY applied). */
   clientAddressOf: ClientAddressOf;
   live: LiveEvents;
-  wallets: WalletsService;
+  wallets: WalletService;
   /** Flushes buffered usage and closes the database. */
   close(): Promise<void>;
 }
@@ -83,12 +83,12 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   }
   const live = new LiveEvents(pubSub, clock);
   const audit = new AuditLogService(dataSource, clock);
-  const quotas = new QuotasService(dataSource, clock);
+  const quotas = new QuotaService(dataSource, clock);
   const stores = { dataSource, transactions, clock };
-  const sessions = new SessionsService({ ...stores, audit, priceUsd: config.sessionPriceUsd, events: live });
-  const apiKeys = new ApiKeysService({ ...stores, audit, quotas, pepper, keyCache, events: live });
-  const organizations = new OrganizationsService({ ...stores, audit, quotas, keyCache, events: live });
-  const wallets = new WalletsService({
+  const sessions = new SessionService({ ...stores, audit, priceUsd: config.sessionPriceUsd, events: live });
+  const apiKeys = new ApiKeyService({ ...stores, audit, quotas, pepper, keyCache, events: live });
+  const organizations = new OrganizationService({ ...stores, audit, quotas, keyCache, events: live });
+  const wallets = new WalletService({
     ...stores, organizations, apiKeys, audit, rateLimiter,
     policy: { publicUrl: config.publicUrl, defaultQuotas: config.walletDefaultQuotas, maxPreset: config.walletKeyPreset, organizationsPerHour: config.walletOrganizationsPerHour },
   });
@@ -119,7 +119,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     redis,
     clientAddressOf: clientAddressResolver(config.trustProxy),
     live,
-    rateLimits: new RateLimitsService({ ...stores, audit, apiKeys, limiter: rateLimiter, buffer: usageBuffer, events: live }),
+    rateLimits: new RateLimitService({ ...stores, audit, apiKeys, limiter: rateLimiter, buffer: usageBuffer, events: live }),
     sessions,
     usage: new UsageService({ ...stores, quotas, sessions, buffer: usageBuffer, events: live }),
     async close() {

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { QuotaSpec } from './quotas/quotas.service';
+import type { QuotaSpec } from './quotas/quota.entity';
+import { Meter, QuotaPeriod } from './quotas/quota.entity';
+import type { DatabaseConfig } from './db/data-source';
+
+export type { DatabaseConfig };
 import { ScopePreset } from './auth/scopes';
 import { compileTrust, TrustProxy } from './auth/client-address';
-
-export type DatabaseConfig =
-  | { kind: 'sqlite'; path: string }
-  | { kind: 'mysql'; url: string };
 
 /** Everything keyward reads from its environment, parsed and validated once at start. */
 export interface Config {
@@ -109,12 +109,14 @@ function parseDatabase(raw: string | undefined, dataDir: string): DatabaseConfig
 function parseQuotaList(name: string, raw: string | undefined, fallback: string): Config['walletDefaultQuotas'] {
   const value = raw === undefined ? fallback : raw.trim();
   if (value === '') return [];
+  const meters = Object.values(Meter);
+  const periods = Object.values(QuotaPeriod);
   return value.split(',').map((entry) => {
     const [meter, period, limit] = entry.trim().split(':');
-    if (!['REQUESTS', 'TOKENS', 'COST_USD'].includes(meter) || !['DAY', 'MONTH', 'LIFETIME'].includes(period) || !(Number(limit) > 0)) {
-      throw new ConfigError(name, `entries must look like REQUESTS:MONTH:10000 (meter REQUESTS|TOKENS|COST_USD, period DAY|MONTH|LIFETIME, limit > 0), got "${entry}"`);
+    if (!meters.includes(meter as Meter) || !periods.includes(period as QuotaPeriod) || !(Number(limit) > 0)) {
+      throw new ConfigError(name, `entries must look like REQUESTS:MONTH:10000 (meter ${meters.join('|')}, period ${periods.join('|')}, limit > 0), got "${entry}"`);
     }
-    return { meter: meter as QuotaSpec['meter'], period: period as QuotaSpec['period'], limit: Number(limit) };
+    return { meter: meter as Meter, period: period as QuotaPeriod, limit: Number(limit) };
   });
 }
 

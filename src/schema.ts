@@ -9,16 +9,16 @@ import { ApiKeyResolver } from './api-keys/api-key.resolver';
 import { ViewerResolver } from './auth/viewer.resolver';
 import { AuditLogResolver } from './audit-log/audit-log.resolver';
 import { VerifyKeyResolver } from './auth/verify-key.resolver';
-import { RateLimitsResolver } from './rate-limits/rate-limits.resolver';
-import { QuotasResolver } from './quotas/quotas.resolver';
-import { SessionsResolver } from './sessions/sessions.resolver';
+import { RateLimitResolver } from './rate-limits/rate-limit.resolver';
+import { QuotaResolver } from './quotas/quota.resolver';
+import { SessionResolver } from './sessions/session.resolver';
 import { UsageResolver } from './usage/usage.resolver';
 import { LiveResolver } from './live/live.resolver';
-import { WalletsResolver } from './wallets/wallets.resolver';
+import { WalletResolver } from './wallets/wallet.resolver';
 
 export const RESOLVERS = [
   OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver, VerifyKeyResolver,
-  RateLimitsResolver, QuotasResolver, SessionsResolver, UsageResolver, LiveResolver, WalletsResolver,
+  RateLimitResolver, QuotaResolver, SessionResolver, UsageResolver, LiveResolver, WalletResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;

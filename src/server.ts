@@ -1,6 +1,7 @@
 import http from 'node:http';
 import express, { NextFunction, Request, Response } from 'express';
 import { ApolloServer, ApolloServerPlugin } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -56,12 +57,13 @@ function formatErrorFor(app: App) {
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && REQUEST_ERRORS.has(code)) return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
     if (isErrorCode(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
-    if (isStoreUnreachable((error as { originalError?: unknown })?.originalError ?? error)) {
-      app.logger.error({ err: (error as { originalError?: unknown })?.originalError ?? error }, 'backing store unreachable');
+    const cause = unwrapResolverError(error);
+    if (isStoreUnreachable(cause)) {
+      app.logger.error({ err: cause }, 'backing store unreachable');
       return { message: 'A backing store (database or Redis) is unreachable; retry shortly', path: formatted.path, extensions: { code: ErrorCode.UNAVAILABLE } };
     }
     if (typeof code === 'string' && PASSTHROUGH_CODES.has(code)) return formatted;
-    app.logger.error({ err: (error as { originalError?: unknown })?.originalError ?? error, path: formatted.path }, 'unexpected error');
+    app.logger.error({ err: cause, path: formatted.path }, 'unexpected error');
     return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
   };
 }

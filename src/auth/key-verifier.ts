@@ -4,11 +4,11 @@ import { hashesEqual, hashSecret, isWellFormedSecret } from './key-format';
 import { OrganizationEntity, OrganizationStatus } from '../organizations/organization.entity';
 import { Meter, QuotaEntity } from '../quotas/quota.entity';
 import { periodWindow } from '../quotas/quota-period';
-import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
+import { QuotaService, QuotaStatus } from '../quotas/quota.service';
 import { RateLimiter, RateLimitWindowState } from '../rate-limits/rate-limiter';
 import { effectiveRateLimits } from '../rate-limits/effective-limits';
 import { SessionEntity } from '../sessions/session.entity';
-import { SessionsService } from '../sessions/sessions.service';
+import { SessionService } from '../sessions/session.service';
 import { Transactions } from '../db/data-source';
 import { Clock, secondsUntil } from '../clock';
 import { CachedKey, KeyCache } from './key-cache';
@@ -97,8 +97,8 @@ export interface KeyVerifierDependencies {
   pepper: string;
   cache: KeyCache;
   rateLimiter: RateLimiter;
-  quotas: QuotasService;
-  sessions: SessionsService;
+  quotas: QuotaService;
+  sessions: SessionService;
   /** Where verified uses, usage events and rate-limit refusals go (the usage buffer). */
   recorder: VerificationRecorder;
   /** Who hears of windows and quotas that moved (live subscribers). */

@@ -1,33 +1,12 @@
-import type { QuotaStatus } from '../quotas/quotas.service';
+import type { QuotaStatus } from '../quotas/quota.entity';
 import type { RateLimitWindowState } from '../rate-limits/rate-limiter';
+import type { RateLimitRefusal, UsageEventInput } from '../usage/usage-buffer';
 
 /**
- * What the verification pipeline tells the layers above it, through interfaces it owns: the
- * pipeline never imports the usage buffer or the live events it feeds (they implement these).
+ * What the verification pipeline tells others, through interfaces it owns: the usage buffer (a
+ * store beneath it) and the live events (a service above it) implement them, so the pipeline is
+ * tested and wired without either.
  */
-
-/** A usage event: one GraphQL operation, verified request or recordUsage. */
-export interface UsageEventInput {
-  organizationId: string;
-  apiKeyId: string;
-  sessionId?: string | null;
-  operation: string;
-  statusCode?: number | null;
-  isError: boolean;
-  latencyMs?: number | null;
-  tokens?: number;
-  costUsd?: number;
-}
-
-/** A request a rate-limit window refused, for the key's rate-limit log. */
-export interface RateLimitRefusal {
-  apiKeyId: string;
-  organizationId: string;
-  name: string;
-  limit: number;
-  operation: string | null;
-  ip: string | null;
-}
 
 /** Analytics written later in batches (the usage buffer): never quota counters. */
 export interface VerificationRecorder {

@@ -4,7 +4,7 @@ import { KeyVerifier } from './key-verifier';
 import { normalizeIp } from './ip-allowlist';
 import { VerifyCode } from './verify-code';
 import { KeyEnvironment } from '../api-keys/api-key.entity';
-import { QuotaStatus } from '../quotas/quotas.service';
+import { QuotaStatus } from '../quotas/quota.service';
 import { RateLimitState } from '../rate-limits/rate-limiter';
 import { SessionEntity } from '../sessions/session.entity';
 import { BadUserInputError } from '../errors';

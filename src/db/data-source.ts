@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DataSource, EntityManager } from 'typeorm';
-import type { DatabaseConfig } from '../config';
+import { driverErrorCode } from './store-errors';
 import { OrganizationEntity } from '../organizations/organization.entity';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { QuotaEntity } from '../quotas/quota.entity';
@@ -16,6 +16,11 @@ import { Metering1764100000000 } from '../migrations/1764100000000-Metering';
 import { Wallets1764200000000 } from '../migrations/1764200000000-Wallets';
 import { KeyRateLimits1764300000000 } from '../migrations/1764300000000-KeyRateLimits';
 import { WalletChallengeEntity } from '../wallets/wallet-challenge.entity';
+
+/** Where the data lives: a SQLite file (embedded) or a MySQL/MariaDB database. */
+export type DatabaseConfig =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'mysql'; url: string };
 
 export const ENTITIES = [
   OrganizationEntity, ApiKeyEntity, QuotaEntity, AuditEntryEntity, QuotaCounterEntity, RateLimitEventEntity,
@@ -93,7 +98,7 @@ export class Transactions {
       try {
         return await this.dataSource.transaction(work);
       } catch (error) {
-        const code = (error as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (error as { code?: string }).code;
+        const code = driverErrorCode(error);
         if (attempt >= 10 || (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT')) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
       }

@@ -2,7 +2,7 @@ import { Coalescer } from './coalescer';
 import { LivePubSub } from './pub-sub';
 import { Topic } from './topics';
 import type { ApiKeyEvents, ApiKeyEventType } from '../api-keys/api-key-events';
-import type { QuotaStatus } from '../quotas/quotas.service';
+import type { QuotaStatus } from '../quotas/quota.entity';
 import type { RateLimitEvents, RateLimitState } from '../rate-limits/rate-limiter';
 import type { SessionEntity } from '../sessions/session.entity';
 import type { ApiKeyEntity } from '../api-keys/api-key.entity';

@@ -1,6 +1,6 @@
 import type { ApiKeyEntity, KeyEnvironment, RateLimitSpec } from '../api-keys/api-key.entity';
 import type { SessionEntity, SessionStatus } from '../sessions/session.entity';
-import type { QuotaStatus } from '../quotas/quotas.service';
+import type { QuotaStatus } from '../quotas/quota.entity';
 import type { RateLimitState } from '../rate-limits/rate-limiter';
 import type { ApiKeyEventType } from '../api-keys/api-key-events';
 

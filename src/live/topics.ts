@@ -1,4 +1,4 @@
-import type { QuotaStatus } from '../quotas/quotas.service';
+import type { QuotaStatus } from '../quotas/quota.entity';
 import type { RateLimitState } from '../rate-limits/rate-limiter';
 import type { OrganizationStatus } from '../organizations/organization.entity';
 import type { ApiKeyEvent, SessionPayload } from './payloads';

@@ -7,6 +7,27 @@ export enum Meter {
   COST_USD = 'COST_USD',
 }
 
+/** A quota as given on create / update: what is counted, per which period, up to what. */
+export interface QuotaSpec {
+  meter: Meter;
+  period: QuotaPeriod;
+  limit: number;
+}
+
+/** A quota with what its current period has used. */
+export interface QuotaStatus {
+  organizationId: string | null;
+  apiKeyId: string | null;
+  meter: Meter;
+  period: QuotaPeriod;
+  limit: number;
+  used: number;
+  remaining: number;
+  /** 0-100. */
+  percentUsed: number;
+  resetsAt: Date | null;
+}
+
 export enum QuotaPeriod {
   DAY = 'DAY',
   MONTH = 'MONTH',

@@ -8,9 +8,29 @@ import { Clock } from '../clock';
 import { newId } from '../ids';
 import type { Logger } from '../logger';
 import { isStoreUnreachable } from '../db/store-errors';
-import type { RateLimitRefusal, UsageEventInput, VerificationRecorder } from '../auth/verification-sinks';
+/** A usage event: one GraphQL operation, verified request or recordUsage. */
+export interface UsageEventInput {
+  organizationId: string;
+  apiKeyId: string;
+  sessionId?: string | null;
+  operation: string;
+  statusCode?: number | null;
+  isError: boolean;
+  latencyMs?: number | null;
+  tokens?: number;
+  costUsd?: number;
+}
 
-export type { RateLimitRefusal, UsageEventInput };
+/** A request a rate-limit window refused, for the key's rate-limit log. */
+export interface RateLimitRefusal {
+  apiKeyId: string;
+  organizationId: string;
+  name: string;
+  limit: number;
+  operation: string | null;
+  ip: string | null;
+}
+
 
 export const USAGE_BUFFER_DEFAULTS = {
   /** Flush at least this often (milliseconds). */
@@ -31,7 +51,7 @@ export const USAGE_BUFFER_DEFAULTS = {
  * one transaction per flush; `stop()` flushes what is left. Quota counters are NOT here:
  * they are written before a request is admitted (a crash cannot give back spent quota).
  */
-export class UsageBuffer implements VerificationRecorder {
+export class UsageBuffer {
   private events: UsageEventEntity[] = [];
   private keyStats = new Map<string, { count: number; lastUsedAt: Date }>();
   private refusals: RateLimitEventEntity[] = [];

@@ -4,13 +4,14 @@ import { UsageBuffer } from './usage-buffer';
 import { UsageEventEntity } from './usage-event.entity';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { SessionEntity } from '../sessions/session.entity';
-import { SessionEvents, SessionsService } from '../sessions/sessions.service';
+import { SessionEvents, SessionService } from '../sessions/session.service';
 import { Meter } from '../quotas/quota.entity';
-import { QuotaEvents, QuotasService, QuotaStatus } from '../quotas/quotas.service';
+import { QuotaEvents, QuotaService, QuotaStatus } from '../quotas/quota.service';
 import { Actor } from '../auth/actor';
 import { assertOrganizationAccess, canAccessOrganization } from '../auth/authorization';
 import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
+import { isDuplicateKey } from '../db/store-errors';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { requireInt, requireText } from '../validation';
 
@@ -64,17 +65,12 @@ const DAY_MS = 86_400_000;
 
 interface Sums { requests: number; errors: number; tokens: number; cost: number; latencySum: number; latencyCount: number }
 
-function isDuplicateKeyError(error: unknown): boolean {
-  const code = (error as { code?: string; driverError?: { code?: string } })?.driverError?.code ?? (error as { code?: string })?.code;
-  return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
-}
-
 /** What UsageService is built from (app.ts wires it). */
 export interface UsageServiceDependencies {
   dataSource: DataSource;
   transactions: Transactions;
-  quotas: QuotasService;
-  sessions: SessionsService;
+  quotas: QuotaService;
+  sessions: SessionService;
   buffer: UsageBuffer;
   clock: Clock;
   events: QuotaEvents & SessionEvents;
@@ -129,7 +125,7 @@ export class UsageService {
       result = await attempt();
     } catch (error) {
       // A concurrent call with the same key won the insert (MySQL): now it is a repeat.
-      if (!isDuplicateKeyError(error)) throw error;
+      if (!isDuplicateKey(error)) throw error;
       result = await attempt();
     }
     if (result.recorded) {

@@ -44,8 +44,8 @@ export interface SessionEvents {
   session(session: SessionEntity): void;
 }
 
-/** What SessionsService is built from (app.ts wires it). */
-export interface SessionsServiceDependencies {
+/** What SessionService is built from (app.ts wires it). */
+export interface SessionServiceDependencies {
   dataSource: DataSource;
   transactions: Transactions;
   audit: AuditLogService;
@@ -59,8 +59,8 @@ export interface SessionsServiceDependencies {
  * (createSession) with a token budget and a lifetime; usage charges it until it is EXHAUSTED,
  * EXPIRED (observed lazily and by `sweep`) or TERMINATED. One ACTIVE session per organization.
  */
-export class SessionsService {
-  constructor(private readonly deps: SessionsServiceDependencies) {}
+export class SessionService {
+  constructor(private readonly deps: SessionServiceDependencies) {}
 
   /** The organization's ACTIVE session, after expiring it if its time is up. */
   async active(organizationId: string, manager: EntityManager = this.deps.dataSource.manager): Promise<SessionEntity | null> {

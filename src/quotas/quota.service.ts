@@ -1,5 +1,5 @@
 import { DataSource, EntityManager } from 'typeorm';
-import { Meter, QuotaEntity, QuotaPeriod } from './quota.entity';
+import { Meter, QuotaEntity, QuotaPeriod, QuotaSpec, QuotaStatus } from './quota.entity';
 import { periodKey, periodWindow } from './quota-period';
 import { QuotaCounterEntity } from './quota-counter.entity';
 import { insertOrIncrement } from '../db/upsert';
@@ -8,27 +8,12 @@ import { newId } from '../ids';
 import { BadUserInputError } from '../errors';
 import { LIMITS, requirePositiveNumber, requireUnique } from '../validation';
 
-export interface QuotaSpec {
-  meter: Meter;
-  period: QuotaPeriod;
-  limit: number;
-}
+
+export type { QuotaSpec, QuotaStatus };
 
 export type QuotaOwner = { organizationId: string } | { apiKeyId: string };
 
 /** What clients see of one quota: limit, consumption in the current period and when it resets. */
-export interface QuotaStatus {
-  organizationId: string | null;
-  apiKeyId: string | null;
-  meter: Meter;
-  period: QuotaPeriod;
-  limit: number;
-  used: number;
-  remaining: number;
-  /** 0-100. */
-  percentUsed: number;
-  resetsAt: Date | null;
-}
 
 /** Who hears of quotas that moved (live subscribers; coalesced there). */
 export interface QuotaEvents {
@@ -47,7 +32,7 @@ export function validateQuotas(field: string, quotas: readonly QuotaSpec[]): Quo
   }));
 }
 
-export class QuotasService {
+export class QuotaService {
   /** Counter rows (quota|period) known to exist; see prepareCounters. */
   private readonly knownCounters = new Set<string>();
 

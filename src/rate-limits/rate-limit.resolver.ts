@@ -4,7 +4,7 @@ import { RequireScope } from '../auth/directives';
 import { actorOf, Context } from '../context';
 
 @Resolver()
-export class RateLimitsResolver {
+export class RateLimitResolver {
   @Query(() => [RateLimitState])
   @RequireScope('keys:read')
   rateLimitStatus(@Arg('apiKeyId', () => ID) apiKeyId: string, @Ctx() ctx: Context) {

@@ -7,7 +7,7 @@ import { actorOf, Context } from '../context';
 import { SafeIntScalar } from '../scalars';
 
 @Resolver(() => Session)
-export class SessionsResolver {
+export class SessionResolver {
   @Query(() => Session, { nullable: true })
   @RequireScope('sessions:read')
   session(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {

@@ -2,10 +2,10 @@ import { DataSource, EntityManager } from 'typeorm';
 import { OrganizationEntity, OrganizationStatus } from './organization.entity';
 import { Actor } from '../auth/actor';
 import { assertNotSuperseded, assertOrganizationAccess, assertPlatformAdmin } from '../auth/authorization';
-import { validateRateLimits } from '../api-keys/api-keys.service';
+import { validateRateLimits } from '../api-keys/api-key.service';
 import type { RateLimitSpec } from '../api-keys/api-key.entity';
 import { AuditLogService } from '../audit-log/audit-log.service';
-import { QuotaEvents, QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.service';
+import { QuotaEvents, QuotaService, QuotaSpec, validateQuotas } from '../quotas/quota.service';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
@@ -53,19 +53,19 @@ export interface OrganizationEvents extends QuotaEvents {
   organization(organization: OrganizationEntity): void;
 }
 
-/** What OrganizationsService is built from (app.ts wires it). */
-export interface OrganizationsServiceDependencies {
+/** What OrganizationService is built from (app.ts wires it). */
+export interface OrganizationServiceDependencies {
   dataSource: DataSource;
   transactions: Transactions;
   audit: AuditLogService;
-  quotas: QuotasService;
+  quotas: QuotaService;
   clock: Clock;
   keyCache: KeyCache;
   events: OrganizationEvents;
 }
 
-export class OrganizationsService {
-  constructor(private readonly deps: OrganizationsServiceDependencies) {}
+export class OrganizationService {
+  constructor(private readonly deps: OrganizationServiceDependencies) {}
 
   async findById(id: string): Promise<OrganizationEntity | null> {
     return this.deps.dataSource.getRepository(OrganizationEntity).findOneBy({ id });

@@ -5,7 +5,7 @@ import { Public } from '../auth/directives';
 import { Context } from '../context';
 
 @Resolver()
-export class WalletsResolver {
+export class WalletResolver {
   @Query(() => WalletChallenge, { description: 'A message for the wallet to sign; valid 5 minutes, single use.' })
   @Public()
   walletChallenge(@Arg('address') address: string, @Ctx() ctx: Context) {

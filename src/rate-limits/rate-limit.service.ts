@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { RateLimiter, RateLimitEvents, RateLimitState } from './rate-limiter';
 import { RateLimitEventEntity } from './rate-limit-event.entity';
-import { ApiKeysService } from '../api-keys/api-keys.service';
+import { ApiKeyService } from '../api-keys/api-key.service';
 import { UsageBuffer } from '../usage/usage-buffer';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { AuditLogService } from '../audit-log/audit-log.service';
@@ -16,12 +16,12 @@ import { LIMITS } from '../validation';
 
 export type { RateLimitState };
 
-/** What RateLimitsService is built from (app.ts wires it). */
-export interface RateLimitsServiceDependencies {
+/** What RateLimitService is built from (app.ts wires it). */
+export interface RateLimitServiceDependencies {
   dataSource: DataSource;
   transactions: Transactions;
   audit: AuditLogService;
-  apiKeys: ApiKeysService;
+  apiKeys: ApiKeyService;
   limiter: RateLimiter;
   buffer: UsageBuffer;
   clock: Clock;
@@ -29,8 +29,8 @@ export interface RateLimitsServiceDependencies {
 }
 
 /** Reading and resetting a key's windows, and its log of refused requests. */
-export class RateLimitsService {
-  constructor(private readonly deps: RateLimitsServiceDependencies) {}
+export class RateLimitService {
+  constructor(private readonly deps: RateLimitServiceDependencies) {}
 
   async status(actor: Actor, apiKeyId: string): Promise<RateLimitState[]> {
     const key = await this.deps.apiKeys.get(actor, apiKeyId);

@@ -9,7 +9,7 @@ import {
 } from '../auth/authorization';
 import { isValidScope, PRESET_SCOPES, ScopePreset } from '../auth/scopes';
 import { AuditLogService } from '../audit-log/audit-log.service';
-import { QuotasService, QuotaSpec, validateQuotas } from '../quotas/quotas.service';
+import { QuotaService, QuotaSpec, validateQuotas } from '../quotas/quota.service';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
@@ -100,20 +100,62 @@ function likePattern(search: string): string {
   return `%${search.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
 }
 
-/** What ApiKeysService is built from (app.ts wires it). */
-export interface ApiKeysServiceDependencies {
+/** Scopes a create asks for: explicit ones plus a preset's; READ when neither is given. */
+function requestedScopes(input: CreateApiKey): string[] {
+  return [
+    ...(input.scopes ?? []),
+    ...(input.preset ? PRESET_SCOPES[input.preset] : []),
+    ...(input.scopes == null && input.preset == null ? PRESET_SCOPES[ScopePreset.READ] : []),
+  ];
+}
+
+type NewKeySettings = Pick<ApiKeyEntity, 'name' | 'environment' | 'scopes' | 'expiresAt' | 'ipAllowlist' | 'rateLimits' | 'maxCostPerRequest' | 'meta' | 'ownerEmail' | 'externalId'> & {
+  quotas: QuotaSpec[];
+};
+
+/** The input of a create, checked field by field (BAD_USER_INPUT naming the field). */
+function validNewKey(input: CreateApiKey, requested: readonly string[], now: Date): NewKeySettings {
+  const scopes = validateScopes('scopes', requested);
+  const name = requireText('name', input.name, LIMITS.nameLength);
+  if (input.expiresInDays != null && input.expiresAt != null) {
+    throw new BadUserInputError('expiresAt', 'give either expiresAt or expiresInDays, not both');
+  }
+  let expiresAt: Date | null = null;
+  if (input.expiresInDays != null) {
+    const days = requireInt('expiresInDays', input.expiresInDays, 1, LIMITS.maxExpiresInDays);
+    expiresAt = new Date(now.getTime() + days * 86_400_000);
+  } else if (input.expiresAt != null) {
+    expiresAt = requireExpiry('expiresAt', input.expiresAt, now);
+  }
+  return {
+    name,
+    environment: input.environment ?? KeyEnvironment.LIVE,
+    scopes,
+    expiresAt,
+    ipAllowlist: validateIpAllowlist('ipAllowlist', input.ipAllowlist ?? []),
+    rateLimits: input.rateLimits == null ? [...DEFAULT_RATE_LIMITS] : validateRateLimits('rateLimits', input.rateLimits),
+    quotas: validateQuotas('quotas', input.quotas ?? []),
+    maxCostPerRequest: input.maxCostPerRequest == null ? null : requireInt('maxCostPerRequest', input.maxCostPerRequest, 1, LIMITS.maxCostPerRequest),
+    meta: validateMeta('meta', input.meta) ?? null,
+    ownerEmail: optionalEmail('ownerEmail', input.ownerEmail) ?? null,
+    externalId: optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null,
+  };
+}
+
+/** What ApiKeyService is built from (app.ts wires it). */
+export interface ApiKeyServiceDependencies {
   dataSource: DataSource;
   transactions: Transactions;
   audit: AuditLogService;
-  quotas: QuotasService;
+  quotas: QuotaService;
   clock: Clock;
   pepper: string;
   keyCache: KeyCache;
   events: ApiKeyEvents;
 }
 
-export class ApiKeysService {
-  constructor(private readonly deps: ApiKeysServiceDependencies) {}
+export class ApiKeyService {
+  constructor(private readonly deps: ApiKeyServiceDependencies) {}
 
   /**
    * Runs a change; once it committed, drops the touched keys from the verification cache and
@@ -170,87 +212,34 @@ export class ApiKeysService {
     return toPage(rows, request, totalCount);
   }
 
+  /**
+   * A new key and its secret (shown once). Checked in order: the caller (superseded, tenancy,
+   * escalation), then the input, then — in the transaction, with the organization locked —
+   * platform-only scopes and the organization's key limit.
+   */
   async create(actor: Actor, input: CreateApiKey, manager?: EntityManager): Promise<CreatedApiKey> {
-    const now = this.deps.clock.now();
     assertNotSuperseded(actor, 'create keys');
     const organizationId = input.organizationId ?? actor.organizationId;
     if (!organizationId) throw new BadUserInputError('organizationId', 'is required');
     assertOrganizationAccess(actor, organizationId);
-    const requested = [
-      ...(input.scopes ?? []),
-      ...(input.preset ? PRESET_SCOPES[input.preset] : []),
-      ...(input.scopes == null && input.preset == null ? PRESET_SCOPES[ScopePreset.READ] : []),
-    ];
+    const requested = requestedScopes(input);
     // Escalation before input: a malformed scope is bad input, a well-formed one beyond the caller is refused.
     assertGrantable(actor, requested.filter((scope) => typeof scope === 'string' && isValidScope(scope)));
-    const scopes = validateScopes('scopes', requested);
-    const name = requireText('name', input.name, LIMITS.nameLength);
-    const environment = input.environment ?? KeyEnvironment.LIVE;
-    if (input.expiresInDays != null && input.expiresAt != null) {
-      throw new BadUserInputError('expiresAt', 'give either expiresAt or expiresInDays, not both');
-    }
-    let expiresAt: Date | null = null;
-    if (input.expiresInDays != null) {
-      const days = requireInt('expiresInDays', input.expiresInDays, 1, LIMITS.maxExpiresInDays);
-      expiresAt = new Date(now.getTime() + days * 86_400_000);
-    } else if (input.expiresAt != null) {
-      expiresAt = requireExpiry('expiresAt', input.expiresAt, now);
-    }
-    const ipAllowlist = validateIpAllowlist('ipAllowlist', input.ipAllowlist ?? []);
-    const rateLimits = input.rateLimits == null ? [...DEFAULT_RATE_LIMITS] : validateRateLimits('rateLimits', input.rateLimits);
-    const quotas = validateQuotas('quotas', input.quotas ?? []);
-    const maxCostPerRequest = input.maxCostPerRequest == null ? null : requireInt('maxCostPerRequest', input.maxCostPerRequest, 1, LIMITS.maxCostPerRequest);
-    const meta = validateMeta('meta', input.meta) ?? null;
-    const ownerEmail = optionalEmail('ownerEmail', input.ownerEmail) ?? null;
-    const externalId = optionalText('externalId', input.externalId, LIMITS.externalIdLength) ?? null;
+    const now = this.deps.clock.now();
+    const settings = validNewKey(input, requested, now);
 
     const work = async (tx: EntityManager): Promise<CreatedApiKey> => {
       const organization = await lockOrganization(tx, organizationId);
-      assertNoPlatformScopes(organization, scopes);
-      const active = await tx.getRepository(ApiKeyEntity).createQueryBuilder('k')
-        .where('k.organization_id = :organizationId AND k.deleted_at IS NULL AND k.revoked_at IS NULL AND k.replaced_by_id IS NULL', { organizationId })
-        .getCount();
-      if (active >= organization.maxKeys) {
-        throw new KeywardError(ErrorCode.KEY_LIMIT_EXCEEDED, `The organization already has ${active} of its ${organization.maxKeys} keys; revoke or delete one first`);
-      }
-      const secret = generateSecret(environment);
-      const id = newId('key', now);
-      const key = tx.getRepository(ApiKeyEntity).create({
-        id,
-        lineageId: id,
-        organizationId,
-        name,
-        environment,
-        secretHash: hashSecret(this.deps.pepper, secret),
-        hint: hintFor(secret),
-        scopes,
-        ipAllowlist,
-        rateLimits,
-        maxCostPerRequest,
-        meta,
-        ownerEmail,
-        externalId,
-        expiresAt,
-        disabled: false,
-        revokedAt: null,
-        revokedReason: null,
-        revokedBy: null,
-        rotatedFromId: null,
-        replacedById: null,
-        deletedAt: null,
-        lastUsedAt: null,
-        requestCount: 0,
-        createdAt: now,
-        updatedAt: now,
-      });
-      await tx.insert(ApiKeyEntity, key);
-      await this.deps.quotas.replace(tx, { apiKeyId: key.id }, quotas);
+      assertNoPlatformScopes(organization, settings.scopes);
+      await this.assertRoomForKey(tx, organization);
+      const secret = generateSecret(settings.environment);
+      const key = await this.insertKey(tx, organizationId, settings, secret, now);
       await this.deps.audit.record(tx, actor, {
         action: 'api_key.create',
         targetType: 'api_key',
         targetId: key.id,
         organizationId,
-        metadata: { name, environment, scopes, hint: key.hint, expiresAt: expiresAt?.toISOString() ?? null },
+        metadata: { name: key.name, environment: key.environment, scopes: key.scopes, hint: key.hint, expiresAt: key.expiresAt?.toISOString() ?? null },
       });
       return { apiKey: key, secret };
     };
@@ -258,6 +247,43 @@ export class ApiKeysService {
     const created = await this.deps.transactions.run(work);
     this.deps.events.apiKey(ApiKeyEventType.CREATED, created.apiKey);
     return created;
+  }
+
+  /** `maxKeys` counts keys that are neither deleted, revoked nor replaced by rotation. */
+  private async assertRoomForKey(tx: EntityManager, organization: OrganizationEntity): Promise<void> {
+    const active = await tx.getRepository(ApiKeyEntity).createQueryBuilder('k')
+      .where('k.organization_id = :organizationId AND k.deleted_at IS NULL AND k.revoked_at IS NULL AND k.replaced_by_id IS NULL', { organizationId: organization.id })
+      .getCount();
+    if (active >= organization.maxKeys) {
+      throw new KeywardError(ErrorCode.KEY_LIMIT_EXCEEDED, `The organization already has ${active} of its ${organization.maxKeys} keys; revoke or delete one first`);
+    }
+  }
+
+  private async insertKey(tx: EntityManager, organizationId: string, settings: NewKeySettings, secret: string, now: Date): Promise<ApiKeyEntity> {
+    const { quotas, ...columns } = settings;
+    const id = newId('key', now);
+    const key = tx.getRepository(ApiKeyEntity).create({
+      ...columns,
+      id,
+      lineageId: id,
+      organizationId,
+      secretHash: hashSecret(this.deps.pepper, secret),
+      hint: hintFor(secret),
+      disabled: false,
+      revokedAt: null,
+      revokedReason: null,
+      revokedBy: null,
+      rotatedFromId: null,
+      replacedById: null,
+      deletedAt: null,
+      lastUsedAt: null,
+      requestCount: 0,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await tx.insert(ApiKeyEntity, key);
+    await this.deps.quotas.replace(tx, { apiKeyId: key.id }, quotas);
+    return key;
   }
 
   /** For keys created inside another service's transaction: tell live subscribers once it committed. */

@@ -5,7 +5,7 @@ import { actorOf, Context } from '../context';
 import { assertOrganizationAccess } from '../auth/authorization';
 
 @Resolver()
-export class QuotasResolver {
+export class QuotaResolver {
   @Query(() => [QuotaStatus], { description: "A key's quotas when apiKeyId is given, else an organization's (the caller's by default)." })
   @RequireScope('usage:read')
   async quotas(

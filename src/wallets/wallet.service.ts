@@ -3,8 +3,8 @@ import { getAddress, isAddress, isHex, verifyMessage } from 'viem';
 import { DataSource } from 'typeorm';
 import { WalletChallengeEntity } from './wallet-challenge.entity';
 import { OrganizationEntity } from '../organizations/organization.entity';
-import { OrganizationsService } from '../organizations/organizations.service';
-import { ApiKeysService, CreatedApiKey } from '../api-keys/api-keys.service';
+import { OrganizationService } from '../organizations/organization.service';
+import { ApiKeyService, CreatedApiKey } from '../api-keys/api-key.service';
 import { KeyEnvironment } from '../api-keys/api-key.entity';
 import { AuditLogService } from '../audit-log/audit-log.service';
 import { Actor } from '../auth/actor';
@@ -14,7 +14,7 @@ import { RateLimiter } from '../rate-limits/rate-limiter';
 import { Transactions } from '../db/data-source';
 import { Clock, secondsUntil } from '../clock';
 import { BadUserInputError, ErrorCode, KeywardError } from '../errors';
-import { QuotaSpec } from '../quotas/quotas.service';
+import { QuotaSpec } from '../quotas/quota.service';
 import { LIMITS, requireText } from '../validation';
 
 /** How long a challenge may be signed and used (milliseconds). */
@@ -58,12 +58,12 @@ function checksummed(field: string, address: string): `0x${string}` {
   return getAddress(address);
 }
 
-/** What WalletsService is built from (app.ts wires it). */
-export interface WalletsServiceDependencies {
+/** What WalletService is built from (app.ts wires it). */
+export interface WalletServiceDependencies {
   dataSource: DataSource;
   transactions: Transactions;
-  organizations: OrganizationsService;
-  apiKeys: ApiKeysService;
+  organizations: OrganizationService;
+  apiKeys: ApiKeyService;
   audit: AuditLogService;
   clock: Clock;
   rateLimiter: RateLimiter;
@@ -76,8 +76,8 @@ export interface WalletsServiceDependencies {
  * address creates its organization (named after the checksummed address, with the configured
  * default quotas); later keys join it.
  */
-export class WalletsService {
-  constructor(private readonly deps: WalletsServiceDependencies) {}
+export class WalletService {
+  constructor(private readonly deps: WalletServiceDependencies) {}
 
   async challenge(addressInput: string): Promise<WalletChallenge> {
     const address = checksummed('address', addressInput);
