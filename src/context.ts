@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { keyFromHeaders } from '@keyward/client/wire';
 import { App } from './app';
 import { Actor, actorForKey } from './auth/actor';
 import type { VerificationOutcome } from './auth/key-verifier';
@@ -40,15 +41,9 @@ export interface Context {
  * Returns null when neither header is there.
  */
 export function presentedKey(headers: IncomingHttpHeaders): string | null {
-  const authorization = headers.authorization;
-  if (authorization !== undefined && authorization !== '') {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (!match) throw new KeywardError(ErrorCode.UNAUTHENTICATED, 'The Authorization header must be "Bearer <api key>"');
-    return match[1];
-  }
-  const apiKey = headers['x-api-key'];
-  const value = Array.isArray(apiKey) ? apiKey[0] : apiKey;
-  return value && value.trim() !== '' ? value.trim() : null;
+  const presented = keyFromHeaders({ authorization: headers.authorization, apiKey: headers['x-api-key'] });
+  if (presented.kind === 'not-bearer') throw new KeywardError(ErrorCode.UNAUTHENTICATED, 'The Authorization header must be "Bearer <api key>"');
+  return presented.kind === 'key' ? presented.key : null;
 }
 
 /**

@@ -3,6 +3,7 @@ import { createSourceEventStream, execute, ExecutionArgs, ExecutionResult, Graph
 import { WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
+import { keyFromConnectionParams } from '@keyward/client/wire';
 import type { App } from '../app';
 import { callerFrom, Caller, Context } from '../context';
 import { VerifyCode } from '../auth/verify-code';
@@ -54,18 +55,6 @@ type Extra = {
   requestId?: string;
   logger?: Logger;
 };
-
-/** `{ authorization: "Bearer kw_…" }` or `{ apiKey: "kw_…" }`. */
-export function keyFromConnectionParams(params: Readonly<Record<string, unknown>> | undefined): string | null {
-  if (!params) return null;
-  const authorization = params.authorization ?? params.Authorization;
-  if (typeof authorization === 'string') {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    return match ? match[1] : null;
-  }
-  const apiKey = params.apiKey ?? params['x-api-key'];
-  return typeof apiKey === 'string' && apiKey.trim() !== '' ? apiKey.trim() : null;
-}
 
 /**
  * Which sockets belong to which key and organization, so a key that stops working has its

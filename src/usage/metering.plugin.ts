@@ -6,7 +6,7 @@ import { ErrorCode, KeywardError } from '../errors';
 import { VerifyCode } from '../auth/verify-code';
 import { REFUSAL_ERROR } from '../auth/verify-code';
 import { publicDirective, requireScopeDirective } from '../auth/directives';
-import { tightest } from '../rate-limits/rate-limiter';
+import { tightest } from '@keyward/client/wire';
 import { authFailureBlock, countAuthFailure } from '../auth/auth-failures';
 
 /** Root fields an operation selects (through fragments), without introspection fields. */
