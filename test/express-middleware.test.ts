@@ -341,6 +341,18 @@ describe('refusals', () => {
     expect(verifyCalls).not.toHaveBeenCalled();
   });
 
+  it('reads the key as keyward does: an Authorization header that is not a Bearer token is refused even beside an X-API-Key', async () => {
+    const { client, verifyCalls } = serviceClient();
+    const url = await platformApi({ client });
+    const key = await customerKey();
+
+    const answer = await call(url, '/v1/predict', { key: key.secret, via: 'x-api-key', body: {}, headers: { authorization: 'Basic dXNlcjpwYXNz' } });
+
+    expectRefused(answer, 401, 'UNAUTHENTICATED');
+    expect(answer.body.error.message).toMatch(/Authorization header must be "Bearer/);
+    expect(verifyCalls).not.toHaveBeenCalled();
+  });
+
   it('refuses an unknown or malformed key with 401 INVALID_API_KEY', async () => {
     const { client } = serviceClient();
     const url = await platformApi({ client });
