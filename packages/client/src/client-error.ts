@@ -1,10 +1,3 @@
-/** Codes the client reports on its own, when keyward gave no answer to take a code from. */
-export type ClientOnlyErrorCode =
-  /** keyward could not be reached (connection refused, DNS, timeout). */
-  | 'NETWORK_ERROR'
-  /** keyward closed the subscription socket (close code in the message). */
-  | 'SOCKET_CLOSED';
-
 export interface KeywardClientErrorDetails {
   /** HTTP status of keyward's response; 0 (the default) when there was none. */
   status?: number;
@@ -13,9 +6,11 @@ export interface KeywardClientErrorDetails {
 }
 
 /**
- * A request to keyward that failed: refused by keyward (`code` is the server's
- * `extensions.code`, one of `ErrorCode` from '@keyward/client/wire', e.g. KEY_REVOKED or
- * BAD_USER_INPUT), or one keyward never answered (a `ClientOnlyErrorCode`).
+ * A request to keyward that failed. `code` is keyward's `extensions.code` when it answered (an
+ * `ErrorCode`, e.g. KEY_REVOKED or BAD_USER_INPUT; a newer server may add codes), else one of
+ * the client's own: NETWORK_ERROR (keyward could not be reached: connection refused, DNS,
+ * timeout) or SOCKET_CLOSED (keyward closed the subscription socket; the close code is in the
+ * message).
  */
 export class KeywardClientError extends Error {
   override readonly name = 'KeywardClientError';

@@ -6,6 +6,6 @@
 export { KeywardClient } from './client';
 export type { KeywardClientOptions } from './client';
 export { KeywardClientError } from './client-error';
-export type { ClientOnlyErrorCode, KeywardClientErrorDetails } from './client-error';
+export type { KeywardClientErrorDetails } from './client-error';
 export { ErrorCode, HTTP_STATUS } from './wire';
 export type * from './generated/graphql';
