@@ -9,6 +9,12 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
+  // The workspace package from its sources, as tsconfig's "paths" does for tsc (its build in
+  // node_modules/@keyward/client is what the built server and CLI load).
+  moduleNameMapper: {
+    '^@keyward/client$': '<rootDir>/packages/client/src/index.ts',
+    '^@keyward/client/(.*)$': '<rootDir>/packages/client/src/$1',
+  },
   globalSetup: '<rootDir>/test/helpers/global-setup.js',
   setupFiles: ['reflect-metadata'],
   testTimeout: 30_000,

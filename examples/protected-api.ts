@@ -6,13 +6,13 @@
  *   KEYWARD_URL=http://localhost:4000/graphql KEYWARD_API_KEY=kw_live_… PORT=3000 node dist/examples/protected-api.js
  *
  * KEYWARD_API_KEY is a service key of the platform organization with `keys:verify` and
- * `usage:write` (see examples/README.md). Outside this repository, import from the package:
- * `import { KeywardClient } from 'keyward/client'` and `import { keyward } from 'keyward/express'`.
+ * `usage:write` (see examples/README.md). It imports the client package as any app would
+ * (`npm install @keyward/client`); in this repository that is the workspace packages/client.
  */
 import http from 'node:http';
 import express, { Express } from 'express';
-import { KeywardClient } from '../src/client/client';
-import { keyward } from '../src/client/express';
+import { KeywardClient } from '@keyward/client';
+import { keyward } from '@keyward/client/express';
 
 export function createProtectedApi(client: KeywardClient): Express {
   const app = express();

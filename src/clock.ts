@@ -1,3 +1,5 @@
+import { retryAfterSeconds } from '@keyward/client/wire';
+
 /**
  * Source of the current time. Everything that expires, rotates or resets asks a Clock,
  * never `Date.now()` directly, so tests can move time without sleeping.
@@ -8,9 +10,9 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
-/** Whole seconds from `now` until `at`, at least 1: what Retry-After says. */
+/** Whole seconds from `now` until `at`, at least 1: what Retry-After says (the wire contract's rule). */
 export function secondsUntil(at: Date, now: Date): number {
-  return Math.max(1, Math.ceil((at.getTime() - now.getTime()) / 1000));
+  return retryAfterSeconds(at.getTime(), now.getTime());
 }
 
 /** A clock that only moves when told to; for tests and benchmarks. */

@@ -4,19 +4,19 @@ import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
 import {
   KeywardClient,
-  KeywardError,
+  KeywardClientError,
   type ApiKeyFieldsFragment,
   type OrganizationFieldsFragment,
   type QuotaFieldsFragment,
   type RateLimitStateFieldsFragment,
   type SessionFieldsFragment,
   type UsageBucketFieldsFragment,
-} from '../src/client/client';
+} from '@keyward/client';
 import { Topic } from '../src/live/topics';
 
 /**
- * The typed client (src/client/client.ts) against a real server: every method's happy path,
- * errors as KeywardError with the server's code and HTTP status, configuration from the
+ * The typed client (@keyward/client, packages/client) against a real server: every method's happy path,
+ * errors as KeywardClientError with the server's code and HTTP status, configuration from the
  * environment, retries (network errors and 503 only, through small local servers), and
  * subscriptions over graphql-ws (snapshot and updates, ending by `break`, a refused key, close()).
  */
@@ -34,12 +34,12 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-/** The rejection of `promise` as a KeywardError (fails if it resolves or rejects with something else). */
-async function keywardError(promise: Promise<unknown>): Promise<KeywardError> {
+/** The rejection of `promise` as a KeywardClientError (fails if it resolves or rejects with something else). */
+async function keywardError(promise: Promise<unknown>): Promise<KeywardClientError> {
   const outcome = await promise.then((value) => ({ value }), (error: unknown) => ({ error }));
-  if (!('error' in outcome)) throw new Error(`expected a KeywardError, got ${JSON.stringify(outcome.value)}`);
-  expect(outcome.error).toBeInstanceOf(KeywardError);
-  return outcome.error as KeywardError;
+  if (!('error' in outcome)) throw new Error(`expected a KeywardClientError, got ${JSON.stringify(outcome.value)}`);
+  expect(outcome.error).toBeInstanceOf(KeywardClientError);
+  return outcome.error as KeywardClientError;
 }
 
 function startOfNextMonth(now: Date): string {
@@ -334,20 +334,20 @@ describe('KeywardClient', () => {
   });
 
   describe('errors', () => {
-    it('throws KeywardError NOT_FOUND with HTTP 404 and the field path for a key id that does not exist', async () => {
+    it('throws KeywardClientError NOT_FOUND with HTTP 404 and the field path for a key id that does not exist', async () => {
       const error = await keywardError(client().apiKey('key_doesnotexist'));
-      expect({ name: error.name, code: error.code, status: error.status, path: error.path }).toEqual({ name: 'KeywardError', code: 'NOT_FOUND', status: 404, path: ['apiKey'] });
+      expect({ name: error.name, code: error.code, status: error.status, path: error.path }).toEqual({ name: 'KeywardClientError', code: 'NOT_FOUND', status: 404, path: ['apiKey'] });
       expect(error.message).toMatch(/not found/i);
     });
 
-    it('throws KeywardError KEY_REVOKED with HTTP 401 when the calling key was revoked', async () => {
+    it('throws KeywardClientError KEY_REVOKED with HTTP 401 when the calling key was revoked', async () => {
       const { key } = await createTenant(server);
       await client().revokeApiKey(key.id, 'leaked');
       const error = await keywardError(client(key.secret).viewer());
       expect({ code: error.code, status: error.status }).toEqual({ code: 'KEY_REVOKED', status: 401 });
     });
 
-    it('throws KeywardError UNAUTHENTICATED with HTTP 401 when no key is configured', async () => {
+    it('throws KeywardClientError UNAUTHENTICATED with HTTP 401 when no key is configured', async () => {
       const previous = process.env.KEYWARD_API_KEY;
       delete process.env.KEYWARD_API_KEY;
       try {
@@ -358,7 +358,7 @@ describe('KeywardClient', () => {
       }
     });
 
-    it('throws KeywardError BAD_USER_INPUT with HTTP 400 naming the field for bad input, and nothing is created', async () => {
+    it('throws KeywardClientError BAD_USER_INPUT with HTTP 400 naming the field for bad input, and nothing is created', async () => {
       const { organizationId, key } = await createTenant(server);
       const tenant = client(key.secret);
       const error = await keywardError(tenant.createApiKey({ name: '   ' }));
@@ -587,7 +587,7 @@ describe('KeywardClient', () => {
       }
     });
 
-    it('makes the iterator throw KeywardError UNAUTHENTICATED (close 4401) for a key that does not authenticate', async () => {
+    it('makes the iterator throw KeywardClientError UNAUTHENTICATED (close 4401) for a key that does not authenticate', async () => {
       const refused = client('kw_live_0123456789abcdefghijABCDEFGHIJ012345');
       const error = await keywardError(within(refused.subscribeQuotaChanged().next(), 3_000, 'the refusal'));
       expect({ code: error.code, status: error.status }).toEqual({ code: 'UNAUTHENTICATED', status: 0 });

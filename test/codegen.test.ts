@@ -4,14 +4,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 /**
- * The client's typed documents (src/client/generated/graphql.ts) must be exactly what GraphQL
- * Code Generator makes from schema.graphql + src/client/operations.graphql with codegen.yml's
- * settings: a schema or operation change without `npm run codegen` fails here. The generator
- * runs in memory (`generate(config, false)` writes nothing).
+ * The client package's typed documents (packages/client/src/generated/graphql.ts) must be
+ * exactly what GraphQL Code Generator makes from schema.graphql +
+ * packages/client/src/operations.graphql with codegen.yml's settings: a schema or operation
+ * change without `npm run codegen` fails here. The generator runs in memory
+ * (`generate(config, false)` writes nothing).
  */
 
 const ROOT = path.resolve(__dirname, '..');
-const TARGET = path.join(ROOT, 'src/client/generated/graphql.ts');
+const TARGET = path.join(ROOT, 'packages/client/src/generated/graphql.ts');
 
 // @graphql-codegen/cli requires yargs 18, which is ES-module only: Node loads it
 // (require(esm)) but Jest's module registry cannot, so the generator runs in a plain Node.
@@ -31,7 +32,7 @@ async function generated(): Promise<Map<string, string>> {
 }
 
 describe('generated client types', () => {
-  it('src/client/generated/graphql.ts is what `npm run codegen` produces from schema.graphql and src/client/operations.graphql', async () => {
+  it('packages/client/src/generated/graphql.ts is what `npm run codegen` produces from schema.graphql and packages/client/src/operations.graphql', async () => {
     const files = await generated();
     expect([...files.keys()]).toEqual([TARGET]);
 
@@ -42,13 +43,13 @@ describe('generated client types', () => {
       const expectedLines = expected.split('\n');
       const line = expectedLines.findIndex((text, i) => text !== actualLines[i]);
       throw new Error(
-        'src/client/generated/graphql.ts is out of date with schema.graphql / src/client/operations.graphql: run `npm run codegen`.\n'
+        'packages/client/src/generated/graphql.ts is out of date with schema.graphql / packages/client/src/operations.graphql: run `npm run codegen`.\n'
         + `First difference at line ${line + 1}:\n  generated: ${JSON.stringify(expectedLines[line])}\n  committed: ${JSON.stringify(actualLines[line])}`,
       );
     }
 
     // Every operation of operations.graphql has its typed document.
-    const operations = [...readFileSync(path.join(ROOT, 'src/client/operations.graphql'), 'utf8').matchAll(/^(?:query|mutation|subscription) (\w+)/gm)].map((match) => match[1]);
+    const operations = [...readFileSync(path.join(ROOT, 'packages/client/src/operations.graphql'), 'utf8').matchAll(/^(?:query|mutation|subscription) (\w+)/gm)].map((match) => match[1]);
     expect(operations.length).toBeGreaterThan(30);
     for (const name of operations) expect(actual).toContain(`export const ${name}Document = `);
   });

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { startTestServer, TestServer } from './helpers/server';
@@ -6,7 +5,8 @@ import { createKey, createOrganization, CreatedKey } from './helpers/fixtures';
 
 /**
  * The runnable example (examples/protected-api.ts, built to dist/examples/protected-api.js)
- * as its own process, in front of a real keyward: the way an operator would run it.
+ * as its own process, in front of a real keyward: the way an operator would run it. jest's
+ * globalSetup builds it (and the client package it loads) when its sources changed.
  */
 const ROOT = path.join(__dirname, '..');
 const EXAMPLE = path.join(ROOT, 'dist', 'examples', 'protected-api.js');
@@ -20,14 +20,6 @@ let service: CreatedKey;
 let example: ChildProcess | null = null;
 let exampleUrl: string;
 let output = '';
-
-/** jest's globalSetup rebuilds dist/ from src/; the example may still be older than its sources. */
-function buildExampleIfStale(): void {
-  const sources = [path.join(ROOT, 'examples', 'protected-api.ts'), ...fs.readdirSync(path.join(ROOT, 'src', 'client')).filter((name) => name.endsWith('.ts')).map((name) => path.join(ROOT, 'src', 'client', name))];
-  const newest = Math.max(...sources.map((file) => fs.statSync(file).mtimeMs));
-  if (fs.existsSync(EXAMPLE) && fs.statSync(EXAMPLE).mtimeMs >= newest) return;
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
-}
 
 function startExample(env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -52,7 +44,6 @@ function startExample(env: NodeJS.ProcessEnv): Promise<string> {
 }
 
 beforeAll(async () => {
-  buildExampleIfStale();
   server = await startTestServer();
   service = await createKey(server, { organizationId: server.platformOrganizationId, scopes: ['keys:verify', 'usage:write'], rateLimits: [] });
   exampleUrl = await startExample({ PATH: process.env.PATH, KEYWARD_URL: server.url, KEYWARD_API_KEY: service.secret, PORT: '0' });

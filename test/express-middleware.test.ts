@@ -3,8 +3,8 @@ import net from 'node:net';
 import express, { Express } from 'express';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, CreatedKey } from './helpers/fixtures';
-import { KeywardClient, KeywardError } from '../src/client/client';
-import { keyward, KeywardMiddlewareOptions, KeywardErrorContext } from '../src/client/express';
+import { KeywardClient, KeywardClientError } from '@keyward/client';
+import { keyward, KeywardMiddlewareOptions, KeywardErrorContext } from '@keyward/client/express';
 
 /**
  * The Express middleware (`keyward/express`) in front of a small platform API, against a real
@@ -341,6 +341,18 @@ describe('refusals', () => {
     expect(verifyCalls).not.toHaveBeenCalled();
   });
 
+  it('reads the key as keyward does: an Authorization header that is not a Bearer token is refused even beside an X-API-Key', async () => {
+    const { client, verifyCalls } = serviceClient();
+    const url = await platformApi({ client });
+    const key = await customerKey();
+
+    const answer = await call(url, '/v1/predict', { key: key.secret, via: 'x-api-key', body: {}, headers: { authorization: 'Basic dXNlcjpwYXNz' } });
+
+    expectRefused(answer, 401, 'UNAUTHENTICATED');
+    expect(answer.body.error.message).toMatch(/Authorization header must be "Bearer/);
+    expect(verifyCalls).not.toHaveBeenCalled();
+  });
+
   it('refuses an unknown or malformed key with 401 INVALID_API_KEY', async () => {
     const { client } = serviceClient();
     const url = await platformApi({ client });
@@ -576,8 +588,8 @@ describe('usage recording', () => {
 
     expect([first.status, second.status]).toEqual([200, 200]);
     expect(errors[0].phase).toBe('recordUsage');
-    expect(errors[0].error).toBeInstanceOf(KeywardError);
-    expect((errors[0].error as KeywardError).code).toBe('INSUFFICIENT_SCOPE');
+    expect(errors[0].error).toBeInstanceOf(KeywardClientError);
+    expect((errors[0].error as KeywardClientError).code).toBe('INSUFFICIENT_SCOPE');
   });
 });
 
@@ -699,7 +711,7 @@ describe('when keyward cannot be reached', () => {
     expect(answer.body.keyward).toBeUndefined();
     expect(errors).toHaveLength(1);
     expect(errors[0].phase).toBe('verify');
-    expect((errors[0].error as KeywardError).code).toBe('NETWORK_ERROR');
+    expect((errors[0].error as KeywardClientError).code).toBe('NETWORK_ERROR');
   });
 
   it('fails open when asked: the handler runs with req.keyward = { valid: false, code: UNAVAILABLE, failOpen: true } and no usage is recorded', async () => {
@@ -726,6 +738,6 @@ describe('when keyward cannot be reached', () => {
 
     expectRefused(answer, 500, 'INTERNAL_SERVER_ERROR');
     expect(answer.body.keyward).toBeUndefined();
-    expect((errors[0] as KeywardError).code).toBe('INSUFFICIENT_SCOPE');
+    expect((errors[0] as KeywardClientError).code).toBe('INSUFFICIENT_SCOPE');
   });
 });

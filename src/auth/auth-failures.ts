@@ -2,6 +2,7 @@ import type { App } from '../app';
 import type { RateLimitWindowState } from '../rate-limits/rate-limiter';
 import type { Actor } from './actor';
 import { VerifyCode } from './verify-code';
+import { secondsUntil } from '../clock';
 
 /**
  * Brute-force protection: keys that fail to authenticate (unknown, malformed, revoked, disabled,
@@ -40,7 +41,7 @@ export async function authFailureBlock(app: App, ip: string | null): Promise<Aut
     return null;
   }
   if (state.remaining > 0) return null;
-  const retryAfterSeconds = Math.max(1, Math.ceil((state.resetAt.getTime() - now.getTime()) / 1000));
+  const retryAfterSeconds = secondsUntil(state.resetAt, now);
   return {
     retryAfterSeconds,
     message: `Too many failed authentications from this address (${AUTH_FAILURE_LIMIT.limit} per ${AUTH_FAILURE_LIMIT.windowSeconds} s); retry in ${retryAfterSeconds} s`,

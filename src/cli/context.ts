@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { KeywardClient, KeywardError } from '../client/client';
+import { ErrorCode, KeywardClient, KeywardClientError } from '@keyward/client';
 
 /** Where the CLI writes and what it reads; tests pass their own. */
 export interface CliIo {
@@ -53,7 +53,7 @@ export function addConnectionOptions(root: Command): void {
 export function connect(context: CliContext, options: ConnectionOptions): KeywardClient {
   const url = options.url ?? nonEmpty(context.io.env.KEYWARD_URL) ?? DEFAULT_URL;
   const apiKey = options.apiKey ?? nonEmpty(context.io.env.KEYWARD_API_KEY);
-  if (!apiKey) throw new KeywardError('no API key: set KEYWARD_API_KEY or pass --api-key', 'UNAUTHENTICATED', 0);
+  if (!apiKey) throw new KeywardClientError(ErrorCode.UNAUTHENTICATED, 'no API key: set KEYWARD_API_KEY or pass --api-key');
   return new KeywardClient({ url, apiKey });
 }
 
@@ -62,6 +62,6 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** Thrown for "the API answered null": an unknown id the server does not report as an error. */
-export function notFound(what: string, id: string): KeywardError {
-  return new KeywardError(`${what} ${id} not found`, 'NOT_FOUND', 0);
+export function notFound(what: string, id: string): KeywardClientError {
+  return new KeywardClientError(ErrorCode.NOT_FOUND, `${what} ${id} not found`);
 }

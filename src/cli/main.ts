@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
-import { KeywardError } from '../client/keyward-error';
+import { KeywardClientError } from '@keyward/client';
 import { loadDotEnv } from '../config';
 import { addConnectionOptions, CliContext, CliIo, DEFAULT_URL } from './context';
 import { initCommand } from './commands/init';
@@ -61,7 +61,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_ERROR_EXIT_CODE;
-    if (error instanceof KeywardError) io.err(`keyward: ${error.message} (${error.code})`);
+    if (error instanceof KeywardClientError) io.err(`keyward: ${error.message} (${error.code})`);
     else io.err(`keyward: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   }

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import type { Meter, QuotaInput, QuotaPeriod, RateLimitInput } from '../client/client';
+import type { Meter, QuotaInput, QuotaPeriod, RateLimitInput } from '@keyward/client';
 
 /**
  * Parsers for option values (commander `argParser`s). A bad value throws InvalidArgumentError,

@@ -6,7 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { App } from '../app';
 import { authenticateCaller, Caller, Context } from '../context';
 import { VerifyCode } from '../auth/verify-code';
-import { keyFromConnectionParams } from '../auth/presented-key';
+import { keyFromConnectionParams } from '@keyward/client/wire';
 import { ErrorCode } from '../errors';
 import type { Logger } from '../logger';
 import { requestIdFrom } from '../request-log';

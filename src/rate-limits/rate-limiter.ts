@@ -141,12 +141,3 @@ export class FlexibleRateLimiter implements RateLimiter {
     await Promise.all(limits.map((limit) => this.limiterFor(limit).reward(this.storageKey(subject, limit, now), cost)));
   }
 }
-
-/** The state clients see in X-RateLimit-* headers: the window with the least left. */
-export function tightest(states: readonly RateLimitWindowState[]): RateLimitWindowState | null {
-  let best: RateLimitWindowState | null = null;
-  for (const state of states) {
-    if (!best || state.remaining < best.remaining || (state.remaining === best.remaining && state.limit < best.limit)) best = state;
-  }
-  return best;
-}

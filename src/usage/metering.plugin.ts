@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Context } from '../context';
-import { tightest } from '../rate-limits/rate-limiter';
+import { tightest } from '@keyward/client/wire';
 
 /**
  * What a metered operation leaves behind: X-RateLimit-* of the tightest window (Retry-After on a

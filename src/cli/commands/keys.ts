@@ -8,7 +8,7 @@ import type {
   RateLimitInput,
   ScopePreset,
   UpdateApiKeyInput,
-} from '../../client/client';
+} from '@keyward/client';
 import { CliContext, ConnectionOptions, connect, notFound, withConnection } from '../context';
 import { choice, collect, dateTime, integer, jsonObject, quota, rateLimit } from '../option-parsers';
 import { formatDate, formatList, formatQuotas, formatValue, printFields, printJson, printPageFooter, printTable, Writer } from '../output';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { OrganizationFieldsFragment, QuotaInput } from '../../client/client';
+import type { OrganizationFieldsFragment, QuotaInput } from '@keyward/client';
 import { CliContext, ConnectionOptions, connect, notFound, withConnection } from '../context';
 import { integer, quota } from '../option-parsers';
 import { formatDate, printFields, printJson, printPageFooter, printTable, QUOTA_HEADERS, quotaRows, Writer } from '../output';

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import type { SessionBalanceQuery, SessionFieldsFragment, SessionStatus } from '../../client/client';
+import type { SessionBalanceQuery, SessionFieldsFragment, SessionStatus } from '@keyward/client';
 import { CliContext, ConnectionOptions, connect, notFound, withConnection } from '../context';
 import { choice, integer } from '../option-parsers';
 import { formatDate, printFields, printJson, printPageFooter, printTable, Writer } from '../output';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { UsageBucketFieldsFragment, UsageQuery } from '../../client/client';
+import type { UsageBucketFieldsFragment, UsageQuery } from '@keyward/client';
 import { CliContext, ConnectionOptions, connect, withConnection } from '../context';
 import { dateTime } from '../option-parsers';
 import { formatDate, formatNumber, printFields, printTable, printJson, Writer } from '../output';

@@ -1,19 +1,19 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { KeywardClient, KeywardError } from './client';
+import type { KeywardClient } from './client';
+import { KeywardClientError } from './client-error';
 import type { RecordUsageInput, VerifyKeyMutation } from './generated/graphql';
-import { ErrorCode, HTTP_STATUS } from '../errors';
-import { REFUSAL_ERROR } from '../auth/verify-code';
+import { ErrorCode, HTTP_STATUS, keyFromHeaders, type PresentedKey, REFUSAL_ERROR, retryAfterSeconds, tightest } from './wire';
 
 /**
- * Express middleware for a platform's own API (`keyward/express`): every request's key is
+ * Express middleware for a platform's own API (`@keyward/client/express`): every request's key is
  * checked with `verifyKey`, refusals are answered for you, and usage is recorded after the
  * response.
  *
  * ```ts
  * import express from 'express';
- * import { KeywardClient } from 'keyward/client';
- * import { keyward } from 'keyward/express';
+ * import { KeywardClient } from '@keyward/client';
+ * import { keyward } from '@keyward/client/express';
  *
  * const client = new KeywardClient({ url: process.env.KEYWARD_URL, apiKey: process.env.KEYWARD_API_KEY });
  * app.post('/v1/predict', express.json(), keyward({ client, requiredScopes: ['inference:run'] }), (req, res) => {
@@ -68,8 +68,10 @@ export interface KeywardMiddlewareOptions {
   /** Refuse with 402 NO_ACTIVE_SESSION unless the key's organization has an active session; default false. */
   requireSession?: boolean;
   /**
-   * Where the key is read from. `header` (default true): `Authorization: Bearer <key>`, then
-   * `X-API-Key`. `query` (default false): the name of a query parameter (e.g. `'api_key'`).
+   * Where the key is read from. `header` (default true): `Authorization: Bearer <key>`, or
+   * without an Authorization header `X-API-Key`, as keyward itself reads them (an Authorization
+   * header of another scheme is refused with 401 UNAUTHENTICATED). `query` (default false): the
+   * name of a query parameter (e.g. `'api_key'`), read when the headers hold no key.
    * Keys in URLs leak into access logs, proxies and browser history; enable it only for
    * clients that cannot send headers.
    */
@@ -171,14 +173,17 @@ export function keyward(options: KeywardMiddlewareOptions): RequestHandler {
   const handle = async (req: Request, res: Response): Promise<'next' | 'answered'> => {
     const started = performance.now();
     const operation = String(operationOf(req)).slice(0, MAX_OPERATION_LENGTH) || req.method;
-    const secret = keyOf(req, fromHeader, fromQuery);
-    if (!secret) {
+    const presented = keyOf(req, fromHeader, fromQuery);
+    if (presented.kind !== 'key') {
       res.set('WWW-Authenticate', 'Bearer');
-      answer(res, ErrorCode.UNAUTHENTICATED, fromHeader
-        ? 'An API key is required: send it as "Authorization: Bearer <key>" or in the X-API-Key header'
-        : `An API key is required in the "${fromQuery}" query parameter`);
+      answer(res, ErrorCode.UNAUTHENTICATED, presented.kind === 'not-bearer'
+        ? 'The Authorization header must be "Bearer <api key>"'
+        : fromHeader
+          ? 'An API key is required: send it as "Authorization: Bearer <key>" or in the X-API-Key header'
+          : `An API key is required in the "${fromQuery}" query parameter`);
       return 'answered';
     }
+    const secret = presented.key;
     const cost = typeof options.cost === 'function' ? checkCost(options.cost(req)) : options.cost ?? 1;
     const ip = req.ip || undefined;
     const cacheKey = cache?.keyFor(secret, ip, cost) ?? null;
@@ -259,18 +264,17 @@ function defaultOperation(req: Request): string {
   return `${req.method} ${req.baseUrl}${path}`;
 }
 
-function keyOf(req: Request, fromHeader: boolean, queryName: string | null): string | null {
+/** The key from the headers as keyward itself reads them (see keyFromHeaders), then the query parameter. */
+function keyOf(req: Request, fromHeader: boolean, queryName: string | null): PresentedKey {
   if (fromHeader) {
-    const bearer = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.get('authorization') ?? '');
-    if (bearer) return bearer[1];
-    const header = req.get('x-api-key')?.trim();
-    if (header) return header;
+    const presented = keyFromHeaders({ authorization: req.get('authorization'), apiKey: req.get('x-api-key') });
+    if (presented.kind !== 'none') return presented;
   }
   if (queryName) {
     const value = (req.query as Record<string, unknown>)[queryName];
-    if (typeof value === 'string' && value.trim()) return value.trim();
+    if (typeof value === 'string' && value.trim()) return { kind: 'key', key: value.trim() };
   }
-  return null;
+  return { kind: 'none' };
 }
 
 function checkCost(cost: number): number {
@@ -280,21 +284,12 @@ function checkCost(cost: number): number {
 
 /** Keyward unreachable, timing out or failing on its side: the case `onUnavailable` decides. */
 function isUnavailable(error: unknown): boolean {
-  if (!(error instanceof KeywardError)) return false;
+  if (!(error instanceof KeywardClientError)) return false;
   return error.code === 'NETWORK_ERROR' || error.code === ErrorCode.UNAVAILABLE || error.status === 0 || error.status >= 500;
 }
 
 function answer(res: Response, code: ErrorCode, message: string): void {
   res.status(HTTP_STATUS[code]).json({ error: { code, message } });
-}
-
-/** The window with the least left (ties: the smaller limit), as keyward's own responses show. */
-function tightest(states: VerifyResult['rateLimits']): VerifyResult['rateLimits'][number] | null {
-  let best: VerifyResult['rateLimits'][number] | null = null;
-  for (const state of states) {
-    if (!best || state.remaining < best.remaining || (state.remaining === best.remaining && state.limit < best.limit)) best = state;
-  }
-  return best;
 }
 
 function setRateLimitHeaders(res: Response, states: VerifyResult['rateLimits']): void {
@@ -303,11 +298,6 @@ function setRateLimitHeaders(res: Response, states: VerifyResult['rateLimits']):
   res.set('X-RateLimit-Limit', String(window.limit));
   res.set('X-RateLimit-Remaining', String(window.remaining));
   res.set('X-RateLimit-Reset', String(Math.floor(Date.parse(window.resetAt) / 1000)));
-}
-
-/** Whole seconds (at least 1) until `at`. */
-function secondsUntil(at: number, nowMs: number): number {
-  return Math.max(1, Math.ceil((at - nowMs) / 1000));
 }
 
 /**
@@ -349,7 +339,7 @@ function refuse(res: Response, result: VerifyResult, requiredScopes: string[], c
   if (code === 'INSUFFICIENT_SCOPE' && requiredScopes.length > 0) message += ` (needs ${requiredScopes.join(', ')})`;
   const at = retryAt(result, cost);
   if (at !== null) {
-    const seconds = secondsUntil(at, nowMs);
+    const seconds = retryAfterSeconds(at, nowMs);
     res.set('Retry-After', String(seconds));
     message += `; retry in ${seconds} s`;
   }

@@ -1,12 +1,10 @@
 import { print } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { createClient, Client as WsClient } from 'graphql-ws';
+import { CloseCode, createClient, Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { KeywardError } from './keyward-error';
+import { KeywardClientError } from './client-error';
 import * as ops from './generated/graphql';
-
-export { KeywardError };
-export type * from './generated/graphql';
+import { ErrorCode } from './wire';
 
 export interface KeywardClientOptions {
   /** GraphQL endpoint; default KEYWARD_URL or http://localhost:4000/graphql. */
@@ -23,8 +21,6 @@ export interface KeywardClientOptions {
   headers?: Record<string, string>;
 }
 
-type Variables<T> = T extends Record<string, never> ? undefined : T;
-
 const printed = new WeakMap<object, string>();
 function source(document: TypedDocumentNode<unknown, unknown>): string {
   let text = printed.get(document);
@@ -32,11 +28,18 @@ function source(document: TypedDocumentNode<unknown, unknown>): string {
   return text;
 }
 
+/** The error a subscription socket's close code stands for (keyward closes with 4401 and 4403 on purpose). */
+function closeCodeError(code: number): string {
+  if (code === CloseCode.Unauthorized) return ErrorCode.UNAUTHENTICATED;
+  if (code === CloseCode.Forbidden) return ErrorCode.FORBIDDEN;
+  return 'SOCKET_CLOSED';
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Typed client for the keyward GraphQL API. Methods mirror the contract's operations and
- * return its types (generated from schema.graphql); failures throw KeywardError with the
+ * return its types (generated from schema.graphql); failures throw KeywardClientError with the
  * server's code. Subscriptions (`subscribe…`) return async iterators over graphql-ws.
  */
 export class KeywardClient {
@@ -79,7 +82,7 @@ export class KeywardClient {
           await sleep(this.backoff(attempt));
           continue;
         }
-        throw new KeywardError(`keyward is unreachable at ${this.url}: ${(error as Error).message}`, 'NETWORK_ERROR', 0);
+        throw new KeywardClientError('NETWORK_ERROR', `keyward is unreachable at ${this.url}: ${(error as Error).message}`);
       }
       if (response.status === 503 && attempt < this.retries) {
         await sleep(this.backoff(attempt));
@@ -89,11 +92,11 @@ export class KeywardClient {
       try {
         payload = (await response.json()) as typeof payload;
       } catch {
-        throw new KeywardError(`keyward answered HTTP ${response.status} without a JSON body`, response.status === 503 ? 'UNAVAILABLE' : 'INTERNAL_SERVER_ERROR', response.status);
+        throw new KeywardClientError(response.status === 503 ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL_SERVER_ERROR, `keyward answered HTTP ${response.status} without a JSON body`, { status: response.status });
       }
       const error = payload.errors?.[0];
-      if (error) throw new KeywardError(error.message, error.extensions?.code ?? 'INTERNAL_SERVER_ERROR', response.status, error.path);
-      if (!payload.data) throw new KeywardError(`keyward answered HTTP ${response.status} without data`, 'INTERNAL_SERVER_ERROR', response.status);
+      if (error) throw new KeywardClientError(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR, error.message, { status: response.status, path: error.path });
+      if (!payload.data) throw new KeywardClientError(ErrorCode.INTERNAL_SERVER_ERROR, `keyward answered HTTP ${response.status} without data`, { status: response.status });
       return payload.data;
     }
   }
@@ -179,9 +182,9 @@ export class KeywardClient {
     const inner = this.socket().iterate({ query: source(document as TypedDocumentNode<unknown, unknown>), variables: variables as Record<string, unknown> });
     const fail = (error: unknown): never => {
       const close = error as { code?: number; reason?: string };
-      if (typeof close?.code === 'number') throw new KeywardError(`keyward closed the subscription socket (${close.code}${close.reason ? `: ${close.reason}` : ''})`, close.code === 4401 ? 'UNAUTHENTICATED' : close.code === 4403 ? 'FORBIDDEN' : 'SOCKET_CLOSED', 0);
+      if (typeof close?.code === 'number') throw new KeywardClientError(closeCodeError(close.code), `keyward closed the subscription socket (${close.code}${close.reason ? `: ${close.reason}` : ''})`);
       const list = Array.isArray(error) ? error as Array<{ message: string; extensions?: { code?: string } }> : null;
-      if (list?.[0]) throw new KeywardError(list[0].message, list[0].extensions?.code ?? 'INTERNAL_SERVER_ERROR', 0);
+      if (list?.[0]) throw new KeywardClientError(list[0].extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR, list[0].message);
       throw error;
     };
     const iterator: AsyncIterableIterator<TEvent> = {
@@ -201,5 +204,3 @@ export class KeywardClient {
     return iterator;
   }
 }
-
-export type { Variables };
