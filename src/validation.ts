@@ -5,7 +5,7 @@ import { looksLikeSecret } from './auth/key-format';
 
 /**
  * Input checks shared by every service. Each throws BadUserInputError naming the field,
- * before anything is written. Limits are the ones in DESIGN.md "Precise rules".
+ * before anything is written. Limits are the ones in docs/behaviour.md ("Keys").
  */
 export const LIMITS = {
   nameLength: 200,

@@ -15,7 +15,7 @@ export class AuditEntryEntity {
   actorKeyId!: string | null;
 
   /**
-   * Dotted verb (DESIGN.md "Audit actions"): organization.create|update|suspend|activate,
+   * Dotted verb (docs/behaviour.md "Audit actions"): organization.create|update|suspend|activate,
    * api_key.create|update|enable|disable|revoke|rotate|delete, rate_limit.reset,
    * session.create|terminate, session_credits.add, wallet.key_create, and
    * auth.failures_exceeded (target 'ip', no organization: an address used up its failed

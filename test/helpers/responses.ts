@@ -7,7 +7,7 @@ export function ok<T = any>(response: GraphQLResponse<T>): T {
 }
 
 /**
- * The HTTP status each refusal code must come with (DESIGN.md "Errors"), written out here so
+ * The HTTP status each refusal code must come with (docs/behaviour.md "Errors"), written out here so
  * that a test fails when the server's table drifts from the contract.
  */
 export const REFUSAL_STATUS: Readonly<Record<string, number>> = {
