@@ -16,6 +16,7 @@ import { RateLimitsService } from './rate-limits/rate-limits.service';
 import { SessionsService } from './sessions/sessions.service';
 import { UsageBuffer } from './usage/usage-buffer';
 import { UsageService } from './usage/usage.service';
+import { CountedVerifyKeyService } from './usage/verification-outcomes';
 import { LiveEvents } from './live/live-events';
 import { WalletsService } from './wallets/wallets.service';
 import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
@@ -33,7 +34,8 @@ export interface App {
   rateLimiter: RateLimiter;
   usageBuffer: UsageBuffer;
   verifier: KeyVerifier;
-  verifyKey: VerifyKeyService;
+  /** verifyKey, its outcomes counted for usage analytics. */
+  verifyKey: Pick<VerifyKeyService, 'verify'>;
   audit: AuditLogService;
   quotas: QuotasService;
   organizations: OrganizationsService;
@@ -102,7 +104,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     rateLimiter,
     usageBuffer,
     verifier,
-    verifyKey: new VerifyKeyService(verifier),
+    verifyKey: new CountedVerifyKeyService(new VerifyKeyService(verifier), usageBuffer),
     audit,
     quotas,
     organizations,

@@ -14,6 +14,7 @@ import { UsageEventEntity } from '../usage/usage-event.entity';
 import { Foundation1764000000000 } from '../migrations/1764000000000-Foundation';
 import { Metering1764100000000 } from '../migrations/1764100000000-Metering';
 import { Wallets1764200000000 } from '../migrations/1764200000000-Wallets';
+import { Analytics1764400000000 } from '../migrations/1764400000000-Analytics';
 import { WalletChallengeEntity } from '../wallets/wallet-challenge.entity';
 
 export const ENTITIES = [
@@ -21,7 +22,7 @@ export const ENTITIES = [
   SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity,
 ];
 /** In order; never `synchronize`. */
-export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000];
+export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, Analytics1764400000000];
 
 export function createDataSource(database: DatabaseConfig): DataSource {
   if (database.kind === 'sqlite') {
