@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// `npm start` rebuilds only when a source file is newer than the build, so it starts fast.
+// `npm start` rebuilds only when a source file is newer than the build, so it starts fast:
+// the server with tsc, the console (console/) with esbuild.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+const { buildConsole, consoleIsStale } = require('./build-console.js');
 
 const root = path.join(__dirname, '..');
 const marker = path.join(root, 'dist', 'src', 'main.js');
@@ -22,4 +24,8 @@ if (stale) {
   // tsc leaves unchanged outputs alone; touch the marker so the next start skips the build.
   const now = new Date();
   fs.utimesSync(marker, now, now);
+}
+if (consoleIsStale()) {
+  console.error('keyward: building the console (esbuild)…');
+  buildConsole();
 }
