@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createSourceEventStream, execute, ExecutionArgs, ExecutionResult, GraphQLError, GraphQLSchema, print } from 'graphql';
 import { WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from 'graphql-ws';
@@ -217,7 +218,13 @@ export interface LiveServer {
  * units are consumed by connecting); scopes and tenancy are checked per subscription.
  */
 export function attachLiveServer(app: App, httpServer: http.Server, schema: GraphQLSchema, path: string): LiveServer {
-  const wss = new WebSocketServer({ server: httpServer, path, maxPayload: 1024 * 1024 });
+  // noServer: upgrades are handed over below. With `server`, ws would re-emit the HTTP server's
+  // own errors (a port in use) as WebSocket server errors, which graphql-ws reports as a crash.
+  const wss = new WebSocketServer({ noServer: true, path, maxPayload: 1024 * 1024 });
+  const onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  };
+  httpServer.on('upgrade', onUpgrade);
   const registry = new SocketRegistry(app);
   let openSubscriptions = 0;
 
@@ -306,6 +313,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
       return openSubscriptions;
     },
     async stop() {
+      httpServer.off('upgrade', onUpgrade);
       clearInterval(keepAlive);
       registry.stop();
       for (const socket of wss.clients) socket.close(LiveCloseCode.GoingAway, 'Server shutting down');
