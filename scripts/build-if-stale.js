@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // `npm start` rebuilds only when a source file is newer than the build, so it starts fast.
-// Two builds, in this order: the client package (packages/client/dist, which the built server
-// and CLI load as @keyward/client), then the server, scripts and examples (dist/).
+// Three builds, in this order: the client package (packages/client/dist, which the built server
+// and CLI load as @keyward/client), the server, scripts and examples (dist/, tsc), and the
+// console (console/, esbuild).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+
+const { buildConsole, consoleIsStale } = require('./build-console.js');
 
 const root = path.join(__dirname, '..');
 const tsc = require.resolve('typescript/bin/tsc');
@@ -41,4 +44,9 @@ for (const build of builds) {
   // tsc leaves unchanged outputs alone; touch the marker so the next start skips the build.
   const now = new Date();
   fs.utimesSync(marker, now, now);
+}
+
+if (consoleIsStale()) {
+  console.error('keyward: building the console (esbuild)…');
+  buildConsole();
 }

@@ -109,7 +109,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     rateLimiter,
     usageBuffer,
     verifier,
-    verifyKey: new VerifyKeyService(verifier),
+    verifyKey: new VerifyKeyService(verifier, usageBuffer),
     audit,
     quotas,
     organizations,

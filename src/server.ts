@@ -18,6 +18,8 @@ import { graphqlLimits, queryTooComplex, withoutSuggestions, withoutVariableValu
 import { graphiqlAssets, graphiqlPage, GRAPHIQL_ASSETS_PATH, wantsGraphiql } from './graphiql/graphiql';
 import { Metrics } from './metrics';
 import { accessLogPlugin, requestLog, requestScope } from './request-log';
+import { pageSecurityHeaders } from './security-headers';
+import { consoleRoutes } from './console/console';
 
 export const GRAPHQL_PATH = '/graphql';
 /** Larger bodies are refused with 413 PAYLOAD_TOO_LARGE before parsing. */
@@ -194,8 +196,10 @@ export async function createServer(app: App): Promise<KeywardServer> {
   // Request id (X-Request-Id) and one access log line per request to the GraphQL endpoint.
   expressApp.use(GRAPHQL_PATH, requestLog(app.logger, (access, status, seconds) => metrics.observeRequest(access, status, seconds)));
   expressApp.use(GRAPHIQL_ASSETS_PATH, graphiqlAssets());
+  expressApp.use(consoleRoutes());
   expressApp.get(GRAPHQL_PATH, (req, res, next) => {
     if (!wantsGraphiql(req)) return next();
+    pageSecurityHeaders(req, res);
     res.type('html').send(graphiqlPage(GRAPHQL_PATH));
   });
   expressApp.use(

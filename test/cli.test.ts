@@ -247,3 +247,104 @@ describe('keyward server process', () => {
     expect(stderr).toContain('PORT');
   });
 });
+
+describe('the first hour', () => {
+  it('init says which database it used, in the human output and (with --json) on stderr', async () => {
+    const { env, dataDir } = await freshEnvironment();
+    const human = await cli(['init'], env, dataDir);
+    expect(human.code).toBe(0);
+    const database = USING_MYSQL ? /Database: +MySQL\/MariaDB database kw_test_[0-9a-f]+ on 127\.0\.0\.1:3306/ : new RegExp(`Database: +SQLite database ${path.join(dataDir, 'keyward.sqlite')} \\(data directory ${dataDir}\\)`);
+    expect(human.stdout).toMatch(database);
+    expect(human.stdout).not.toContain('keyward:keyward@');
+
+    const other = await freshEnvironment();
+    const json = await cli(['init', '--json'], other.env, other.dataDir);
+    expect(json.code).toBe(0);
+    expect(json.stdout.trim().split('\n')).toHaveLength(1);
+    expect(json.stderr).toMatch(USING_MYSQL ? /initialized MySQL\/MariaDB database kw_test_/ : /initialized SQLite database /);
+  });
+
+  it('keys create --direct makes a working platform key on the database when the init secret is lost, and it is audited', async () => {
+    const { env, dataDir } = await freshEnvironment();
+    const init = await cli(['init', '--json'], env, dataDir);
+    const lost = JSON.parse(init.stdout);
+    const recovered = await cli(['keys', 'create', '--direct', '--name', 'platform admin (recovered)', '--scope', '*', '--no-rate-limit', '--json'], env, dataDir);
+    expect(recovered.code).toBe(0);
+    expect(recovered.stderr).toContain('created directly in');
+    const created = JSON.parse(recovered.stdout);
+    expect(created.apiKey).toMatchObject({ organizationId: lost.organizationId, name: 'platform admin (recovered)', scopes: ['*'] });
+    expect(isWellFormedSecret(created.secret)).toBe(true);
+
+    const server = await startServer(env, dataDir);
+    // The new key works, revokes the lost one, and the audit log says the key came from no key.
+    const revoked = await gql(server.url, created.secret, `mutation { revokeApiKey(id: "${lost.apiKeyId}", reason: "secret lost") { status } }`);
+    expect(revoked.body.data.revokeApiKey.status).toBe('REVOKED');
+    const audit = await gql(server.url, created.secret, '{ auditLog(first: 10) { nodes { action actorKeyId targetId } } }');
+    expect(audit.body.data.auditLog.nodes).toEqual(expect.arrayContaining([
+      { action: 'api_key.create', actorKeyId: null, targetId: created.apiKey.id },
+      { action: 'api_key.revoke', actorKeyId: created.apiKey.id, targetId: lost.apiKeyId },
+    ]));
+    const refused = await gql(server.url, lost.secret, '{ viewer { scopes } }');
+    expect(refused.status).toBe(401);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('keys create --direct before init says to run init first and creates no key', async () => {
+    const { env, dataDir } = await freshEnvironment();
+    const result = await cli(['keys', 'create', '--direct', '--name', 'too early'], env, dataDir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/no platform organization in .+: run `keyward init` first \(NOT_FOUND\)/);
+  });
+
+  it('says in one line that the port is in use, without a stack trace, and exits 1', async () => {
+    const { env, dataDir } = await freshEnvironment();
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const child = run(MAIN, [], { ...env, PORT: String(port), HOST: '127.0.0.1' }, dataDir);
+      let output = '';
+      child.stdout!.on('data', (chunk) => { output += chunk; });
+      child.stderr!.on('data', (chunk) => { output += chunk; });
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+      expect(code).toBe(1);
+      expect(output).toContain(`keyward: port ${port} is in use; set PORT`);
+      expect(output).not.toMatch(/\bat \w+ \(|Internal error emitted|EADDRINUSE/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
+  it('tells at start what to do next: run init on a fresh database, open the console once initialized', async () => {
+    const { env, dataDir } = await freshEnvironment();
+    const fresh = await startServer(env, dataDir);
+    const origin = fresh.url.replace('/graphql', '');
+    await waitForOutput(fresh, 'npx keyward init');
+    expect(fresh.output()).toContain(`then open ${origin}/console and paste the key it prints`);
+    fresh.child.kill('SIGTERM');
+    await fresh.exited;
+
+    expect((await cli(['init', '--json'], env, dataDir)).code).toBe(0);
+    const initialized = await startServer(env, dataDir);
+    await waitForOutput(initialized, `console: ${initialized.url.replace('/graphql', '')}/console`);
+    initialized.child.kill('SIGTERM');
+    await initialized.exited;
+  });
+
+  it('a KEYWARD_URL without the /graphql path gets a hint naming it', async () => {
+    const { env, dataDir } = await freshEnvironment();
+    const result = await cli(['keys', 'list'], { ...env, KEYWARD_URL: 'http://127.0.0.1:4999', KEYWARD_API_KEY: 'kw_live_x' }, dataDir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('keyward: KEYWARD_URL http://127.0.0.1:4999 has no path: the GraphQL endpoint is /graphql, e.g. http://127.0.0.1:4999/graphql (BAD_USER_INPUT)\n');
+  });
+});
+
+/** Waits (at most 10 s) until the server process has printed `text`. */
+async function waitForOutput(server: ServerProcess, text: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!server.output().includes(text)) {
+    if (Date.now() > deadline) throw new Error(`the server never printed ${JSON.stringify(text)}:\n${server.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

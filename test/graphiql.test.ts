@@ -1,28 +1,19 @@
-import fs from 'node:fs';
-import { chromium, Browser, BrowserContext, Page, Response, WebSocket as PageSocket } from 'playwright-core';
+import { Browser, BrowserContext, Page, Response, WebSocket as PageSocket } from 'playwright-core';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, uniqueName } from './helpers/fixtures';
+import { launchChromium, PageWatch, screenshotPath, watchPage } from './helpers/browser';
 
 /**
  * GraphiQL at GET /graphql, driven by a real headless Chromium (Debian's, never a downloaded one).
  * Every request to a host other than the test server is aborted and recorded, so the page has
  * to work offline.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const BROWSER_TIMEOUT = 60_000;
 const UI_TIMEOUT = 15_000;
 
-interface OpenedPage {
+interface OpenedPage extends PageWatch {
   page: Page;
   context: BrowserContext;
-  /** Requests to hosts other than 127.0.0.1/localhost, all aborted. */
-  blocked: string[];
-  /** Paths requested from the test server. */
-  local: string[];
-  /** Uncaught exceptions thrown in the page. */
-  pageErrors: string[];
-  /** What the page logged with console.error / console.warn, for failure messages and bug reports. */
-  consoleErrors: string[];
   /** Bodies of the POSTs the page sent to the test server. */
   posts: string[];
 }
@@ -41,14 +32,8 @@ describe('GraphiQL page', () => {
   const contexts: BrowserContext[] = [];
 
   beforeAll(async () => {
-    if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium); these tests never download a browser`);
-    }
     server = await startTestServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   }, BROWSER_TIMEOUT);
 
   afterEach(async () => {
@@ -71,6 +56,7 @@ describe('GraphiQL page', () => {
     contexts.push(context);
     const page = await context.newPage();
     page.setDefaultTimeout(UI_TIMEOUT);
+    const watch = await watchPage(page);
     if (options.recordSockets) {
       await page.addInitScript(() => {
         const scope = globalThis as any;
@@ -88,31 +74,15 @@ describe('GraphiQL page', () => {
         };
       });
     }
-    const blocked: string[] = [];
-    const local: string[] = [];
-    const pageErrors: string[] = [];
-    const consoleErrors: string[] = [];
     const posts: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (message.type() === 'error' || message.type() === 'warning') consoleErrors.push(`${message.type()}: ${message.text()}`);
-    });
     page.on('request', (request) => {
       if (request.method() === 'POST' && request.url() === server.url) posts.push(request.postData() ?? '');
     });
-    await page.route('**/*', async (route) => {
-      const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1' || url.hostname === 'localhost') {
-        local.push(url.pathname);
-        return route.continue();
-      }
-      blocked.push(url.href);
-      return route.abort();
-    });
     const response = await page.goto(server.url, { waitUntil: 'load' });
     expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
     await page.waitForSelector('.graphiql-container .graphiql-query-editor .CodeMirror');
-    return { page, context, blocked, local, pageErrors, consoleErrors, posts };
+    return { page, context, ...watch, posts };
   }
 
   async function setQuery(page: Page, query: string): Promise<void> {
@@ -164,7 +134,7 @@ describe('GraphiQL page', () => {
   }
 
   it('renders GraphiQL without fetching anything from outside the server', async () => {
-    const { page, blocked, local, pageErrors } = await openGraphiql();
+    const { page, blocked, local, pageErrors, consoleErrors, violations } = await openGraphiql();
     await expect(page.locator('.graphiql-container').count()).resolves.toBe(1);
     await expect(page.locator('.graphiql-execute-button').isVisible()).resolves.toBe(true);
     await expect(page.getByRole('button', { name: 'Show Documentation Explorer' }).isVisible()).resolves.toBe(true);
@@ -172,6 +142,9 @@ describe('GraphiQL page', () => {
     await page.waitForLoadState('networkidle');
     expect(blocked).toEqual([]);
     expect(pageErrors).toEqual([]);
+    // It runs under its Content-Security-Policy (no inline script or style) without a violation.
+    expect(await violations()).toEqual([]);
+    expect(consoleErrors).toEqual([]);
     // React, ReactDOM, GraphiQL and its stylesheet all came from keyward itself.
     expect(local).toEqual(expect.arrayContaining([
       '/graphql',
@@ -189,7 +162,7 @@ describe('GraphiQL page', () => {
     const { status, text } = await runAndWaitFor(page, '"Platform"');
     expect(status).toBe(200);
     expect(JSON.parse(text)).toEqual({ data: { viewer: { organization: { name: 'Platform' }, scopes: ['*'] } } });
-    await page.screenshot({ path: '/tmp/graphiql.png' });
+    await page.screenshot({ path: screenshotPath('graphiql.png') });
     expect(blocked).toEqual([]);
   }, BROWSER_TIMEOUT);
 
@@ -312,7 +285,7 @@ describe('GraphiQL page', () => {
 
   it('streams apiKeyChanged events caused over HTTP into the response pane of a subscription run over one graphql-ws socket with the Headers key', async () => {
     const organization = await createOrganization(server);
-    const { page, blocked, pageErrors, consoleErrors, posts } = await openGraphiql();
+    const { page, blocked, pageErrors, consoleErrors, posts, violations } = await openGraphiql();
     const sockets = recordWebSockets(page);
     await setHeaders(page, JSON.stringify({ Authorization: `Bearer ${server.adminKey}` }));
     await setQuery(page, `subscription KeyWatch { apiKeyChanged(organizationId: "${organization.id}") { type apiKey { name organizationId } } }`);
@@ -348,7 +321,7 @@ describe('GraphiQL page', () => {
     expect(JSON.parse(await responseText(page))).toEqual({
       data: { apiKeyChanged: { type: 'CREATED', apiKey: { name: created.name, organizationId: organization.id } } },
     });
-    await page.screenshot({ path: '/tmp/graphiql-subscription.png' });
+    await page.screenshot({ path: screenshotPath('graphiql-subscription.png') });
 
     // The subscription keeps streaming: the next event replaces the pane.
     const revoked = await server.gql('mutation($id: ID!) { revokeApiKey(id: $id, reason: "graphiql test") { status } }', { id: created.id });
@@ -376,6 +349,8 @@ describe('GraphiQL page', () => {
     }
     expect(blocked).toEqual([]);
     expect(pageErrors).toEqual([]);
+    // The socket to the same origin is allowed by the page's connect-src.
+    expect(await violations()).toEqual([]);
   }, BROWSER_TIMEOUT);
 
   /** Runs a subscription with empty headers and returns the response pane's parsed error body once it shows one. */
@@ -402,7 +377,7 @@ describe('GraphiQL page', () => {
     expect(body.errors).toHaveLength(1);
     // The subscription never went over HTTP (where it would have got a 401 UNAUTHENTICATED instead).
     expect(opened.posts.filter((post) => post.includes('apiKeyChanged'))).toEqual([]);
-    await opened.page.screenshot({ path: '/tmp/graphiql-subscription-unauthorized.png' });
+    await opened.page.screenshot({ path: screenshotPath('graphiql-subscription-unauthorized.png') });
     expect(opened.blocked).toEqual([]);
     expect(opened.pageErrors).toEqual([]);
   }, BROWSER_TIMEOUT);

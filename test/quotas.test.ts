@@ -42,7 +42,8 @@ function status(owner: { organizationId: string } | { apiKeyId: string }, meter:
     limit,
     used,
     remaining: Math.max(0, limit - used),
-    percentUsed: Math.min(100, (used / limit) * 100),
+    // Two decimals; 100 only once used up.
+    percentUsed: used >= limit ? 100 : Math.min(99.99, Math.round((used / limit) * 10_000) / 100),
     resetsAt,
   };
 }

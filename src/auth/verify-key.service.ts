@@ -35,8 +35,13 @@ export interface VerifyKeyResult {
 }
 
 /** The `verifyKey` mutation: checks the input, runs the pipeline for the presented key, shapes the result. */
+/** Where verifyKey outcomes are counted (the usage buffer, flushed with usage). */
+export interface OutcomeCounter {
+  countOutcome(organizationId: string, apiKeyId: string | null, code: VerifyCode): void;
+}
+
 export class VerifyKeyService {
-  constructor(private readonly verifier: KeyVerifier) {}
+  constructor(private readonly verifier: KeyVerifier, private readonly outcomes: OutcomeCounter) {}
 
   async verify(actor: Actor, input: VerifyKey): Promise<VerifyKeyResult> {
     if (typeof input.key !== 'string') throw new BadUserInputError('key', 'must be a string');
@@ -60,6 +65,7 @@ export class VerifyKeyService {
       organizationId: actor.inPlatformOrganization ? null : actor.organizationId,
     });
     const key = outcome.key;
+    this.count(actor, key?.organizationId ?? null, key?.id ?? null, outcome.code);
     return {
       valid: outcome.valid,
       code: outcome.code,
@@ -73,5 +79,18 @@ export class VerifyKeyService {
       session: outcome.session,
       meta: key?.meta ?? null,
     };
+  }
+
+  /**
+   * Every outcome is counted for UsageSummary.byOutcome, and belongs to: a known key (VALID or
+   * any refusal naming it) — that key and its organization; no known key (NOT_FOUND: unknown,
+   * malformed, deleted, or another organization's) — the verifying caller's organization, with
+   * no key, so an unknown key is never attributed to an organization it might belong to.
+   * Only verifyKey is counted: keyward's own API calls are usage events, and every
+   * verification by code is in /metrics.
+   */
+  private count(actor: Actor, organizationId: string | null, apiKeyId: string | null, code: VerifyCode): void {
+    const owner = organizationId ?? actor.organizationId;
+    if (owner) this.outcomes.countOutcome(owner, apiKeyId, code);
   }
 }

@@ -8,6 +8,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Reads all of standard input (for `verify -`); default process.stdin. */
   readStdin?: () => Promise<string>;
+  /** Ends a command that runs until stopped (`listen`); default: SIGINT (Ctrl-C) or SIGTERM. */
+  stop?: AbortSignal;
 }
 
 /** Shared by every command of one run: the io and the exit code the run ends with. */
@@ -51,10 +53,29 @@ export function addConnectionOptions(root: Command): void {
 
 /** A typed client for the command's --url/--api-key, else KEYWARD_URL/KEYWARD_API_KEY. */
 export function connect(context: CliContext, options: ConnectionOptions): KeywardClient {
-  const url = options.url ?? nonEmpty(context.io.env.KEYWARD_URL) ?? DEFAULT_URL;
+  const url = checkedUrl(options.url ?? nonEmpty(context.io.env.KEYWARD_URL) ?? DEFAULT_URL, options.url ? '--url' : 'KEYWARD_URL');
   const apiKey = options.apiKey ?? nonEmpty(context.io.env.KEYWARD_API_KEY);
   if (!apiKey) throw new KeywardClientError(ErrorCode.UNAUTHENTICATED, 'no API key: set KEYWARD_API_KEY or pass --api-key');
   return new KeywardClient({ url, apiKey });
+}
+
+/**
+ * The endpoint as given, refused with a hint when it is a server's root: keyward answers the
+ * API on /graphql, and its root only redirects browsers to the console.
+ */
+function checkedUrl(url: string, source: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new KeywardClientError('BAD_USER_INPUT', `${source} "${url}" is not a URL; it should look like ${DEFAULT_URL}`);
+  }
+  if (!/^https?:$/.test(parsed.protocol)) throw new KeywardClientError('BAD_USER_INPUT', `${source} "${url}" must start with http:// or https://, e.g. ${DEFAULT_URL}`);
+  if (parsed.pathname === '/' || parsed.pathname === '') {
+    parsed.pathname = '/graphql';
+    throw new KeywardClientError('BAD_USER_INPUT', `${source} ${url} has no path: the GraphQL endpoint is /graphql, e.g. ${parsed.toString()}`);
+  }
+  return url;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -10,6 +10,7 @@ import { keysCommand } from './commands/keys';
 import { sessionsCommand } from './commands/sessions';
 import { usageCommand } from './commands/usage';
 import { verifyCommand } from './commands/verify';
+import { listenCommand } from './commands/listen';
 
 export type { CliIo };
 
@@ -55,6 +56,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   sessionsCommand(program, context);
   usageCommand(program, context);
   verifyCommand(program, context);
+  listenCommand(program, context);
   addConnectionOptions(program);
 
   try {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { GraphQLError, GraphQLSchema } from 'graphql';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Context as GraphQLWsContext } from 'graphql-ws';
@@ -79,7 +80,17 @@ async function authenticateConnection(app: App, registry: SocketRegistry, ctx: C
  * subscription; graphql-ws itself pings every socket (keepAliveMs) and drops silent ones.
  */
 export function attachLiveServer(app: App, httpServer: http.Server, schema: GraphQLSchema, path: string): LiveServer {
-  const wss = new WebSocketServer({ server: httpServer, path, maxPayload: 1024 * 1024 });
+  // noServer: upgrades are handed over here. With `server`, ws would re-emit the HTTP server's
+  // own errors (a port in use) as WebSocket server errors, which graphql-ws reports as a crash.
+  const wss = new WebSocketServer({ noServer: true, path, maxPayload: 1024 * 1024 });
+  const onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!wss.shouldHandle(request)) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  };
+  httpServer.on('upgrade', onUpgrade);
   const registry = new SocketRegistry(app);
   let openSubscriptions = 0;
 
@@ -116,6 +127,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
       return openSubscriptions;
     },
     async stop() {
+      httpServer.off('upgrade', onUpgrade);
       registry.stop();
       for (const socket of wss.clients) socket.close(LiveCloseCode.GoingAway, 'Server shutting down');
       await disposable.dispose();

@@ -167,6 +167,15 @@ export class QuotaService {
   }
 }
 
+/**
+ * 0–100 with two decimals (0.007 → 0.01, not 0.006999999999999999). 100 means used up: a quota
+ * with anything left shows at most 99.99, however close it is.
+ */
+export function percentUsed(used: number, limit: number): number {
+  if (used >= limit) return 100;
+  return Math.min(99.99, Math.round((used / limit) * 10_000) / 100);
+}
+
 export function toStatus(quota: QuotaEntity, used: number, now: Date): QuotaStatus {
   const remaining = Math.max(0, quota.limit - used);
   return {
@@ -177,7 +186,7 @@ export function toStatus(quota: QuotaEntity, used: number, now: Date): QuotaStat
     limit: quota.limit,
     used,
     remaining,
-    percentUsed: Math.min(100, (used / quota.limit) * 100),
+    percentUsed: percentUsed(used, quota.limit),
     resetsAt: periodWindow(quota.period, now).resetsAt,
   };
 }

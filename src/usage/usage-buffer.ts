@@ -8,6 +8,8 @@ import { Clock } from '../clock';
 import { newId } from '../ids';
 import type { Logger } from '../logger';
 import { isStoreUnreachable } from '../db/store-errors';
+import type { VerifyCode } from '../auth/verify-code';
+
 /** A usage event: one GraphQL operation, verified request or recordUsage. */
 export interface UsageEventInput {
   organizationId: string;
@@ -45,17 +47,30 @@ export const USAGE_BUFFER_DEFAULTS = {
   maxBacklog: 200_000,
 } as const;
 
+/** Stored for outcomes whose key is unknown (NOT_FOUND): part of the primary key, so not NULL. */
+export const NO_KEY = '';
+
+interface OutcomeCount {
+  hour: string;
+  organizationId: string;
+  apiKeyId: string;
+  code: VerifyCode;
+  count: number;
+}
+
 /**
- * Analytics that may lag by up to a second: usage events (with their daily rollups), each
- * key's lastUsedAt / requestCount, and the rate-limit log. Buffered in memory and written in
- * one transaction per flush; `stop()` flushes what is left. Quota counters are NOT here:
- * they are written before a request is admitted (a crash cannot give back spent quota).
+ * Analytics that may lag by up to a second: usage events (with their daily and hourly
+ * rollups), verification outcome counts, each key's lastUsedAt / requestCount, and the
+ * rate-limit log. Buffered in memory and written in one transaction per flush; `stop()`
+ * flushes what is left. Quota counters are NOT here: they are written before a request is
+ * admitted (a crash cannot give back spent quota).
  */
 export class UsageBuffer {
   private events: UsageEventEntity[] = [];
   private keyStats = new Map<string, { count: number; lastUsedAt: Date }>();
   private refusals: RateLimitEventEntity[] = [];
   private refusalsPerKey = new Map<string, number>();
+  private outcomes = new Map<string, OutcomeCount>();
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastPrune = 0;
@@ -78,13 +93,17 @@ export class UsageBuffer {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (let round = 0; round < 10 && (this.depth > 0 || this.keyStats.size > 0 || this.flushing); round++) {
+    for (let round = 0; round < 10 && (!this.isEmpty() || this.flushing); round++) {
       await this.flush();
     }
   }
 
   get depth(): number {
     return this.events.length + this.refusals.length;
+  }
+
+  private isEmpty(): boolean {
+    return this.depth === 0 && this.keyStats.size === 0 && this.outcomes.size === 0;
   }
 
   /** A usage event; also counts as a use of the key (lastUsedAt, requestCount). */
@@ -128,10 +147,23 @@ export class UsageBuffer {
     }));
   }
 
+  /**
+   * One verifyKey outcome, counted per UTC hour, organization, key (NO_KEY when none is
+   * known) and code: a counter increment, however many verifications there are.
+   */
+  countOutcome(organizationId: string, apiKeyId: string | null, code: VerifyCode): void {
+    const hour = hourOf(this.clock.now());
+    const key = apiKeyId ?? NO_KEY;
+    const id = `${hour}\u0000${organizationId}\u0000${key}\u0000${code}`;
+    const counted = this.outcomes.get(id);
+    if (counted) counted.count += 1;
+    else this.outcomes.set(id, { hour, organizationId, apiKeyId: key, code, count: 1 });
+  }
+
   /** Writes what is waiting; concurrent calls share one write. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing.then(() => (this.depth > 0 || this.keyStats.size > 0 ? this.flush() : undefined));
-    if (this.depth === 0 && this.keyStats.size === 0) return Promise.resolve();
+    if (this.flushing) return this.flushing.then(() => (this.isEmpty() ? undefined : this.flush()));
+    if (this.isEmpty()) return Promise.resolve();
     this.flushing = this.write().finally(() => {
       this.flushing = null;
     });
@@ -142,10 +174,12 @@ export class UsageBuffer {
     const events = this.events;
     const keyStats = this.keyStats;
     const refusals = this.refusals;
+    const outcomes = this.outcomes;
     this.events = [];
     this.keyStats = new Map();
     this.refusals = [];
     this.refusalsPerKey = new Map();
+    this.outcomes = new Map();
     try {
       await this.transactions.run(async (tx) => {
         const sqlite = sqliteConnection(tx);
@@ -162,6 +196,10 @@ export class UsageBuffer {
         }
         await insertOrIncrement(tx, 'usage_daily', ['day', 'organization_id', 'api_key_id', 'operation'],
           ['requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'], rollup(events));
+        await insertOrIncrement(tx, 'usage_hourly', ['hour', 'organization_id', 'api_key_id'],
+          ['requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'], hourlyRollup(events));
+        await insertOrIncrement(tx, 'verification_outcomes', ['hour', 'organization_id', 'api_key_id', 'code'], ['count'],
+          [...outcomes.values()].map((o) => ({ hour: o.hour, organization_id: o.organizationId, api_key_id: o.apiKeyId, code: o.code, count: o.count })));
         for (const [id, stats] of keyStats) {
           await tx.createQueryBuilder().update(ApiKeyEntity)
             .set({ requestCount: () => 'request_count + :count', lastUsedAt: stats.lastUsedAt })
@@ -175,7 +213,7 @@ export class UsageBuffer {
     } catch (error) {
       if (!isStoreUnreachable(error)) {
         // The database refused this batch itself: retrying it would block every later flush.
-        this.logger.error({ err: error, events: events.length, refusals: refusals.length }, 'usage batch refused by the database; dropped');
+        this.logger.error({ err: error, events: events.length, refusals: refusals.length, outcomes: outcomes.size }, 'usage batch refused by the database; dropped');
         return;
       }
       // Keep the data for the next attempt (bounded), so a database blip loses nothing.
@@ -185,6 +223,11 @@ export class UsageBuffer {
         this.keyStats.set(id, newer ? { count: newer.count + stats.count, lastUsedAt: newer.lastUsedAt > stats.lastUsedAt ? newer.lastUsedAt : stats.lastUsedAt } : stats);
       }
       this.refusals = [...refusals, ...this.refusals];
+      for (const [id, counted] of outcomes) {
+        const newer = this.outcomes.get(id);
+        if (newer) newer.count += counted.count;
+        else this.outcomes.set(id, counted);
+      }
       if (this.events.length > this.options.maxBacklog) {
         const dropped = this.events.length - this.options.maxBacklog;
         this.events = this.events.slice(dropped);
@@ -242,15 +285,36 @@ function insertEventsSqlite(db: SqliteDatabase, events: readonly UsageEventEntit
   }
 }
 
+/** The UTC hour a moment falls in, as stored in usage_hourly and verification_outcomes: 'YYYY-MM-DDTHH'. */
+export function hourOf(at: Date): string {
+  return at.toISOString().slice(0, 13);
+}
+
 /** Per (day, organization, key, operation) sums of a batch: what usage_daily adds. */
 function rollup(events: readonly UsageEventEntity[]): Array<Record<string, string | number>> {
+  return sums(events, (event) => {
+    const day = event.at.toISOString().slice(0, 10);
+    return [`${day}\u0000${event.organizationId}\u0000${event.apiKeyId}\u0000${event.operation}`,
+      { day, organization_id: event.organizationId, api_key_id: event.apiKeyId, operation: event.operation }];
+  });
+}
+
+/** Per (hour, organization, key) sums of a batch: what usage_hourly adds. */
+function hourlyRollup(events: readonly UsageEventEntity[]): Array<Record<string, string | number>> {
+  return sums(events, (event) => {
+    const hour = hourOf(event.at);
+    return [`${hour}\u0000${event.organizationId}\u0000${event.apiKeyId}`, { hour, organization_id: event.organizationId, api_key_id: event.apiKeyId }];
+  });
+}
+
+/** Requests, errors, tokens, cost and latency of `events`, summed per the bucket `bucketOf` names. */
+function sums(events: readonly UsageEventEntity[], bucketOf: (event: UsageEventEntity) => [string, Record<string, string>]): Array<Record<string, string | number>> {
   const rows = new Map<string, Record<string, string | number>>();
   for (const event of events) {
-    const day = event.at.toISOString().slice(0, 10);
-    const id = `${day}\u0000${event.organizationId}\u0000${event.apiKeyId}\u0000${event.operation}`;
+    const [id, columns] = bucketOf(event);
     let row = rows.get(id);
     if (!row) {
-      row = { day, organization_id: event.organizationId, api_key_id: event.apiKeyId, operation: event.operation, requests: 0, errors: 0, tokens: 0, cost_usd: 0, latency_sum_ms: 0, latency_count: 0 };
+      row = { ...columns, requests: 0, errors: 0, tokens: 0, cost_usd: 0, latency_sum_ms: 0, latency_count: 0 };
       rows.set(id, row);
     }
     (row.requests as number) += 1;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DataSource, EntityManager, IsNull } from 'typeorm';
-import { UsageBuffer } from './usage-buffer';
+import { hourOf, UsageBuffer } from './usage-buffer';
 import { UsageEventEntity } from './usage-event.entity';
 import { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { SessionEntity } from '../sessions/session.entity';
@@ -14,6 +14,7 @@ import { Clock } from '../clock';
 import { isDuplicateKey } from '../db/store-errors';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { requireInt, requireText } from '../validation';
+import { VerifyCode } from '../auth/verify-code';
 
 export interface RecordUsage {
   apiKeyId: string;
@@ -51,17 +52,27 @@ export interface UsageBucket {
   avgLatencyMs: number | null;
 }
 
+export interface OutcomeCount {
+  code: VerifyCode;
+  count: number;
+}
+
 export interface UsageSummary extends Omit<UsageBucket, 'key'> {
   from: Date;
   to: Date;
   byOperation: UsageBucket[];
   byApiKey: UsageBucket[];
   byDay: UsageBucket[];
+  /** Keyed by the hour's start, e.g. 2025-06-01T13:00:00.000Z. */
+  byHour: UsageBucket[];
+  /** verifyKey outcomes in the UTC hours the range touches, codes in VerifyCode order, none with 0. */
+  byOutcome: OutcomeCount[];
 }
 
 /** How long an idempotency key protects against double counting. */
 export const IDEMPOTENCY_WINDOW_MS = 24 * 3600_000;
 const DAY_MS = 86_400_000;
+const CODE_ORDER = Object.values(VerifyCode);
 
 interface Sums { requests: number; errors: number; tokens: number; cost: number; latencySum: number; latencyCount: number }
 
@@ -184,28 +195,73 @@ export class UsageService {
 
     const firstFullDay = Math.ceil(from.getTime() / DAY_MS) * DAY_MS;
     const endFullDays = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
-    const rows: Array<{ day: string; operation: string; apiKeyId: string } & Sums> = [];
+    type Row = { day: string; operation: string; apiKeyId: string } & Sums;
+    const rows: Row[] = [];
+    // Events of the partial days at either end give their hours too; whole days' hours come from usage_hourly.
+    const events: Array<Row & { hour: string }> = [];
+    const hourly: Array<{ hour: string } & Sums> = [];
     if (firstFullDay < endFullDays) {
       rows.push(...await this.rollupRows(organizationId, apiKeyId, isoDay(firstFullDay), isoDay(endFullDays)));
-      rows.push(...await this.eventRows(organizationId, apiKeyId, from, new Date(firstFullDay), false));
-      rows.push(...await this.eventRows(organizationId, apiKeyId, new Date(endFullDays), to, true));
+      events.push(...await this.eventRows(organizationId, apiKeyId, from, new Date(firstFullDay), false));
+      events.push(...await this.eventRows(organizationId, apiKeyId, new Date(endFullDays), to, true));
+      hourly.push(...await this.hourlyRows(organizationId, apiKeyId, hourOf(new Date(firstFullDay)), hourOf(new Date(endFullDays))));
     } else {
-      rows.push(...await this.eventRows(organizationId, apiKeyId, from, to, true));
+      events.push(...await this.eventRows(organizationId, apiKeyId, from, to, true));
     }
+    rows.push(...events);
 
     const total = emptySums();
     const byOperation = new Map<string, Sums>();
     const byApiKey = new Map<string, Sums>();
     const byDay = new Map<string, Sums>();
+    const byHour = new Map<string, Sums>();
+    const add = (map: Map<string, Sums>, bucket: string, row: Sums) => {
+      if (!map.has(bucket)) map.set(bucket, emptySums());
+      addSums(map.get(bucket)!, row);
+    };
     for (const row of rows) {
-      for (const [map, bucket] of [[byOperation, row.operation], [byApiKey, row.apiKeyId], [byDay, row.day]] as const) {
-        if (!map.has(bucket)) map.set(bucket, emptySums());
-        addSums(map.get(bucket)!, row);
-      }
+      add(byOperation, row.operation, row);
+      add(byApiKey, row.apiKeyId, row);
+      add(byDay, row.day, row);
       addSums(total, row);
     }
+    for (const row of [...events, ...hourly]) add(byHour, `${row.hour}:00:00.000Z`, row);
     const buckets = (map: Map<string, Sums>) => [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, sums]) => ({ key, ...present(sums) }));
-    return { from, to, ...present(total), byOperation: buckets(byOperation), byApiKey: buckets(byApiKey), byDay: buckets(byDay) };
+    return {
+      from, to, ...present(total),
+      byOperation: buckets(byOperation), byApiKey: buckets(byApiKey), byDay: buckets(byDay), byHour: buckets(byHour),
+      byOutcome: await this.outcomes(organizationId, apiKeyId, from, to),
+    };
+  }
+
+  /** usage_hourly rows of the hours in [fromHour, toHour). */
+  private async hourlyRows(organizationId: string, apiKeyId: string | null, fromHour: string, toHour: string) {
+    const query = this.deps.dataSource.createQueryBuilder()
+      .select(['hour', 'requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'])
+      .from('usage_hourly', 'h')
+      .where('organization_id = :organizationId AND hour >= :fromHour AND hour < :toHour', { organizationId, fromHour, toHour });
+    if (apiKeyId) query.andWhere('api_key_id = :apiKeyId', { apiKeyId });
+    const raw: Array<Record<string, string | number>> = await query.getRawMany();
+    return raw.map((row) => ({
+      hour: String(row.hour), requests: Number(row.requests), errors: Number(row.errors), tokens: Number(row.tokens), cost: Number(row.cost_usd),
+      latencySum: Number(row.latency_sum_ms), latencyCount: Number(row.latency_count),
+    }));
+  }
+
+  /**
+   * verifyKey outcomes per code, counted per UTC hour: every hour that [from, to] touches counts
+   * whole. With apiKeyId, only that key's (refusals naming no key are the organization's).
+   */
+  private async outcomes(organizationId: string, apiKeyId: string | null, from: Date, to: Date): Promise<OutcomeCount[]> {
+    const query = this.deps.dataSource.createQueryBuilder()
+      .select('code', 'code').addSelect('SUM(count)', 'count')
+      .from('verification_outcomes', 'o')
+      .where('organization_id = :organizationId AND hour >= :fromHour AND hour <= :toHour', { organizationId, fromHour: hourOf(from), toHour: hourOf(to) })
+      .groupBy('code');
+    if (apiKeyId) query.andWhere('api_key_id = :apiKeyId', { apiKeyId });
+    const raw: Array<{ code: string; count: string | number }> = await query.getRawMany();
+    const counts = new Map(raw.map((row) => [row.code, Number(row.count)]));
+    return CODE_ORDER.filter((code) => (counts.get(code) ?? 0) > 0).map((code) => ({ code, count: counts.get(code)! }));
   }
 
   private async rollupRows(organizationId: string, apiKeyId: string | null, fromDay: string, toDay: string) {
@@ -229,7 +285,7 @@ export class UsageService {
     if (apiKeyId) query.andWhere('e.api_key_id = :apiKeyId', { apiKeyId });
     const events = await query.getMany();
     return events.map((event) => ({
-      day: event.at.toISOString().slice(0, 10), operation: event.operation, apiKeyId: event.apiKeyId,
+      day: event.at.toISOString().slice(0, 10), hour: hourOf(event.at), operation: event.operation, apiKeyId: event.apiKeyId,
       requests: 1, errors: event.isError ? 1 : 0, tokens: event.tokens, cost: event.costUsd,
       latencySum: event.latencyMs ?? 0, latencyCount: event.latencyMs === null ? 0 : 1,
     }));

@@ -2,6 +2,7 @@ import { Field, Float, ObjectType } from 'type-graphql';
 import { QuotaStatus } from '../quotas/quota.type';
 import { Session } from '../sessions/session.type';
 import { SafeIntScalar } from '../scalars';
+import { VerifyCode } from '../auth/verify-code';
 
 @ObjectType()
 export class UsageRecorded {
@@ -17,7 +18,7 @@ export class UsageRecorded {
 
 @ObjectType()
 export class UsageBucket {
-  @Field({ description: 'Operation name, key id or ISO day, depending on the breakdown.' })
+  @Field({ description: "Operation name, key id, ISO day or the hour's start (e.g. 2025-06-01T13:00:00.000Z), depending on the breakdown." })
   key!: string;
 
   @Field(() => SafeIntScalar)
@@ -34,6 +35,15 @@ export class UsageBucket {
 
   @Field(() => Float, { nullable: true })
   avgLatencyMs!: number | null;
+}
+
+@ObjectType({ description: 'How many verifyKey calls ended with one code.' })
+export class OutcomeCount {
+  @Field(() => VerifyCode)
+  code!: VerifyCode;
+
+  @Field(() => SafeIntScalar)
+  count!: number;
 }
 
 @ObjectType()
@@ -67,4 +77,13 @@ export class UsageSummary {
 
   @Field(() => [UsageBucket])
   byDay!: UsageBucket[];
+
+  @Field(() => [UsageBucket], { description: 'Per UTC hour with usage, keyed by the hour\'s start; exact at the ends of the range like the totals.' })
+  byHour!: UsageBucket[];
+
+  @Field(() => [OutcomeCount], {
+    description: 'verifyKey outcomes (VALID and each refusal code, none with 0), counted per UTC hour: every hour the range touches counts whole. '
+      + "A refusal naming no key (NOT_FOUND) belongs to the verifying caller's organization; with apiKeyId only that key's outcomes count.",
+  })
+  byOutcome!: OutcomeCount[];
 }

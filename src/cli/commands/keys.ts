@@ -9,10 +9,13 @@ import type {
   ScopePreset,
   UpdateApiKeyInput,
 } from '@keyward/client';
+import { KeywardClientError } from '@keyward/client';
 import { CliContext, ConnectionOptions, connect, notFound, withConnection } from '../context';
 import { choice, collect, dateTime, integer, jsonObject, quota, rateLimit } from '../option-parsers';
 import { formatDate, formatList, formatQuotas, formatValue, printFields, printJson, printPageFooter, printTable, Writer } from '../output';
 import { printUsage, UsageRangeOptions } from './usage';
+import { describeDatabase, withDatabase } from '../direct';
+import type { CreateApiKey } from '../../api-keys/api-key.service';
 
 export const SECRET_WARNING = 'Store this secret now: it will not be shown again.';
 
@@ -34,6 +37,7 @@ interface KeySettingsOptions {
 }
 
 interface CreateOptions extends ConnectionOptions, KeySettingsOptions {
+  direct?: boolean;
   org?: string;
   preset?: ScopePreset;
   env?: KeyEnvironment;
@@ -103,9 +107,17 @@ export function keysCommand(program: Command, context: CliContext): void {
       .addOption(new Option('--preset <preset>', 'scope bundle: READ, WRITE, ADMIN or INFERENCE (unioned with --scope; neither gives READ)').argParser(choice(PRESETS)))
       .addOption(new Option('--env <environment>', 'live or test (default live): the secret starts kw_live_ or kw_test_').argParser(choice(ENVIRONMENTS)))
       .option('--expires-in-days <n>', 'expires after this many days', integer)
-      .option('--expires-at <date>', 'expires at this date-time (ISO 8601)', dateTime),
+      .option('--expires-at <date>', 'expires at this date-time (ISO 8601)', dateTime)
+      .option('--direct', 'create it in the database of this environment instead of through a server (like init; default organization: the platform\'s) — the way back when the init secret is lost'),
     'create',
-  ).action(async (options: CreateOptions) => {
+  ).addHelpText('after', [
+    '',
+    'With --direct the key is made on the database that DATABASE_URL / KEYWARD_DATA_DIR / KEYWARD_PEPPER name,',
+    'with no key to check (anyone who can open the database can do it); it is audited as api_key.create by no',
+    'key. A lost init secret:',
+    "  npx keyward keys create --direct --name \"platform admin (recovered)\" --scope '*' --no-rate-limit",
+    '  KEYWARD_API_KEY=<new secret> npx keyward keys revoke <lost key id> --reason "secret lost"',
+  ].join('\n')).action(async (options: CreateOptions) => {
     const input: CreateApiKeyInput = defined({
       ...settingsInput(options),
       name: options.name!,
@@ -115,6 +127,15 @@ export function keysCommand(program: Command, context: CliContext): void {
       expiresInDays: options.expiresInDays,
       expiresAt: options.expiresAt,
     });
+    if (options.direct) {
+      const created = await createDirectly(context, input);
+      if (options.json) return printJson(io, created);
+      io.out(`Created API key ${created.apiKey.id} in organization ${created.apiKey.organizationId} (directly in the database).`);
+      io.out('');
+      printFields(io, [['Name', created.apiKey.name], ['Environment', created.apiKey.environment], ['Hint', created.apiKey.hint], ['Scopes', formatList(created.apiKey.scopes)]]);
+      printSecret(io, created.secret);
+      return;
+    }
     const created = await connect(context, options).createApiKey(input);
     if (options.json) return printJson(io, created);
     io.out(`Created API key ${created.apiKey.id}.`);
@@ -230,6 +251,35 @@ export function keysCommand(program: Command, context: CliContext): void {
       if (options.json) return printJson(io, usage);
       printUsage(io, usage, { byApiKey: false });
     });
+}
+
+/** What `keys create --direct` prints: the new key's identity and the secret (shown once). */
+interface DirectlyCreated {
+  apiKey: { id: string; organizationId: string; name: string; environment: string; hint: string; scopes: string[] };
+  secret: string;
+}
+
+/**
+ * `keys create --direct`: the key service on the database itself, acting as the system (as
+ * `init` does); audited as api_key.create by no key. The organization defaults to the platform's.
+ */
+async function createDirectly(context: CliContext, input: CreateApiKeyInput): Promise<DirectlyCreated> {
+  const { SYSTEM_ACTOR } = await import('../../auth/actor');
+  const { OrganizationEntity } = await import('../../organizations/organization.entity');
+  return withDatabase(context.io, async (app, config) => {
+    let organizationId: string | null = input.organizationId == null ? null : String(input.organizationId);
+    if (!organizationId) {
+      const platform = await app.dataSource.getRepository(OrganizationEntity).findOneBy({ isPlatform: true });
+      if (!platform) throw new KeywardClientError('NOT_FOUND', `no platform organization in ${describeDatabase(config)}: run \`keyward init\` first`);
+      organizationId = platform.id;
+    }
+    // The API's input and the service's are the same shape; its enums are string unions there.
+    const serviceInput = { ...input, organizationId, expiresAt: input.expiresAt ? new Date(input.expiresAt) : null } as unknown as CreateApiKey;
+    const { apiKey, secret } = await app.apiKeys.create(SYSTEM_ACTOR, serviceInput);
+    context.io.err(`keyward: created directly in ${describeDatabase(config)}`);
+    const { id, name, environment, hint, scopes } = apiKey;
+    return { secret, apiKey: { id, organizationId, name, environment, hint, scopes } };
+  });
 }
 
 export function printSecret(writer: Writer, secret: string): void {
