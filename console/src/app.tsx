@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { Api, ApiError } from './api';
 import { Organization, ORGANIZATIONS, Page, VIEWER } from './queries';
-import { keyStore, mayBePlatformAdmin } from './scopes';
+import { keyStore } from './scopes';
 import { canWith, ConsoleSession, SessionContext } from './session';
 import { SignIn } from './views/sign-in';
 import { Overview } from './views/overview';
@@ -20,21 +20,15 @@ interface SignedIn {
   organizations: Organization[];
 }
 
-/** Every organization a platform key may see (all pages), or null when the key may not list them. */
-async function listOrganizations(api: Api): Promise<Organization[] | null> {
+/** Every organization a platform key sees (all pages). */
+async function listOrganizations(api: Api): Promise<Organization[]> {
   const all: Organization[] = [];
   let after: string | null = null;
-  try {
-    for (;;) {
-      const { organizations }: { organizations: Page<Organization> } = await api.request(ORGANIZATIONS, { after });
-      all.push(...organizations.nodes);
-      if (!organizations.pageInfo.hasNextPage) return all;
-      after = organizations.pageInfo.endCursor;
-    }
-  } catch (error) {
-    // A tenant's `*` never includes platform:admin: the server refuses, and this is a tenant key.
-    if (error instanceof ApiError && (error.code === 'INSUFFICIENT_SCOPE' || error.code === 'FORBIDDEN')) return null;
-    throw error;
+  for (;;) {
+    const { organizations }: { organizations: Page<Organization> } = await api.request(ORGANIZATIONS, { after });
+    all.push(...organizations.nodes);
+    if (!organizations.pageInfo.hasNextPage) return all;
+    after = organizations.pageInfo.endCursor;
   }
 }
 
@@ -80,9 +74,10 @@ export function App() {
     const api = new Api(key, (message) => signOut(`Signed out: ${message}`));
     try {
       const { viewer } = await api.request<{ viewer: Viewer }>(VIEWER);
-      const organizations = mayBePlatformAdmin(viewer.scopes) ? await listOrganizations(api) : null;
+      // The server says whether the key crosses organizations: no probing request that may be refused.
+      const organizations = viewer.isPlatformAdmin ? await listOrganizations(api) : [viewer.organization];
       keyStore.save(key);
-      setSignedIn({ api, viewer, isPlatform: organizations !== null, organizations: organizations ?? [viewer.organization] });
+      setSignedIn({ api, viewer, isPlatform: viewer.isPlatformAdmin, organizations });
       setSelectedId(viewer.organization.id);
     } catch (error) {
       api.close();
@@ -109,7 +104,7 @@ export function App() {
         const organizations = signedIn.isPlatform ? await listOrganizations(signedIn.api) : null;
         if (organizations) setSignedIn((current) => (current ? { ...current, organizations } : current));
       },
-      can: canWith(signedIn.viewer.scopes),
+      can: canWith(signedIn.viewer.scopes, signedIn.viewer.organization.isPlatform),
     };
   }, [signedIn, selectedId]);
 

@@ -27,6 +27,7 @@ export interface Organization {
   name: string;
   slug: string;
   status: 'ACTIVE' | 'SUSPENDED';
+  isPlatform: boolean;
   maxKeys: number;
   sessionBalance: number;
   createdAt: string;
@@ -103,14 +104,14 @@ export interface AuditEntry {
 export interface Page<T> { nodes: T[]; pageInfo: { endCursor: string | null; hasNextPage: boolean }; totalCount: number }
 
 const QUOTA = 'organizationId apiKeyId meter period limit used remaining percentUsed resetsAt';
-const ORGANIZATION = `id name slug status maxKeys sessionBalance createdAt quotas { ${QUOTA} }`;
+const ORGANIZATION = `id name slug status isPlatform maxKeys sessionBalance createdAt quotas { ${QUOTA} }`;
 const KEY = `id organizationId name environment hint status scopes ipAllowlist rateLimits { name limit windowSeconds } quotas { ${QUOTA} }
   maxCostPerRequest ownerEmail externalId expiresAt revokedAt revokedReason rotatedFromId lastUsedAt requestCount createdAt`;
 const SESSION = 'id organizationId apiKeyId status tokenLimit tokensUsed tokensRemaining requestCount priceUsd startedAt expiresAt endedAt';
 const BUCKET = 'key requests errors tokens costUsd avgLatencyMs';
 const RATE_LIMIT_STATE = 'apiKeyId name limit remaining windowSeconds resetAt';
 
-export const VIEWER = `query ConsoleViewer { viewer { scopes apiKey { id name hint } organization { ${ORGANIZATION} } } }`;
+export const VIEWER = `query ConsoleViewer { viewer { scopes isPlatformAdmin apiKey { id name hint } organization { ${ORGANIZATION} } } }`;
 export const ORGANIZATIONS = `query ConsoleOrganizations($after: String) { organizations(first: 100, after: $after) { nodes { ${ORGANIZATION} } pageInfo { endCursor hasNextPage } totalCount } }`;
 export const ORGANIZATION_QUERY = `query ConsoleOrganization($id: ID) { organization(id: $id) { ${ORGANIZATION} } }`;
 export const CREATE_ORGANIZATION = `mutation ConsoleCreateOrganization($input: CreateOrganizationInput!) { createOrganization(input: $input) { ${ORGANIZATION} } }`;

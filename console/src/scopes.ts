@@ -1,15 +1,12 @@
 /**
- * Scope matching as the server does it (DESIGN.md, Precise rules): a held scope matches a
- * required one when equal, when it is `*`, or when it is `res:*` and the required one starts
- * with `res:`. The console uses it only to decide what to offer; the server decides what runs.
+ * Scope matching as the server does it (docs/behaviour.md): a held scope matches a required one
+ * when equal, when it is `*`, or when it is `res:*` and the required one starts with `res:`; a
+ * `platform:` scope is held only in the platform organization. The console uses it only to
+ * decide what to offer; the server decides what runs.
  */
-export function holdsScope(held: readonly string[], required: string): boolean {
+export function holdsScope(held: readonly string[], required: string, inPlatformOrganization: boolean): boolean {
+  if (!inPlatformOrganization && required.startsWith('platform:')) return false;
   return held.some((scope) => scope === required || scope === '*' || (scope.endsWith(':*') && required.startsWith(scope.slice(0, -1))));
-}
-
-/** A key that may hold platform:admin; only the server knows (it depends on the organization). */
-export function mayBePlatformAdmin(held: readonly string[]): boolean {
-  return holdsScope(held, 'platform:admin');
 }
 
 const STORAGE_KEY = 'keyward.console.apiKey';

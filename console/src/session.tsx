@@ -6,7 +6,7 @@ import { holdsScope } from './scopes';
 /** Who is signed in and which organization the console shows; shared by every view. */
 export interface ConsoleSession {
   api: Api;
-  viewer: { scopes: string[]; apiKey: { id: string; name: string; hint: string }; organization: Organization };
+  viewer: { scopes: string[]; isPlatformAdmin: boolean; apiKey: { id: string; name: string; hint: string }; organization: Organization };
   /** The key holds platform:admin in the platform organization: it sees every organization. */
   isPlatform: boolean;
   /** Organizations the key may look at (one for a tenant key). */
@@ -28,6 +28,6 @@ export function useSession(): ConsoleSession {
   return session;
 }
 
-export function canWith(scopes: readonly string[]) {
-  return (scope: string) => holdsScope(scopes, scope);
+export function canWith(scopes: readonly string[], inPlatformOrganization: boolean) {
+  return (scope: string) => holdsScope(scopes, scope, inPlatformOrganization);
 }

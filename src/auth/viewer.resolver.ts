@@ -15,6 +15,7 @@ export class ViewerResolver {
       apiKey: await ctx.app.apiKeys.get(actor, key.id),
       organization: await ctx.app.organizations.get(actor, key.organizationId),
       scopes: key.scopes,
+      isPlatformAdmin: actor.isPlatformAdmin,
     };
   }
 }

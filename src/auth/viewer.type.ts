@@ -12,4 +12,7 @@ export class Viewer {
 
   @Field(() => [String])
   scopes!: string[];
+
+  @Field({ description: 'The key holds platform:admin in the platform organization: it may act in every organization.' })
+  isPlatformAdmin!: boolean;
 }

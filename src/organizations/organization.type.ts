@@ -20,6 +20,9 @@ export class Organization {
   @Field(() => OrganizationStatus)
   status!: OrganizationStatus;
 
+  @Field({ description: 'The platform organization (made by `keyward init`): only its keys may hold platform: scopes.' })
+  isPlatform!: boolean;
+
   @Field(() => Int, { description: 'Most non-deleted keys the organization may hold; creating one more fails with KEY_LIMIT_EXCEEDED.' })
   maxKeys!: number;
 
