@@ -8,13 +8,13 @@ import { actorOf, Context } from '../context';
 
 @Resolver(() => ApiKey)
 export class ApiKeyResolver {
-  @Query(() => ApiKey, { nullable: true })
+  @Query(() => ApiKey, { nullable: true, description: "A key of the caller's organization (any organization's for platform admins); another organization's is NOT_FOUND." })
   @RequireScope('keys:read')
   apiKey(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
     return ctx.app.apiKeys.get(actorOf(ctx), id);
   }
 
-  @Query(() => ApiKeyPage)
+  @Query(() => ApiKeyPage, { description: 'Keys, newest first, with filters (status, environment, case-insensitive search) and cursor pagination; never secrets.' })
   @RequireScope('keys:read')
   apiKeys(
     @Arg('filter', () => ApiKeyFilter, { nullable: true }) filter: ApiKeyFilter | null,
@@ -25,25 +25,25 @@ export class ApiKeyResolver {
     return ctx.app.apiKeys.list(actorOf(ctx), filter ?? {}, first, after);
   }
 
-  @Mutation(() => CreatedApiKey)
+  @Mutation(() => CreatedApiKey, { description: 'A new key; its secret is in the answer once and never again. The caller may grant only scopes it holds.' })
   @RequireScope('keys:write')
   createApiKey(@Arg('input', () => CreateApiKeyInput) input: CreateApiKeyInput, @Ctx() ctx: Context) {
     return ctx.app.apiKeys.create(actorOf(ctx), input);
   }
 
-  @Mutation(() => ApiKey)
+  @Mutation(() => ApiKey, { description: "Changes a key's settings; needs the caller to hold every scope of that key (and of any scopes it grants)." })
   @RequireScope('keys:write')
   updateApiKey(@Arg('id', () => ID) id: string, @Arg('input', () => UpdateApiKeyInput) input: UpdateApiKeyInput, @Ctx() ctx: Context) {
     return ctx.app.apiKeys.update(actorOf(ctx), id, input);
   }
 
-  @Mutation(() => ApiKey)
+  @Mutation(() => ApiKey, { description: 'Disables a key (refused as DISABLED, sockets closed) or enables it again.' })
   @RequireScope('keys:write')
   setApiKeyEnabled(@Arg('id', () => ID) id: string, @Arg('enabled') enabled: boolean, @Ctx() ctx: Context) {
     return ctx.app.apiKeys.setEnabled(actorOf(ctx), id, enabled);
   }
 
-  @Mutation(() => ApiKey)
+  @Mutation(() => ApiKey, { description: 'Revokes a key for good, with a reason (refused as REVOKED from now on, on every instance).' })
   @RequireScope('keys:write')
   revokeApiKey(@Arg('id', () => ID) id: string, @Arg('reason') reason: string, @Ctx() ctx: Context) {
     return ctx.app.apiKeys.revoke(actorOf(ctx), id, reason);

@@ -71,17 +71,31 @@ export function fieldRules(schema: GraphQLSchema, operation: OperationDefinition
   return rules;
 }
 
-/** Enforces the two directives on every root field (queries, mutations, subscriptions). */
+/** A root field's description ends with who may call it, so GraphiQL's docs pane shows it. */
+function withAccess(description: string | null | undefined, access: string): string {
+  return description ? `${description}\n\n${access}` : access;
+}
+
+/**
+ * Enforces the two directives on every root field (queries, mutations, subscriptions), and
+ * states them in the field's description.
+ */
 export function applyAuthDirectives(schema: GraphQLSchema): GraphQLSchema {
   return mapSchema(schema, {
     [MapperKind.ROOT_FIELD]: (fieldConfig: GraphQLFieldConfig<unknown, Context>, fieldName, typeName) => {
-      if (getDirective(schema, fieldConfig, publicDirective.name)?.[0]) return fieldConfig;
+      if (getDirective(schema, fieldConfig, publicDirective.name)?.[0]) {
+        return { ...fieldConfig, description: withAccess(fieldConfig.description, 'Public: no API key needed (limited per client address).') };
+      }
       const rule = getDirective(schema, fieldConfig, requireScopeDirective.name)?.[0];
       const anyOf: string[] | null = rule ? rule.anyOf : null;
       const field = `${typeName}.${fieldName}`;
       const { resolve = defaultFieldResolver, subscribe } = fieldConfig;
+      const access = anyOf
+        ? `Needs an API key with ${anyOf.length > 1 ? 'one of the scopes' : 'the scope'} ${anyOf.map((scope) => `\`${scope}\``).join(', ')}.`
+        : 'Needs any valid API key.';
       return {
         ...fieldConfig,
+        description: withAccess(fieldConfig.description, access),
         resolve(source, args, context, info) {
           authorize(context, field, anyOf);
           return resolve(source, args, context, info);

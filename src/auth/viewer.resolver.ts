@@ -6,7 +6,7 @@ import { ErrorCode, KeywardError } from '../errors';
 @Resolver(() => Viewer)
 export class ViewerResolver {
   /** The calling key, its organization and scopes; needs only a valid key. */
-  @Query(() => Viewer)
+  @Query(() => Viewer, { description: 'The calling key, its organization and scopes; needs only a valid key.' })
   async viewer(@Ctx() ctx: Context) {
     if (!ctx.caller) throw new KeywardError(ErrorCode.UNAUTHENTICATED, 'viewer needs an API key');
     // Fresh rows, not the verification cache: lastUsedAt / requestCount move on.

@@ -14,7 +14,7 @@ export class OrganizationResolver {
     return ctx.app.organizations.get(actorOf(ctx), id);
   }
 
-  @Query(() => OrganizationPage)
+  @Query(() => OrganizationPage, { description: 'Every organization, newest first (the platform only).' })
   @RequireScope('platform:admin')
   organizations(
     @Arg('first', () => Int, { nullable: true, defaultValue: 50 }) first: number | null,
@@ -24,13 +24,13 @@ export class OrganizationResolver {
     return ctx.app.organizations.list(actorOf(ctx), first, after);
   }
 
-  @Mutation(() => Organization)
+  @Mutation(() => Organization, { description: 'A customer organization with its quotas, maxKeys and keyRateLimits.' })
   @RequireScope('platform:admin')
   createOrganization(@Arg('input', () => CreateOrganizationInput) input: CreateOrganizationInput, @Ctx() ctx: Context) {
     return ctx.app.organizations.create(actorOf(ctx), input);
   }
 
-  @Mutation(() => Organization)
+  @Mutation(() => Organization, { description: "Renames an organization (org:write); its quotas, maxKeys and keyRateLimits are the platform's to change (platform:admin)." })
   @RequireScope('org:write')
   updateOrganization(
     @Arg('id', () => ID) id: string,
@@ -40,7 +40,7 @@ export class OrganizationResolver {
     return ctx.app.organizations.update(actorOf(ctx), id, input);
   }
 
-  @Mutation(() => Organization)
+  @Mutation(() => Organization, { description: "Suspends an organization (every key refused as ORGANIZATION_SUSPENDED, sockets closed) or activates it again." })
   @RequireScope('platform:admin')
   setOrganizationStatus(
     @Arg('id', () => ID) id: string,

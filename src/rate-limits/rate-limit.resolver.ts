@@ -5,7 +5,7 @@ import { actorOf, Context } from '../context';
 
 @Resolver()
 export class RateLimitResolver {
-  @Query(() => [RateLimitState])
+  @Query(() => [RateLimitState], { description: "Every window the key obeys, its own and its organization's (org:…), with what is left and when the next unit frees up." })
   @RequireScope('keys:read')
   rateLimitStatus(@Arg('apiKeyId', () => ID) apiKeyId: string, @Ctx() ctx: Context) {
     return ctx.app.rateLimits.status(actorOf(ctx), apiKeyId);

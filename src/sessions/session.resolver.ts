@@ -8,13 +8,13 @@ import { SafeIntScalar } from '../scalars';
 
 @Resolver(() => Session)
 export class SessionResolver {
-  @Query(() => Session, { nullable: true })
+  @Query(() => Session, { nullable: true, description: "A session of the caller's organization." })
   @RequireScope('sessions:read')
   session(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
     return ctx.app.sessions.get(actorOf(ctx), id);
   }
 
-  @Query(() => SessionPage)
+  @Query(() => SessionPage, { description: "The organization's sessions, newest first." })
   @RequireScope('sessions:read')
   sessions(
     @Arg('status', () => SessionStatus, { nullable: true }) status: SessionStatus | null,
@@ -31,7 +31,7 @@ export class SessionResolver {
     return ctx.app.sessions.active(actorOf(ctx).organizationId!);
   }
 
-  @Query(() => SessionBalance)
+  @Query(() => SessionBalance, { description: 'Sessions bought, used and still available (the caller\'s organization by default).' })
   @RequireScope('sessions:read')
   sessionBalance(@Arg('organizationId', () => ID, { nullable: true }) organizationId: string | null, @Ctx() ctx: Context) {
     return ctx.app.sessions.balance(actorOf(ctx), organizationId);
@@ -43,7 +43,7 @@ export class SessionResolver {
     return ctx.app.sessions.create(actorOf(ctx), input ?? {});
   }
 
-  @Mutation(() => Session)
+  @Mutation(() => Session, { description: 'Ends the session now (TERMINATED); what it used stays counted.' })
   @RequireScope('sessions:write')
   terminateSession(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
     return ctx.app.sessions.terminate(actorOf(ctx), id);
