@@ -5,7 +5,7 @@ import { OrganizationEntity, OrganizationStatus } from '../organizations/organiz
 import { Meter, QuotaEntity } from '../quotas/quota.entity';
 import { periodWindow } from '../quotas/quota-period';
 import { QuotasService, QuotaStatus } from '../quotas/quotas.service';
-import { RateLimiter, RateLimitWindowState } from '../rate-limits/rate-limiter';
+import { RateLimiter, RateLimitWindowState, secondsUntil } from '../rate-limits/rate-limiter';
 import { SessionEntity } from '../sessions/session.entity';
 import { SessionsService } from '../sessions/sessions.service';
 import { UsageBuffer } from '../usage/usage-buffer';
@@ -59,8 +59,9 @@ export interface VerificationOutcome {
   quotas: QuotaStatus[];
   session: SessionEntity | null;
   /**
-   * Whole seconds (at least 1) until retrying can succeed: RATE_LIMITED until the window
-   * resets, QUOTA_EXCEEDED until a DAY / MONTH quota's period ends; otherwise null.
+   * Whole seconds (at least 1) until retrying can succeed: RATE_LIMITED until the windows have
+   * room for the same cost (null when the cost is above a window's limit), QUOTA_EXCEEDED until
+   * a DAY / MONTH quota's period ends; otherwise null.
    */
   retryAfterSeconds: number | null;
 }
@@ -154,11 +155,14 @@ export class KeyVerifier {
     });
     if (key.rateLimits.length > 0) this.live.rateLimits(key.id, limited.states);
     if (!limited.allowed) {
-      const { refusedBy } = limited;
+      const { refusedBy, retryAt } = limited;
       this.usage.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation: request.operation ?? null, ip: request.ip });
-      return known(VerifyCode.RATE_LIMITED, `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s) is used up; it resets at ${refusedBy.resetAt.toISOString()}`, {
+      const window = `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s)`;
+      return known(VerifyCode.RATE_LIMITED, retryAt
+        ? `${window} has no room for cost ${cost}; it admits it again at ${retryAt.toISOString()}`
+        : `${window} can never admit cost ${cost}`, {
         rateLimits: limited.states,
-        retryAfterSeconds: secondsUntil(refusedBy.resetAt, now),
+        retryAfterSeconds: retryAt ? secondsUntil(retryAt, now) : null,
       });
     }
     // 9 + 10
@@ -218,10 +222,6 @@ export class KeyVerifier {
     this.cache.set(hash, entry);
     return entry;
   }
-}
-
-function secondsUntil(at: Date, now: Date): number {
-  return Math.max(1, Math.ceil((at.getTime() - now.getTime()) / 1000));
 }
 
 function refused(code: Refusal, reason: string, extra: Partial<VerificationOutcome> = {}): VerificationOutcome {

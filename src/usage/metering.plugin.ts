@@ -6,7 +6,7 @@ import { ErrorCode, KeywardError } from '../errors';
 import { VerifyCode } from '../auth/verify-code';
 import { REFUSAL_ERROR } from '../auth/verify-code';
 import { publicDirective, requireScopeDirective } from '../auth/directives';
-import { tightest } from '../rate-limits/rate-limiter';
+import { secondsUntil, tightest } from '../rate-limits/rate-limiter';
 import { authFailureBlock, countAuthFailure } from '../auth/auth-failures';
 
 /** Root fields an operation selects (through fragments), without introspection fields. */
@@ -59,7 +59,7 @@ function rulesOf(schema: GraphQLSchema, operation: OperationDefinitionNode, fiel
   return rules;
 }
 
-/** DESIGN.md: public fields take 30 requests per minute per client IP. */
+/** DESIGN.md: public fields take 30 requests per minute (any 60 s) per client IP. */
 export const PUBLIC_RATE_LIMIT = { name: 'public', limit: 30, windowSeconds: 60 } as const;
 
 /** Anonymous calls of @public fields: limited per client IP, refused with 429 RATE_LIMITED. */
@@ -67,7 +67,8 @@ async function limitPublicCall(context: Context, operation: string): Promise<voi
   const { app } = context;
   const now = app.clock.now();
   const result = await app.rateLimiter.consume(`ip:${context.ip ?? 'unknown'}`, [PUBLIC_RATE_LIMIT], 1, now);
-  const retryAfterSeconds = result.allowed ? null : Math.max(1, Math.ceil((result.refusedBy.resetAt.getTime() - now.getTime()) / 1000));
+  // A cost of 1 always fits a limit of 30 eventually: retryAt is set on every refusal.
+  const retryAfterSeconds = result.allowed ? null : secondsUntil(result.retryAt!, now);
   context.verification = {
     valid: result.allowed, code: result.allowed ? VerifyCode.VALID : VerifyCode.RATE_LIMITED, reason: '', key: null, organization: null,
     rateLimits: result.states, quotas: [], session: null, retryAfterSeconds,
@@ -136,7 +137,8 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
         if (window) {
           response.http.headers.set('x-ratelimit-limit', String(window.limit));
           response.http.headers.set('x-ratelimit-remaining', String(window.remaining));
-          response.http.headers.set('x-ratelimit-reset', String(Math.floor(window.resetAt.getTime() / 1000)));
+          // Rounded up: from this second on, the next unit is free.
+          response.http.headers.set('x-ratelimit-reset', String(Math.ceil(window.resetAt.getTime() / 1000)));
         }
         if (outcome.retryAfterSeconds !== null) response.http.headers.set('retry-after', String(outcome.retryAfterSeconds));
         if (outcome.valid && outcome.key) {
