@@ -463,7 +463,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       ({ instance: d, redisProxy } = await startProxiedInstance('D', { proxyDatabase: false, env: { RATE_LIMIT_FAIL_OPEN: 'true' } }));
     }, 60_000);
 
-    it('answers verifyKey for a rate-limited key with VALID while Redis is unreachable, limited by the in-memory insurance limiter', async () => {
+    it('answers verifyKey for a rate-limited key with VALID while Redis is unreachable, limited by the in-memory fallback limiter', async () => {
       const organization = await createOrganization(a);
       const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'per-minute', limit: 3, windowSeconds: 60 }] });
       expect((await verifyOn(d, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
@@ -473,7 +473,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       const whileDown = [];
       for (let i = 0; i < 4; i++) whileDown.push(await verifyOn(d, key.secret));
       expect(whileDown.map((r) => r.status)).toEqual([200, 200, 200, 200]);
-      // The insurance limiter has its own (empty) counters and still enforces 3 per minute.
+      // The fallback limiter has its own (empty) windows and still enforces 3 per minute.
       expect(whileDown.map((r) => r.result?.code)).toEqual(['VALID', 'VALID', 'VALID', 'RATE_LIMITED']);
 
       // An outage of a few seconds: anything the instance queued for Redis meanwhile gives up.

@@ -7,7 +7,7 @@ interface StoredLog extends SlidingLog {
   windowMs: number;
 }
 
-/** Sweeps run after this many consumes at least (and never more often than once per stored log). */
+/** A sweep runs every max(SWEEP_EVERY, stored logs) admitted consumes: amortised O(1) per consume. */
 const SWEEP_EVERY = 1_024;
 
 /**

@@ -14,7 +14,7 @@
  * test/redis-rate-limiter.test.ts checks that both agree.
  */
 
-/** Entries a window keeps before merging (a window then takes about 1 KB, whatever its limit). */
+/** Entries a window keeps before merging (a window then stays under about 1.5 KB, whatever its limit). */
 export const MAX_ENTRIES = 64;
 
 export interface SlidingLog {
