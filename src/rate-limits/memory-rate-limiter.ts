@@ -7,7 +7,10 @@ interface StoredLog extends SlidingLog {
   windowMs: number;
 }
 
-/** A sweep runs every max(SWEEP_EVERY, stored logs) admitted consumes: amortised O(1) per consume. */
+/**
+ * After a sweep, the next runs max(SWEEP_EVERY, logs left) admitted consumes later: a sweep
+ * costs O(logs), so amortised O(1) per consume, and garbage never outgrows the live logs.
+ */
 const SWEEP_EVERY = 1_024;
 
 /**
@@ -18,7 +21,12 @@ const SWEEP_EVERY = 1_024;
  */
 export class MemoryRateLimiter implements RateLimiter {
   private readonly logs = new Map<string, StoredLog>();
-  private consumesSinceSweep = 0;
+  private consumesUntilSweep = SWEEP_EVERY;
+
+  /** Windows held in memory (each at most MAX_ENTRIES entries). */
+  get storedWindows(): number {
+    return this.logs.size;
+  }
 
   async consume(subject: string, limits: readonly RateLimitSpec[], cost: number, now: Date): Promise<ConsumeResult> {
     assertDistinctNames(limits);
@@ -78,14 +86,14 @@ export class MemoryRateLimiter implements RateLimiter {
    * afresh later starts with a floor at least as high, so no refund can act on the wrong units.
    */
   private sweepIfDue(nowMs: number): void {
-    this.consumesSinceSweep += 1;
-    if (this.consumesSinceSweep < Math.max(SWEEP_EVERY, this.logs.size)) return;
-    this.consumesSinceSweep = 0;
+    this.consumesUntilSweep -= 1;
+    if (this.consumesUntilSweep > 0) return;
     for (const [key, log] of this.logs) {
       const cutoff = nowMs - log.windowMs;
       const newest = log.entries[log.entries.length - 1];
       if ((!newest || newest[0] <= cutoff) && log.refundFloor <= cutoff) this.logs.delete(key);
     }
+    this.consumesUntilSweep = Math.max(SWEEP_EVERY, this.logs.size);
   }
 }
 

@@ -12,15 +12,17 @@ import { MAX_ENTRIES, WindowView } from './sliding-log';
 const EXPIRY_GRACE_MS = 60_000;
 
 /**
- * One call of any operation on all of a subject's windows, atomic in Redis. The functions mirror
- * sliding-log.ts line for line. A log is stored as one string "highWater refundFloor t1 u1 t2 u2 …"
- * (integers; times in ms).
+ * One call of any operation on all of a subject's windows, atomic in Redis. It makes the same
+ * decisions as sliding-log.ts, step for step (test/redis-rate-limiter.test.ts compares the two),
+ * and is written for speed: a log is one MessagePack array (cmsgpack, in C) that also keeps the
+ * sum of its units, {highWater, refundFloor, used, t1, u1, t2, u2, …} (integers, times in ms),
+ * and a window is read once per call.
  *
  * KEYS: one log per window. ARGV: op (consume | refund | peek | reset), now (ms; for refund the
  * time the consume was called with), cost, maxEntries, expiryGraceMs, then per window: limit,
- * windowMs. Reply: consume → {admitted (1/0), then per window used, resetAtMs, admitAtMs (nil:
- * never)}, each window as it stands after the call; peek → the same with admitted 1; refund and
- * reset → {}.
+ * windowMs. Reply: consume → {admitted (1/0), then per window used, resetAtMs, admitAtMs}, each
+ * window as it stands after the call, admitAtMs only when refused (nil: never, or not refused);
+ * peek → the same with admitted 1; refund and reset → {}.
  */
 const SCRIPT = `
 local op = ARGV[1]
@@ -28,104 +30,98 @@ local now = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local maxEntries = tonumber(ARGV[4])
 local graceMs = tonumber(ARGV[5])
+local HW, FLOOR, USED, FIRST = 1, 2, 3, 4
 
 local function load(i, windowMs)
   local raw = redis.call('GET', KEYS[i])
-  if not raw then return { highWater = now, refundFloor = now - windowMs, ts = {}, units = {} }, false end
-  local fields = {}
-  for word in string.gmatch(raw, '%S+') do fields[#fields + 1] = tonumber(word) end
-  local log = { highWater = fields[1], refundFloor = fields[2], ts = {}, units = {} }
-  for j = 3, #fields - 1, 2 do
-    log.ts[#log.ts + 1] = fields[j]
-    log.units[#log.units + 1] = fields[j + 1]
-  end
-  return log, true
+  if not raw then return { now, now - windowMs, 0 }, false end
+  return cmsgpack.unpack(raw), true
 end
 
 local function save(i, log, windowMs)
-  local parts = { string.format('%d %d', log.highWater, log.refundFloor) }
-  for j = 1, #log.ts do parts[#parts + 1] = string.format('%d %d', log.ts[j], log.units[j]) end
-  redis.call('SET', KEYS[i], table.concat(parts, ' '), 'PX', windowMs + graceMs)
+  redis.call('SET', KEYS[i], cmsgpack.pack(log), 'PX', windowMs + graceMs)
+end
+
+local function removeEntry(log, j)
+  log[USED] = log[USED] - log[j + 1]
+  table.remove(log, j + 1)
+  table.remove(log, j)
 end
 
 local function advance(log, windowMs)
-  if now > log.highWater then log.highWater = now end
-  local cutoff = log.highWater - windowMs
-  if cutoff > log.refundFloor then log.refundFloor = cutoff end
-  local first = 1
-  while first <= #log.ts and log.ts[first] <= cutoff do first = first + 1 end
-  if first > 1 then
-    local ts, units = {}, {}
-    for j = first, #log.ts do
-      ts[#ts + 1] = log.ts[j]
-      units[#units + 1] = log.units[j]
-    end
-    log.ts, log.units = ts, units
+  if now > log[HW] then log[HW] = now end
+  local cutoff = log[HW] - windowMs
+  if cutoff > log[FLOOR] then log[FLOOR] = cutoff end
+  local first = FIRST
+  while first <= #log and log[first] <= cutoff do
+    log[USED] = log[USED] - log[first + 1]
+    first = first + 2
+  end
+  if first > FIRST then
+    local n, shift = #log, first - FIRST
+    for j = FIRST, n - shift do log[j] = log[j + shift] end
+    for j = n, n - shift + 1, -1 do log[j] = nil end
   end
 end
 
-local function view(log, limit, windowMs)
-  local used = 0
-  for j = 1, #log.units do used = used + log.units[j] end
-  local resetAt = log.highWater + windowMs
-  if #log.ts > 0 then resetAt = log.ts[1] + windowMs end
-  local admitAt = false
-  if used + cost <= limit then
-    admitAt = log.highWater
-  elseif cost <= limit then
-    local left = used
-    for j = 1, #log.ts do
-      left = left - log.units[j]
-      if left + cost <= limit then
-        admitAt = log.ts[j] + windowMs
-        break
-      end
-    end
+local function resetAt(log, windowMs)
+  if #log >= FIRST then return log[FIRST] + windowMs end
+  return log[HW] + windowMs
+end
+
+local function admitAt(log, limit, windowMs)
+  if log[USED] + cost <= limit then return log[HW] end
+  if cost > limit then return false end
+  local left = log[USED]
+  for j = FIRST, #log, 2 do
+    left = left - log[j + 1]
+    if left + cost <= limit then return log[j] + windowMs end
   end
-  return used, resetAt, admitAt
+  return false
 end
 
 local function take(log)
   if cost <= 0 then return end
-  local last = #log.ts
-  if last > 0 and log.ts[last] == log.highWater then
-    log.units[last] = log.units[last] + cost
+  local n = #log
+  log[USED] = log[USED] + cost
+  if n >= FIRST and log[n - 1] == log[HW] then
+    log[n] = log[n] + cost
   else
-    log.ts[last + 1] = log.highWater
-    log.units[last + 1] = cost
+    log[n + 1] = log[HW]
+    log[n + 2] = cost
   end
-  if #log.ts <= maxEntries then return end
-  local best, gap = 1, log.ts[2] - log.ts[1]
-  for j = 2, #log.ts - 1 do
-    local g = log.ts[j + 1] - log.ts[j]
+  if (#log - FIRST + 1) / 2 <= maxEntries then return end
+  local best, gap = FIRST, log[FIRST + 2] - log[FIRST]
+  for j = FIRST + 2, #log - 2, 2 do
+    local g = log[j + 2] - log[j]
     if g < gap then best, gap = j, g end
   end
-  log.units[best + 1] = log.units[best + 1] + log.units[best]
-  table.remove(log.ts, best)
-  table.remove(log.units, best)
+  log[best + 3] = log[best + 3] + log[best + 1]
+  table.remove(log, best + 1)
+  table.remove(log, best)
 end
 
 local function giveBack(log)
-  if now <= log.refundFloor or cost <= 0 then return false end
-  local index = 1
-  while index <= #log.ts and log.ts[index] < now do index = index + 1 end
-  if index > #log.ts then return false end
+  if now <= log[FLOOR] or cost <= 0 then return false end
+  local j = FIRST
+  while j <= #log and log[j] < now do j = j + 2 end
+  if j > #log then return false end
   local left = cost
-  while left > 0 and index <= #log.ts do
-    local removed = math.min(log.units[index], left)
-    log.units[index] = log.units[index] - removed
+  while left > 0 and j <= #log do
+    local removed = math.min(log[j + 1], left)
+    log[j + 1] = log[j + 1] - removed
+    log[USED] = log[USED] - removed
     left = left - removed
-    if log.units[index] == 0 then
-      table.remove(log.ts, index)
-      table.remove(log.units, index)
+    if log[j + 1] == 0 then
+      removeEntry(log, j)
     else
-      index = index + 1
+      j = j + 2
     end
   end
   return true
 end
 
-local logs, windows = {}, {}
+local windows = {}
 for i = 1, #KEYS do
   windows[i] = { limit = tonumber(ARGV[4 + 2 * i]), windowMs = tonumber(ARGV[5 + 2 * i]) }
 end
@@ -141,33 +137,33 @@ end
 if op == 'reset' then
   for i = 1, #KEYS do
     local log = load(i, windows[i].windowMs)
-    if now > log.highWater then log.highWater = now end
-    log.ts, log.units = {}, {}
-    if log.highWater - 1 > log.refundFloor then log.refundFloor = log.highWater - 1 end
-    save(i, log, windows[i].windowMs)
+    if now > log[HW] then log[HW] = now end
+    local cleared = { log[HW], log[FLOOR], 0 }
+    if cleared[HW] - 1 > cleared[FLOOR] then cleared[FLOOR] = cleared[HW] - 1 end
+    save(i, cleared, windows[i].windowMs)
   end
   return {}
 end
 
-local admitted = 1
+local logs, admitted = {}, 1
 for i = 1, #KEYS do
   logs[i] = load(i, windows[i].windowMs)
   advance(logs[i], windows[i].windowMs)
-  local used = view(logs[i], windows[i].limit, windows[i].windowMs)
-  if used + cost > windows[i].limit then admitted = 0 end
-end
-if op == 'consume' and admitted == 1 then
-  for i = 1, #KEYS do
-    take(logs[i])
-    save(i, logs[i], windows[i].windowMs)
-  end
+  if logs[i][USED] + cost > windows[i].limit then admitted = 0 end
 end
 local reply = { admitted }
 for i = 1, #KEYS do
-  local used, resetAt, admitAt = view(logs[i], windows[i].limit, windows[i].windowMs)
-  reply[#reply + 1] = used
-  reply[#reply + 1] = resetAt
-  reply[#reply + 1] = admitAt
+  local log, window = logs[i], windows[i]
+  local retryAt = false
+  if op == 'consume' and admitted == 1 then
+    take(log)
+    save(i, log, window.windowMs)
+  elseif admitted == 0 then
+    retryAt = admitAt(log, window.limit, window.windowMs)
+  end
+  reply[#reply + 1] = log[USED]
+  reply[#reply + 1] = resetAt(log, window.windowMs)
+  reply[#reply + 1] = retryAt
 end
 return reply
 `;
