@@ -140,8 +140,8 @@ describe('RedisRateLimiter', () => {
       proxied = await connectRedis(through.toString(), quietLogger());
     });
     afterAll(async () => {
-      proxy.resume();
-      await proxied.close();
+      // Not quit(): a connection still in its reconnect backoff would queue QUIT and keep retrying.
+      for (const connection of [proxied.client, proxied.publisher, proxied.subscriber]) connection.disconnect();
       await proxy.close();
     });
 
