@@ -9,7 +9,7 @@
  * longer, never shorter: a merged log may refuse a little early, it never admits too much.
  * Refunds and resets keep the same direction (see giveBack and clear).
  *
- * Pure functions over plain data, mirrored line for line by the Lua script of the Redis
+ * Pure functions over plain data, mirrored step for step by the Lua script of the Redis
  * limiter (redis-rate-limiter.ts); test/unit/sliding-log.test.ts pins the behaviour and
  * test/redis-rate-limiter.test.ts checks that both agree.
  */
