@@ -11,7 +11,9 @@ import { AuditLogService } from './audit-log/audit-log.service';
 import { QuotaService } from './quotas/quota.service';
 import { OrganizationService } from './organizations/organization.service';
 import { ApiKeyService } from './api-keys/api-key.service';
-import { FlexibleRateLimiter, RateLimiter } from './rate-limits/rate-limiter';
+import { RateLimiter } from './rate-limits/rate-limiter';
+import { MemoryRateLimiter } from './rate-limits/memory-rate-limiter';
+import { RedisRateLimiter } from './rate-limits/redis-rate-limiter';
 import { RateLimitService } from './rate-limits/rate-limit.service';
 import { SessionService } from './sessions/session.service';
 import { UsageBuffer } from './usage/usage-buffer';
@@ -32,6 +34,8 @@ export interface App {
   transactions: Transactions;
   keyCache: KeyCache;
   rateLimiter: RateLimiter;
+  /** Failed authentications per client address; limits from memory while Redis is down. */
+  authFailureLimiter: RateLimiter;
   usageBuffer: UsageBuffer;
   verifier: KeyVerifier;
   verifyKey: VerifyKeyService;
@@ -69,7 +73,11 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const keyCache = new KeyCache();
   // Scale-out: rate limits, live events and cache invalidations go through Redis.
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : null;
-  const rateLimiter = redis ? FlexibleRateLimiter.redis(redis.client, config.rateLimitFailOpen) : FlexibleRateLimiter.inMemory();
+  const rateLimiter = redis
+    ? new RedisRateLimiter(redis.client, config.rateLimitFailOpen ? new MemoryRateLimiter() : null)
+    : new MemoryRateLimiter();
+  // Failed authentications stay limited while Redis is down: each instance then counts in its own memory.
+  const authFailureLimiter = redis ? new RedisRateLimiter(redis.client, new MemoryRateLimiter()) : rateLimiter;
   const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger);
   const pubSub = redis
     ? redisPubSub(redis.publisher, redis.subscriber, (error, command) => logger.warn({ err: error, command }, 'redis pub/sub command failed'))
@@ -107,6 +115,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     transactions,
     keyCache,
     rateLimiter,
+    authFailureLimiter,
     usageBuffer,
     verifier,
     verifyKey: new VerifyKeyService(verifier, usageBuffer),

@@ -13,10 +13,11 @@ const FLOORS: ReadonlyArray<[name: string, files: readonly string[]]> = [
   ['rules', [
     'logger.ts', 'pagination.ts', 'validation.ts', 'auth/scopes.ts', 'auth/ip-allowlist.ts', 'auth/client-address.ts', 'auth/key-format.ts',
     'auth/actor.ts', 'auth/authorization.ts', 'auth/verify-code.ts', 'auth/presented-key.ts', 'quotas/quota-period.ts', 'rate-limits/effective-limits.ts',
+    'rate-limits/sliding-log.ts',
   ]],
   ['config', ['config.ts', 'auth/pepper.ts']],
   ['stores', [
-    'rate-limits/rate-limiter.ts', 'auth/key-cache.ts', 'usage/usage-buffer.ts', 'redis.ts', 'organizations/organization-lock.ts',
+    'rate-limits/rate-limiter.ts', 'rate-limits/memory-rate-limiter.ts', 'rate-limits/redis-rate-limiter.ts', 'auth/key-cache.ts', 'usage/usage-buffer.ts', 'redis.ts', 'organizations/organization-lock.ts',
     'live/pub-sub.ts', 'live/coalescer.ts', 'live/iterators.ts', 'live/topics.ts', 'live/payloads.ts',
   ]],
   ['domain', ['quotas/quota.service.ts', 'sessions/session.service.ts', 'audit-log/audit-log.service.ts']],

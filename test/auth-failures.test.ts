@@ -5,10 +5,11 @@ import { generateSecret } from '../src/auth/key-format';
 
 /**
  * Brute-force protection: keys that fail authentication (unknown, malformed, revoked, disabled,
- * expired) count per client address, 20 per 60-second window. Past that, every request with a
- * key from the address is refused with 429 RATE_LIMITED and Retry-After before its key is
- * verified, until the window ends; other addresses are unaffected. Crossing the threshold
- * writes one `auth.failures_exceeded` audit entry per address and window.
+ * expired) count per client address in a sliding window. While the last 60 seconds hold 20
+ * failures, every request with a key from the address is refused with 429 RATE_LIMITED and
+ * Retry-After (until the oldest failure is 60 s old) before its key is verified; other addresses
+ * are unaffected. Crossing the threshold writes an `auth.failures_exceeded` audit entry, at most
+ * one per address in any 60 seconds.
  *
  * The server trusts X-Forwarded-For so that every test acts from an address of its own.
  */
@@ -47,14 +48,13 @@ describe('failed authentications per client address', () => {
     }
   }
 
-  function expectBlocked(response: GraphQLResponse): void {
+  /** Refused for failed authentications; by default the failures all came at the current instant. */
+  function expectBlocked(response: GraphQLResponse, retryAfter = String(WINDOW_MS / 1000)): void {
     expect(response.status).toBe(429);
     expect(response.code).toBe('RATE_LIMITED');
     expect(response.body.data).toBeUndefined();
     expect(response.body.errors![0].message).toMatch(/failed authentications/);
-    const now = server.clock.now().getTime();
-    const windowEnd = (Math.floor(now / WINDOW_MS) + 1) * WINDOW_MS;
-    expect(response.headers.get('retry-after')).toBe(String(Math.ceil((windowEnd - now) / 1000)));
+    expect(response.headers.get('retry-after')).toBe(retryAfter);
     expect(response.headers.get('x-ratelimit-limit')).toBeNull();
   }
 
@@ -75,21 +75,22 @@ describe('failed authentications per client address', () => {
     }
   }
 
-  /** The start of a window that no other test uses, `offset` ms into it. */
-  let windowCounter = 0;
-  function freshWindow(offsetMs = 0): Date {
-    windowCounter += 1;
-    return new Date(Date.parse('2026-03-01T00:00:00.000Z') + windowCounter * 10 * WINDOW_MS + offsetMs);
+  /** A time well after anything earlier tests did (the clock is put back after each). */
+  let periodCounter = 0;
+  function freshPeriod(): Date {
+    periodCounter += 1;
+    return new Date(Date.parse('2026-03-01T00:00:00.000Z') + periodCounter * 10 * WINDOW_MS);
   }
 
-  it('refuses a valid key with 429 RATE_LIMITED and Retry-After after 20 failed authentications from its address', async () => {
+  it('refuses a valid key with 429 RATE_LIMITED and Retry-After after 20 failed authentications from its address within 60 s', async () => {
     const { key } = await createTenant(server);
     const ip = freshAddress();
-    await at(freshWindow(15_000), async () => {
-      await fail(ip, LIMIT);
-      const response = await viewerAs(ip, key.secret);
-      expectBlocked(response);
-      expect(response.headers.get('retry-after')).toBe('45');
+    await at(freshPeriod(), async () => {
+      await fail(ip, LIMIT / 2);
+      server.clock.advance(15_000);
+      await fail(ip, LIMIT / 2);
+      // The first ten leave the window 45 s from now.
+      expectBlocked(await viewerAs(ip, key.secret), '45');
     });
   });
 
@@ -142,20 +143,23 @@ describe('failed authentications per client address', () => {
     expect(bad.code).toBe('INVALID_API_KEY');
   });
 
-  it('lets the address in again when the window ends', async () => {
+  it('lets the address in again once its oldest failure is 60 s old, and one more failure blocks it again', async () => {
     const { key } = await createTenant(server);
     const ip = freshAddress();
-    const start = freshWindow();
-    await at(start, async () => {
-      await fail(ip, LIMIT);
-      expectBlocked(await viewerAs(ip, key.secret));
-      server.clock.advance(WINDOW_MS - 1);
-      expectBlocked(await viewerAs(ip, key.secret));
-      expect((await viewerAs(ip, key.secret)).headers.get('retry-after')).toBe('1');
+    await at(freshPeriod(), async () => {
+      await fail(ip, 1);
+      server.clock.advance(10_000);
+      await fail(ip, LIMIT - 1);
+      expectBlocked(await viewerAs(ip, key.secret), '50');
+      server.clock.advance(WINDOW_MS - 10_000 - 1);
+      expectBlocked(await viewerAs(ip, key.secret), '1');
       server.clock.advance(1);
       const response = await viewerAs(ip, key.secret);
       expect(response.status).toBe(200);
       expect(response.body.data.viewer.apiKey.id).toBe(key.id);
+      // The other 19 still count: one more failure fills the window again, until they are 60 s old.
+      await fail(ip, 1);
+      expectBlocked(await viewerAs(ip, key.secret), '10');
     });
   });
 
@@ -165,7 +169,8 @@ describe('failed authentications per client address', () => {
     expect((await server.gql('mutation($id: ID!) { revokeApiKey(id: $id, reason: "test") { status } }', { id: revoked.id })).body.data.revokeApiKey.status).toBe('REVOKED');
     const disabled = await createKey(server, { organizationId: organization.id });
     expect((await server.gql('mutation($id: ID!) { setApiKeyEnabled(id: $id, enabled: false) { status } }', { id: disabled.id })).body.data.setApiKeyEnabled.status).toBe('DISABLED');
-    const expiring = await createKey(server, { organizationId: organization.id, expiresAt: new Date(server.clock.now().getTime() + 60_000).toISOString() });
+    const start = server.clock.now();
+    const expiring = await createKey(server, { organizationId: organization.id, expiresAt: new Date(start.getTime() + 1_000).toISOString() });
     const valid = await createKey(server, { organizationId: organization.id });
     const ip = freshAddress();
     const attempts: Array<[CreatedKey | string, string]> = [
@@ -173,22 +178,22 @@ describe('failed authentications per client address', () => {
       ...Array.from({ length: 5 }, () => [disabled, 'KEY_DISABLED'] as [CreatedKey, string]),
       ...Array.from({ length: 5 }, () => ['kw_live_short', 'INVALID_API_KEY'] as [string, string]),
     ];
-    for (const [key, code] of attempts) {
-      const response = await viewerAs(ip, typeof key === 'string' ? key : key.secret);
-      expect(response.status).toBe(401);
-      expect(response.code).toBe(code);
-    }
-    await at(new Date(server.clock.now().getTime() + 120_000), async () => {
-      // A fresh window: the 15 above no longer count there.
-      for (let i = 0; i < LIMIT; i++) {
+    await at(start, async () => {
+      for (const [key, code] of attempts) {
+        const response = await viewerAs(ip, typeof key === 'string' ? key : key.secret);
+        expect(response.status).toBe(401);
+        expect(response.code).toBe(code);
+      }
+      // 15 failures: still under the limit.
+      expect((await viewerAs(ip, valid.secret)).status).toBe(200);
+      server.clock.advance(1_000);
+      for (let i = 0; i < LIMIT - attempts.length; i++) {
         const response = await viewerAs(ip, expiring.secret);
         expect(response.status).toBe(401);
         expect(response.code).toBe('KEY_EXPIRED');
       }
-      expectBlocked(await viewerAs(ip, valid.secret));
+      expectBlocked(await viewerAs(ip, valid.secret), '59');
     });
-    // Back in the first window: 15 failures, still under the limit.
-    expect((await viewerAs(ip, valid.secret)).status).toBe(200);
   });
 
   it('does not count refusals of keys that did authenticate (scope, IP allowlist, suspended organization)', async () => {
@@ -229,14 +234,17 @@ describe('failed authentications per client address', () => {
     expect((await viewerAs(ip, key.secret)).status).toBe(200);
   });
 
-  it('writes one auth.failures_exceeded audit entry per address and window', async () => {
+  it('writes an auth.failures_exceeded audit entry when the failures fill the window, at most one per address in any 60 s', async () => {
     const ip = freshAddress();
-    const start = freshWindow(5_000);
+    const start = freshPeriod();
+    const after = (ms: number) => new Date(start.getTime() + ms).toISOString();
     await at(start, async () => {
-      await fail(ip, LIMIT - 1);
+      await fail(ip, LIMIT / 2);
+      server.clock.advance(30_000);
+      await fail(ip, LIMIT / 2 - 1);
       expect(await auditEntriesOf(ip)).toEqual([]);
       await fail(ip, 1);
-      for (let i = 0; i < 5; i++) expectBlocked(await viewerAs(ip, unknownKey()));
+      for (let i = 0; i < 5; i++) expectBlocked(await viewerAs(ip, unknownKey()), '30');
       expect(await auditEntriesOf(ip)).toEqual([{
         action: 'auth.failures_exceeded',
         actorKeyId: null,
@@ -245,14 +253,18 @@ describe('failed authentications per client address', () => {
         organizationId: null,
         ip,
         metadata: { failures: LIMIT, windowSeconds: WINDOW_MS / 1000 },
-        at: start.toISOString(),
+        at: after(30_000),
       }]);
-      // The next window: a second crossing, a second entry.
-      server.clock.advance(WINDOW_MS);
-      await fail(ip, LIMIT);
-      expectBlocked(await viewerAs(ip, unknownKey()));
-      const entries = await auditEntriesOf(ip);
-      expect(entries.map((entry) => entry.at)).toEqual([new Date(start.getTime() + WINDOW_MS).toISOString(), start.toISOString()]);
+      // 60 s: the first ten left; ten more fill the window again, 30 s after the entry: no second one.
+      server.clock.advance(30_000);
+      await fail(ip, LIMIT / 2);
+      expectBlocked(await viewerAs(ip, unknownKey()), '30');
+      expect((await auditEntriesOf(ip)).map((entry) => entry.at)).toEqual([after(30_000)]);
+      // 90 s: filled again, 60 s after the entry: a second one.
+      server.clock.advance(30_000);
+      await fail(ip, LIMIT / 2);
+      expectBlocked(await viewerAs(ip, unknownKey()), '30');
+      expect((await auditEntriesOf(ip)).map((entry) => entry.at)).toEqual([after(90_000), after(30_000)]);
     });
   });
 

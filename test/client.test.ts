@@ -290,7 +290,8 @@ describe('KeywardClient', () => {
       const refused = await admin.verifyKey({ key: key.secret, operation: 'POST /v1/predict' });
       expect(refused).toMatchObject({ valid: false, code: 'RATE_LIMITED' });
 
-      const windowEnd = new Date(Math.ceil((server.clock.now().getTime() + 1) / 60_000) * 60_000).toISOString();
+      // Both units were taken at the current clock time: the first frees up a minute later.
+      const windowEnd = new Date(server.clock.now().getTime() + 60_000).toISOString();
       const status: RateLimitStateFieldsFragment[] = await admin.rateLimitStatus(key.id);
       expect(status).toEqual([{ apiKeyId: key.id, name: 'burst', limit: 2, remaining: 0, windowSeconds: 60, resetAt: windowEnd }]);
 

@@ -227,9 +227,9 @@ describe('live updates', () => {
     return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString();
   }
 
+  /** resetAt of a window whose oldest unit was taken now, or that has none: a window from now. */
   function windowEnd(windowSeconds: number): string {
-    const ms = windowSeconds * 1000;
-    return new Date((Math.floor(server.clock.now().getTime() / ms) + 1) * ms).toISOString();
+    return new Date(server.clock.now().getTime() + windowSeconds * 1000).toISOString();
   }
 
   function quota(owner: { organizationId: string } | { apiKeyId: string }, meter: string, period: string, limit: number, used: number, resetsAt: string | null): QuotaStatus {

@@ -1,23 +1,26 @@
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant } from './helpers/fixtures';
+import { Admission, between, busiestSpan, seededRandom } from './helpers/sliding-windows';
 
 const VIEWER = '{ viewer { scopes } }';
 const RATE_LIMIT_STATUS = 'query($id: ID!) { rateLimitStatus(apiKeyId: $id) { apiKeyId name limit remaining windowSeconds resetAt } }';
 const RATE_LIMIT_LOG = 'query($id: ID!, $first: Int) { rateLimitLog(apiKeyId: $id, first: $first) { apiKeyId name limit operation ip at } }';
 const RESET = 'mutation($id: ID!, $name: String) { resetRateLimit(apiKeyId: $id, name: $name) { apiKeyId name limit remaining windowSeconds resetAt } }';
 const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code rateLimits { name remaining } } }';
+const VERIFY_WINDOWS = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code rateLimits { name remaining resetAt } } }';
 const AUDIT_LOG = 'query($organizationId: ID) { auditLog(organizationId: $organizationId, first: 500) { nodes { action actorKeyId targetType targetId organizationId metadata } } }';
 const QUOTAS = 'query($organizationId: ID) { quotas(organizationId: $organizationId) { meter period used } }';
 
 const LOCALHOST = /^(::ffff:)?127\.0\.0\.1$/;
 
-function nextBoundary(now: Date, windowSeconds: number): Date {
-  const ms = windowSeconds * 1000;
-  return new Date((Math.floor(now.getTime() / ms) + 1) * ms);
+/** X-RateLimit-Reset for a unit freeing up at `date`: epoch seconds, rounded up. */
+function resetHeader(date: Date | string): string {
+  return String(Math.ceil(new Date(date).getTime() / 1000));
 }
 
-function epochSeconds(date: Date): string {
-  return String(Math.floor(date.getTime() / 1000));
+/** `date` moved by `seconds`. */
+function plus(date: Date | string, seconds: number): Date {
+  return new Date(new Date(date).getTime() + seconds * 1000);
 }
 
 function rateLimitHeaders(response: GraphQLResponse): { limit: string | null; remaining: string | null; reset: string | null } {
@@ -66,35 +69,44 @@ describe('rate limits', () => {
   }
 
   describe('headers and refusals of GraphQL calls', () => {
-    it('admits 3 calls with X-RateLimit headers, refuses the 4th with 429 RATE_LIMITED and Retry-After, and admits again in the next window', async () => {
+    it('admits 3 calls with X-RateLimit headers, refuses the 4th with 429 RATE_LIMITED and Retry-After, and admits again once the oldest call is a window old', async () => {
       const key = await keyWithLimits([{ name: 'per-minute', limit: 3, windowSeconds: 60 }]);
       await at('2026-01-15T12:30:15.500Z', async () => {
-        const boundary = nextBoundary(server.clock.now(), 60);
-        expect(boundary.toISOString()).toBe('2026-01-15T12:31:00.000Z');
+        // The first call's unit frees up at 12:31:15.500: X-RateLimit-Reset says 12:31:16.
+        const oldestFree = '2026-01-15T12:31:15.500Z';
         for (const left of ['2', '1', '0']) {
           const response = await server.gql(VIEWER, {}, { key: key.secret });
           expect(response.status).toBe(200);
           expect(response.body.data.viewer.scopes).toEqual(key.apiKey.scopes);
-          expect(rateLimitHeaders(response)).toEqual({ limit: '3', remaining: left, reset: epochSeconds(boundary) });
+          expect(rateLimitHeaders(response)).toEqual({ limit: '3', remaining: left, reset: resetHeader(oldestFree) });
           expect(response.headers.get('retry-after')).toBeNull();
+          server.clock.advance(10_000);
         }
+        // 12:30:45.500: the three calls of the last 30 s fill the window.
         const refused = await server.gql(VIEWER, {}, { key: key.secret });
         expectRefused(refused, 429, 'RATE_LIMITED');
         expect(refused.body.data?.viewer ?? null).toBeNull();
-        expect(refused.headers.get('retry-after')).toBe('45'); // 44.5 s to the boundary, rounded up
-        expect(rateLimitHeaders(refused)).toEqual({ limit: '3', remaining: '0', reset: epochSeconds(boundary) });
+        expect(refused.headers.get('retry-after')).toBe('30');
+        expect(rateLimitHeaders(refused)).toEqual({ limit: '3', remaining: '0', reset: resetHeader(oldestFree) });
 
-        server.clock.set(boundary);
+        server.clock.set(plus(oldestFree, -0.001));
+        const early = await server.gql(VIEWER, {}, { key: key.secret });
+        expectRefused(early, 429, 'RATE_LIMITED');
+        expect(early.headers.get('retry-after')).toBe('1');
+
+        server.clock.set(oldestFree);
         const again = await server.gql(VIEWER, {}, { key: key.secret });
         expect(again.status).toBe(200);
-        expect(rateLimitHeaders(again)).toEqual({ limit: '3', remaining: '2', reset: epochSeconds(nextBoundary(boundary, 60)) });
+        // The calls of 12:30:25.500 and 12:30:35.500 still count, and this one.
+        expect(rateLimitHeaders(again)).toEqual({ limit: '3', remaining: '0', reset: resetHeader('2026-01-15T12:31:25.500Z') });
       });
     });
 
-    it('sends Retry-After: 1 when the window resets in less than a second', async () => {
+    it('sends Retry-After: 1 when the next unit frees up in less than a second', async () => {
       const key = await keyWithLimits([{ name: 'per-minute', limit: 1, windowSeconds: 60 }]);
-      await at('2026-01-15T12:40:59.700Z', async () => {
+      await at('2026-01-15T12:40:00.700Z', async () => {
         expect((await server.gql(VIEWER, {}, { key: key.secret })).status).toBe(200);
+        server.clock.advance(59_500);
         const refused = await server.gql(VIEWER, {}, { key: key.secret });
         expectRefused(refused, 429, 'RATE_LIMITED');
         expect(refused.headers.get('retry-after')).toBe('1');
@@ -105,16 +117,16 @@ describe('rate limits', () => {
       const key = await keyWithLimits([{ name: 'per-minute', limit: 3, windowSeconds: 60 }, { name: 'per-hour', limit: 4, windowSeconds: 3600 }]);
       await at('2026-01-15T13:20:00.000Z', async () => {
         const minute = '2026-01-15T13:21:00.000Z';
-        const hour = '2026-01-15T14:00:00.000Z';
+        const hour = '2026-01-15T14:20:00.000Z';
         const first = await server.gql(VIEWER, {}, { key: key.secret });
-        expect(rateLimitHeaders(first)).toEqual({ limit: '3', remaining: '2', reset: epochSeconds(new Date(minute)) });
+        expect(rateLimitHeaders(first)).toEqual({ limit: '3', remaining: '2', reset: resetHeader(minute) });
         const second = await server.gql(VIEWER, {}, { key: key.secret });
-        expect(rateLimitHeaders(second)).toEqual({ limit: '3', remaining: '1', reset: epochSeconds(new Date(minute)) });
-        // A new minute: per-minute has 2 left, per-hour only 1.
+        expect(rateLimitHeaders(second)).toEqual({ limit: '3', remaining: '1', reset: resetHeader(minute) });
+        // A minute later: per-minute has 2 left, per-hour only 1 (its units free up at 14:20).
         server.clock.set(minute);
         const third = await server.gql(VIEWER, {}, { key: key.secret });
         expect(third.status).toBe(200);
-        expect(rateLimitHeaders(third)).toEqual({ limit: '4', remaining: '1', reset: epochSeconds(new Date(hour)) });
+        expect(rateLimitHeaders(third)).toEqual({ limit: '4', remaining: '1', reset: resetHeader(hour) });
         await server.gql(VIEWER, {}, { key: key.secret });
         const refused = await server.gql(VIEWER, {}, { key: key.secret });
         expectRefused(refused, 429, 'RATE_LIMITED');
@@ -127,7 +139,7 @@ describe('rate limits', () => {
       const key = await createKey(server, { organizationId: organization.id });
       const response = await server.gql(VIEWER, {}, { key: key.secret });
       expect(response.status).toBe(200);
-      expect(rateLimitHeaders(response)).toEqual({ limit: '60', remaining: '59', reset: epochSeconds(nextBoundary(server.clock.now(), 60)) });
+      expect(rateLimitHeaders(response)).toEqual({ limit: '60', remaining: '59', reset: resetHeader(plus(server.clock.now(), 60)) });
     });
 
     it('sends no X-RateLimit headers for a key with rateLimits []', async () => {
@@ -212,8 +224,8 @@ describe('rate limits', () => {
         const response = await server.gql(RATE_LIMIT_STATUS, { id: key.id }, { key: tenantKey.secret });
         expect(response.status).toBe(200);
         expect(response.body.data.rateLimitStatus).toEqual([
-          { apiKeyId: key.id, name: 'per-minute', limit: 3, remaining: 2, windowSeconds: 60, resetAt: nextBoundary(now, 60).toISOString() },
-          { apiKeyId: key.id, name: 'per-day', limit: 100, remaining: 99, windowSeconds: 86_400, resetAt: nextBoundary(now, 86_400).toISOString() },
+          { apiKeyId: key.id, name: 'per-minute', limit: 3, remaining: 2, windowSeconds: 60, resetAt: plus(now, 60).toISOString() },
+          { apiKeyId: key.id, name: 'per-day', limit: 100, remaining: 99, windowSeconds: 86_400, resetAt: plus(now, 86_400).toISOString() },
         ]);
       }
       expect(await remaining(key.id)).toEqual({ 'per-minute': 2, 'per-day': 99 });
@@ -328,6 +340,71 @@ describe('rate limits', () => {
       expect(rateLimitHeaders(response)).toMatchObject({ limit: '10', remaining: '9' });
       expect(await remaining(service.id)).toEqual({ 'per-minute': 9 });
       expect(await remaining(target.id)).toEqual({ 'per-minute': 95 });
+    });
+  });
+
+  describe('sliding windows: no span of windowSeconds admits more than limit', () => {
+    it('refuses a burst across what used to be a window boundary (5 per 2 s: 5 at 1.9 s, none of 5 more at 2.1 s) and admits again exactly at resetAt', async () => {
+      const key = await keyWithLimits([{ name: 'burst', limit: 5, windowSeconds: 2 }]);
+      await at('2026-01-15T15:00:01.900Z', async () => {
+        for (let i = 0; i < 5; i++) expect((await server.gql(VIEWER, {}, { key: key.secret })).status).toBe(200);
+        server.clock.set('2026-01-15T15:00:02.100Z');
+        for (let i = 0; i < 5; i++) {
+          const refused = await server.gql(VIEWER, {}, { key: key.secret });
+          expectRefused(refused, 429, 'RATE_LIMITED');
+          expect(refused.headers.get('retry-after')).toBe('2'); // 1.8 s, rounded up
+          expect(rateLimitHeaders(refused)).toEqual({ limit: '5', remaining: '0', reset: resetHeader('2026-01-15T15:00:03.900Z') });
+        }
+        const [state] = (await server.gql(RATE_LIMIT_STATUS, { id: key.id })).body.data.rateLimitStatus;
+        expect(state).toMatchObject({ remaining: 0, resetAt: '2026-01-15T15:00:03.900Z' });
+
+        server.clock.set(plus(state.resetAt, -0.001));
+        expectRefused(await server.gql(VIEWER, {}, { key: key.secret }), 429, 'RATE_LIMITED');
+        server.clock.set(state.resetAt);
+        for (let i = 0; i < 5; i++) expect((await server.gql(VIEWER, {}, { key: key.secret })).status).toBe(200);
+        expectRefused(await server.gql(VIEWER, {}, { key: key.secret }), 429, 'RATE_LIMITED');
+      });
+    });
+
+    it.each([1, 2, 3])('admits a request exactly when its cost fits the last 2 s, over pseudo-random clock steps and costs (seed %i)', async (seed) => {
+      const random = seededRandom(seed);
+      const limit = 5;
+      const windowMs = 2_000;
+      const key = await keyWithLimits([{ name: 'burst', limit, windowSeconds: windowMs / 1000 }]);
+      const admissions: Admission[] = [];
+      await at('2026-01-15T16:00:00.000Z', async () => {
+        for (let step = 0; step < 120; step++) {
+          server.clock.advance(between(random, 0, 700));
+          const now = server.clock.now().getTime();
+          const cost = between(random, 1, 3);
+          const inWindow = admissions.filter((admission) => admission.at > now - windowMs);
+          const used = inWindow.reduce((sum, admission) => sum + admission.cost, 0);
+          const fits = used + cost <= limit;
+
+          const response = await server.gql(VERIFY_WINDOWS, { input: { key: key.secret, cost } });
+          const result = response.body.data.verifyKey;
+          expect({ step, code: result.code }).toEqual({ step, code: fits ? 'VALID' : 'RATE_LIMITED' });
+          if (fits) admissions.push({ at: now, cost });
+          // remaining and resetAt (the oldest counted unit frees up) after this request.
+          const oldest = inWindow[0]?.at ?? now;
+          expect({ step, state: result.rateLimits[0] }).toEqual({
+            step, state: { name: 'burst', remaining: limit - used - (fits ? cost : 0), resetAt: new Date(oldest + windowMs).toISOString() },
+          });
+        }
+      });
+      expect(busiestSpan(admissions, windowMs).units).toBeLessThanOrEqual(limit);
+      // The sequence exercised both outcomes.
+      expect(admissions.length).toBeGreaterThan(30);
+      expect(admissions.length).toBeLessThan(120);
+    });
+
+    it('admits exactly 10 of 50 concurrent verifications against a limit of 10', async () => {
+      const key = await keyWithLimits([{ name: 'per-minute', limit: 10, windowSeconds: 60 }]);
+      const responses = await Promise.all(Array.from({ length: 50 }, () => server.gql(VERIFY, { input: { key: key.secret } })));
+      const codes = responses.map((response) => response.body.data.verifyKey.code);
+      expect(codes.filter((code) => code === 'VALID')).toHaveLength(10);
+      expect(codes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(40);
+      expect(await remaining(key.id)).toEqual({ 'per-minute': 0 });
     });
   });
 });

@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import WebSocket from 'ws';
 import { createClient, Client } from 'graphql-ws';
 import { ManualClock } from '../src/clock';
+import { generateSecret } from '../src/auth/key-format';
 import { createKey, createOrganization } from './helpers/fixtures';
 import type { GraphQLResponse } from './helpers/server';
+import { Admission, between, busiestSpan, seededRandom } from './helpers/sliding-windows';
 import {
   assertRedisReachable, createSharedDatabase, Instance, mysqlServerUrl, platformOf, redisServerUrl, SharedDatabase, startInstance, TcpProxy,
 } from './helpers/cluster';
@@ -22,6 +24,7 @@ const QUOTA_CHANGED = `subscription($organizationId: ID) { quotaChanged(organiza
 const RATE_LIMIT_STATUS = 'query($id: ID!) { rateLimitStatus(apiKeyId: $id) { name limit remaining windowSeconds resetAt } }';
 const REVOKE = 'mutation($id: ID!, $reason: String!) { revokeApiKey(id: $id, reason: $reason) { id status } }';
 const VIEWER = '{ viewer { apiKey { id } } }';
+const VERIFY_COST = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
 
 /** A revoked key must be refused by every instance, and its sockets closed, within this long. */
 const EVERYWHERE_WITHIN_MS = 1_000;
@@ -198,7 +201,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       expect(ok(await b.gql(QUOTAS, { organizationId: organization.id })).quotas).toEqual(expected);
     });
 
-    it('admits exactly 5 of 40 concurrent verifications split across two instances against a 5-per-minute rate limit, and both start the next window afresh', async () => {
+    it('admits exactly 5 of 40 concurrent verifications split across two instances against a 5-per-minute rate limit, and both admit 5 again a minute later', async () => {
       const organization = await createOrganization(a);
       const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'per-minute', limit: 5, windowSeconds: 60 }] });
       const start = clock.now();
@@ -213,7 +216,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
         expect(ok(await a.gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus).toEqual(exhausted);
         expect(ok(await b.gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus).toEqual(exhausted);
 
-        // The shared clock moves to the next window: again exactly 5 across both.
+        // A minute later the five have left the window: again exactly 5 across both.
         clock.advance(60_000);
         const next = await Promise.all(Array.from({ length: 20 }, (_, i) => verifyOn(i % 2 === 0 ? b : a, key.secret)));
         expect(next.map((r) => r.result!.code).filter((code) => code === 'VALID')).toHaveLength(5);
@@ -221,6 +224,91 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       } finally {
         clock.set(start);
       }
+    });
+  });
+
+  describe('sliding windows across instances: no span of windowSeconds admits more than limit', () => {
+    /** Runs `body` on the shared clock, then puts the clock back. */
+    async function onClock(body: (start: number) => Promise<void>): Promise<void> {
+      const start = clock.now();
+      try {
+        await body(start.getTime());
+      } finally {
+        clock.set(start);
+      }
+    }
+
+    async function verifyCost(instance: Instance, secret: string, cost: number): Promise<string> {
+      const response = await instance.gql(VERIFY_COST, { input: { key: secret, cost } });
+      if (response.status !== 200) throw new Error(`${instance.name}: HTTP ${response.status}: ${JSON.stringify(response.body)}`);
+      return response.body.data.verifyKey.code;
+    }
+
+    it('refuses, on A and B together, a burst across what used to be a window boundary (5 per 2 s: 5 at 1.9 s, none of 5 more at 2.1 s) and admits again exactly at resetAt', async () => {
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'burst', limit: 5, windowSeconds: 2 }] });
+      await onClock(async (start) => {
+        clock.set(new Date(start + 1_900));
+        const first = await Promise.all(Array.from({ length: 5 }, (_, i) => verifyOn(i % 2 === 0 ? a : b, key.secret)));
+        expect(first.map((r) => r.result!.code)).toEqual(Array(5).fill('VALID'));
+        clock.set(new Date(start + 2_100));
+        const second = await Promise.all(Array.from({ length: 5 }, (_, i) => verifyOn(i % 2 === 0 ? b : a, key.secret)));
+        expect(second.map((r) => r.result!.code)).toEqual(Array(5).fill('RATE_LIMITED'));
+
+        const resetAt = new Date(start + 3_900).toISOString();
+        for (const instance of [a, b]) {
+          expect(ok(await instance.gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus).toEqual([{ name: 'burst', limit: 5, remaining: 0, windowSeconds: 2, resetAt }]);
+        }
+        clock.set(new Date(start + 3_899));
+        expect((await verifyOn(b, key.secret)).result!.code).toBe('RATE_LIMITED');
+        clock.set(resetAt);
+        const third = await Promise.all(Array.from({ length: 6 }, (_, i) => verifyOn(i % 2 === 0 ? a : b, key.secret)));
+        expect(third.map((r) => r.result!.code).sort()).toEqual([...Array(1).fill('RATE_LIMITED'), ...Array(5).fill('VALID')]);
+      });
+    });
+
+    it.each([7, 8])('never admits more than 5 in any 2 s over pseudo-random clock steps and concurrent bursts of random costs split across A and B (seed %i)', async (seed) => {
+      const random = seededRandom(seed);
+      const limit = 5;
+      const windowMs = 2_000;
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'burst', limit, windowSeconds: windowMs / 1000 }] });
+      const admissions: Admission[] = [];
+      let refusals = 0;
+      await onClock(async () => {
+        for (let step = 0; step < 40; step++) {
+          clock.advance(between(random, 0, 900));
+          const now = clock.now().getTime();
+          const requests = Array.from({ length: between(random, 1, 5) }, () => ({ instance: random() < 0.5 ? a : b, cost: between(random, 1, 3) }));
+          const codes = await Promise.all(requests.map((request) => verifyCost(request.instance, key.secret, request.cost)));
+          requests.forEach((request, i) => {
+            if (codes[i] === 'VALID') admissions.push({ at: now, cost: request.cost });
+          });
+          const used = admissions.filter((admission) => admission.at > now - windowMs).reduce((sum, admission) => sum + admission.cost, 0);
+          // Whatever the order the burst ran in, a refused request did not fit even at the end of it.
+          requests.forEach((request, i) => {
+            if (codes[i] !== 'VALID') {
+              refusals += 1;
+              expect({ step, code: codes[i], fitsAfterBurst: used + request.cost <= limit }).toEqual({ step, code: 'RATE_LIMITED', fitsAfterBurst: false });
+            }
+          });
+          const status = ok(await (step % 2 === 0 ? a : b).gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus;
+          expect({ step, remaining: status[0].remaining }).toEqual({ step, remaining: limit - used });
+        }
+      });
+      expect(busiestSpan(admissions, windowMs).units).toBeLessThanOrEqual(limit);
+      expect(admissions.length).toBeGreaterThan(10);
+      expect(refusals).toBeGreaterThan(10);
+    });
+
+    it('admits exactly 10 of 50 concurrent requests split across A and B against a limit of 10', async () => {
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'per-minute', limit: 10, windowSeconds: 60 }] });
+      const responses = await Promise.all(Array.from({ length: 50 }, (_, i) => verifyOn(i % 2 === 0 ? a : b, key.secret)));
+      const codes = responses.map((r) => r.result!.code);
+      expect(codes.filter((code) => code === 'VALID')).toHaveLength(10);
+      expect(codes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(40);
+      expect(ok(await b.gql(RATE_LIMIT_STATUS, { id: key.id })).rateLimitStatus[0].remaining).toBe(0);
     });
   });
 
@@ -375,7 +463,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       ({ instance: d, redisProxy } = await startProxiedInstance('D', { proxyDatabase: false, env: { RATE_LIMIT_FAIL_OPEN: 'true' } }));
     }, 60_000);
 
-    it('answers verifyKey for a rate-limited key with VALID while Redis is unreachable, limited by the in-memory insurance limiter', async () => {
+    it('answers verifyKey for a rate-limited key with VALID while Redis is unreachable, limited by the in-memory fallback limiter', async () => {
       const organization = await createOrganization(a);
       const key = await createKey(a, { organizationId: organization.id, rateLimits: [{ name: 'per-minute', limit: 3, windowSeconds: 60 }] });
       expect((await verifyOn(d, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
@@ -385,7 +473,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       const whileDown = [];
       for (let i = 0; i < 4; i++) whileDown.push(await verifyOn(d, key.secret));
       expect(whileDown.map((r) => r.status)).toEqual([200, 200, 200, 200]);
-      // The insurance limiter has its own (empty) counters and still enforces 3 per minute.
+      // The fallback limiter has its own (empty) windows and still enforces 3 per minute.
       expect(whileDown.map((r) => r.result?.code)).toEqual(['VALID', 'VALID', 'VALID', 'RATE_LIMITED']);
 
       // An outage of a few seconds: anything the instance queued for Redis meanwhile gives up.
@@ -397,6 +485,40 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       expect((await verifyOn(d, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
       expect((await verifyOn(a, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
       expect((await verifyOn(d, key.secret)).result).toEqual({ valid: false, code: 'RATE_LIMITED' });
+    });
+  });
+
+  describe('failed authentications while Redis is down', () => {
+    let e: Instance;
+    let redisProxy: TcpProxy;
+
+    beforeAll(async () => {
+      // Trusts X-Forwarded-For, so this test's failures come from addresses of its own.
+      ({ instance: e, redisProxy } = await startProxiedInstance('E', { proxyDatabase: false, env: { TRUST_PROXY: 'true' } }));
+    }, 60_000);
+
+    it('keeps limiting failed authentications per address from memory, and goes back to the shared count once Redis returns', async () => {
+      const organization = await createOrganization(a);
+      const key = await createKey(a, { organizationId: organization.id, rateLimits: [] });
+      const from = (ip: string, secret: string) => e.gql(VIEWER, {}, { key: secret, headers: { 'x-forwarded-for': ip } });
+      const unknownKey = generateSecret('LIVE');
+
+      redisProxy.stop();
+      await pollUntil(() => readyz(e), (r) => r.body?.redis === 'down', DOWN_WITHIN_MS, 'E to notice Redis is down');
+      for (let i = 0; i < 20; i++) {
+        const failed = await from('198.51.100.7', unknownKey);
+        expect({ i, status: failed.status, code: failed.code }).toEqual({ i, status: 401, code: 'INVALID_API_KEY' });
+      }
+      const blocked = await from('198.51.100.7', key.secret);
+      expect({ status: blocked.status, code: blocked.code, retryAfter: blocked.headers.get('retry-after') }).toEqual({ status: 429, code: 'RATE_LIMITED', retryAfter: '60' });
+      expect(blocked.body.errors![0].message).toMatch(/Too many failed authentications/);
+      // Another address, and a key without rate limits, are served as usual while Redis is away.
+      expect((await from('198.51.100.8', key.secret)).status).toBe(200);
+
+      redisProxy.resume();
+      await pollUntil(() => readyz(e), (r) => r.status === 200, RECOVERY_WITHIN_MS, 'E to reconnect to Redis');
+      // The shared count never saw the outage's failures.
+      expect((await from('198.51.100.7', key.secret)).status).toBe(200);
     });
   });
 });

@@ -31,10 +31,9 @@ function neverIssuedSecret(): string {
   return body + checksumOf(body);
 }
 
-/** The minute / hour boundary after `now`, as an ISO string: where fixed windows reset. */
-function boundaryAfter(now: Date, windowSeconds: number): string {
-  const ms = windowSeconds * 1000;
-  return new Date((Math.floor(now.getTime() / ms) + 1) * ms).toISOString();
+/** When a unit taken at `now` frees up (resetAt of a window whose oldest unit is from `now`). */
+function windowAfter(now: Date, windowSeconds: number): string {
+  return new Date(now.getTime() + windowSeconds * 1000).toISOString();
 }
 
 describe('verifyKey', () => {
@@ -106,8 +105,8 @@ describe('verifyKey', () => {
       expect(result.meta).toEqual({ plan: 'pro', seats: 3 });
       expect(result.session).toBeNull();
       expect(result.rateLimits).toEqual(expect.arrayContaining([
-        { apiKeyId: key.id, name: 'per-minute', limit: 10, remaining: 7, windowSeconds: 60, resetAt: boundaryAfter(now, 60) },
-        { apiKeyId: key.id, name: 'per-hour', limit: 100, remaining: 97, windowSeconds: 3600, resetAt: boundaryAfter(now, 3600) },
+        { apiKeyId: key.id, name: 'per-minute', limit: 10, remaining: 7, windowSeconds: 60, resetAt: windowAfter(now, 60) },
+        { apiKeyId: key.id, name: 'per-hour', limit: 100, remaining: 97, windowSeconds: 3600, resetAt: windowAfter(now, 3600) },
       ]));
       expect(result.rateLimits).toHaveLength(2);
       const keyQuota = result.quotas.find((quota: any) => quota.apiKeyId === key.id);

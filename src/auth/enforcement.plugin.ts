@@ -19,7 +19,8 @@ async function limitPublicCall(context: Context, operation: string): Promise<voi
     context.verification = admittedOutcome({ rateLimits: result.states });
     return;
   }
-  const retryAfterSeconds = secondsUntil(result.refusedBy.resetAt, now);
+  // A cost of 1 always fits a limit of 30 eventually: retryAt is set on every refusal.
+  const retryAfterSeconds = secondsUntil(result.retryAt!, now);
   const reason = `Public fields take ${PUBLIC_RATE_LIMIT.limit} requests per minute per client address (operation ${operation}); retry in ${retryAfterSeconds} s`;
   context.verification = refusedOutcome(VerifyCode.RATE_LIMITED, reason, { rateLimits: result.states, retryAfterSeconds });
   throw new KeywardError(ErrorCode.RATE_LIMITED, reason);

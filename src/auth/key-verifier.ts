@@ -64,8 +64,9 @@ export interface VerificationOutcome {
   quotas: QuotaStatus[];
   session: SessionEntity | null;
   /**
-   * Whole seconds (at least 1) until retrying can succeed: RATE_LIMITED until the window
-   * frees enough, QUOTA_EXCEEDED until a DAY / MONTH quota's period ends; otherwise null.
+   * Whole seconds (at least 1) until retrying can succeed: RATE_LIMITED until the windows have
+   * room for the same cost (null when the cost is above a window's limit), QUOTA_EXCEEDED until
+   * a DAY / MONTH quota's period ends; otherwise null.
    */
   retryAfterSeconds: number | null;
 }
@@ -300,10 +301,13 @@ export class KeyVerifier {
     });
     if (windows.length > 0) this.deps.events.rateLimits(key.id, limited.states);
     if (limited.allowed) return { allowed: true as const, states: limited.states };
-    const { refusedBy } = limited;
+    const { refusedBy, retryAt } = limited;
     this.deps.recorder.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation, ip });
-    const refusal = new StepRefusal(VerifyCode.RATE_LIMITED,
-      `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s) is used up; it resets at ${refusedBy.resetAt.toISOString()}`, refusedBy.resetAt);
+    const window = `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s)`;
+    // retryAt: when the windows have room for this cost again; null when the cost never fits.
+    const refusal = new StepRefusal(VerifyCode.RATE_LIMITED, retryAt
+      ? `${window} has no room for cost ${cost}; it admits it again at ${retryAt.toISOString()}`
+      : `${window} can never admit cost ${cost}`, retryAt);
     return { allowed: false as const, states: limited.states, refusal };
   }
 

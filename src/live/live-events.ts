@@ -20,11 +20,17 @@ export function quotaUrgent(previous: QuotaStatus | undefined, next: QuotaStatus
   return !previous || band(previous.percentUsed) !== band(next.percentUsed) || next.used < previous.used;
 }
 
-/** A window running out, or starting afresh (reset, new window), goes out at once. */
+/**
+ * A window running out, having room again after running out, or starting afresh (a reset, or
+ * every unit having left) goes out at once. Units leaving a sliding window one by one (remaining
+ * and resetAt moving under steady traffic) are coalesced like any other change.
+ */
 export function rateLimitUrgent(previous: RateLimitState | undefined, next: RateLimitState): boolean {
   if (!previous) return true;
-  return (next.remaining === 0 && previous.remaining !== 0) || next.remaining > previous.remaining
-    || next.resetAt.getTime() !== previous.resetAt.getTime();
+  const ranOut = next.remaining === 0 && previous.remaining !== 0;
+  const roomAgain = next.remaining > 0 && previous.remaining === 0;
+  const afresh = next.remaining === next.limit && previous.remaining < previous.limit;
+  return ranOut || roomAgain || afresh;
 }
 
 /**

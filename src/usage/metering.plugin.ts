@@ -18,7 +18,8 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
         if (window) {
           response.http.headers.set('x-ratelimit-limit', String(window.limit));
           response.http.headers.set('x-ratelimit-remaining', String(window.remaining));
-          response.http.headers.set('x-ratelimit-reset', String(Math.floor(window.resetAt.getTime() / 1000)));
+          // Rounded up: from this second on, the next unit is free.
+          response.http.headers.set('x-ratelimit-reset', String(Math.ceil(window.resetAt.getTime() / 1000)));
         }
         if (outcome.retryAfterSeconds !== null) response.http.headers.set('retry-after', String(outcome.retryAfterSeconds));
         if (!outcome.valid || !outcome.key) return;

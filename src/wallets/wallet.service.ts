@@ -164,7 +164,7 @@ export class WalletService {
     const now = this.deps.clock.now();
     const result = await this.deps.rateLimiter.consume(subject, [window], 1, now);
     if (!result.allowed) {
-      const retryAfterSeconds = secondsUntil(result.refusedBy.resetAt, now);
+      const retryAfterSeconds = secondsUntil(result.retryAt!, now);
       throw new KeywardError(ErrorCode.RATE_LIMITED,
         `This address created ${window.limit} wallet organizations in the last hour (WALLET_ORGANIZATIONS_PER_HOUR); retry in ${retryAfterSeconds} s`,
         {}, { retryAfterSeconds });

@@ -297,7 +297,7 @@ function setRateLimitHeaders(res: Response, states: VerifyResult['rateLimits']):
   if (!window) return;
   res.set('X-RateLimit-Limit', String(window.limit));
   res.set('X-RateLimit-Remaining', String(window.remaining));
-  res.set('X-RateLimit-Reset', String(Math.floor(Date.parse(window.resetAt) / 1000)));
+  res.set('X-RateLimit-Reset', String(Math.ceil(Date.parse(window.resetAt) / 1000)));
 }
 
 /**
