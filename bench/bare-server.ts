@@ -1,7 +1,7 @@
 /**
- * Baseline for `npm run bench`: the same stack as keyward (Express 5, Apollo Server 5 through
- * @as-integrations/express5, a TypeGraphQL schema), with one trivial resolver, no auth, no
- * plugins beyond draining, no database. Runs in its own process, listens on an ephemeral
+ * Baseline (a) of `npm run bench`: the same stack as keyward (Express 5, Apollo Server 5 through
+ * @as-integrations/express5, a TypeGraphQL schema), answering `{ viewer { scopes } }` from a
+ * constant: no auth, no plugins beyond draining, no database. Runs in its own process, listens on an ephemeral
  * port of 127.0.0.1 and reports it to the parent over IPC: { type: 'ready', port }.
  * Stops on the 'stop' message, SIGTERM/SIGINT or when the parent goes away.
  */
@@ -12,18 +12,27 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
-import { buildSchema, Query, Resolver } from 'type-graphql';
+import { buildSchema, Field, ObjectType, Query, Resolver } from 'type-graphql';
+
+/** The scopes of keyward's READ preset, as keyward answers them for (b). */
+const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read'];
+
+@ObjectType()
+class Viewer {
+  @Field(() => [String])
+  scopes!: string[];
+}
 
 @Resolver()
-class HelloResolver {
-  @Query(() => String)
-  hello(): string {
-    return 'world';
+class ViewerResolver {
+  @Query(() => Viewer)
+  viewer(): Viewer {
+    return { scopes: READ_SCOPES };
   }
 }
 
 async function main(): Promise<void> {
-  const schema = await buildSchema({ resolvers: [HelloResolver], validate: false });
+  const schema = await buildSchema({ resolvers: [ViewerResolver], validate: false });
   const expressApp = express();
   expressApp.disable('x-powered-by');
   const httpServer = http.createServer(expressApp);

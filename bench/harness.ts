@@ -85,15 +85,18 @@ export function runMain(main: () => Promise<void>): void {
  * Forks a compiled bench script (next to this file) with IPC; it is killed if this process ends.
  * env and execArgv default to fork's (this process's).
  */
-export function forkChild(script: string, env?: NodeJS.ProcessEnv, execArgv?: string[]): ChildProcess {
-  const child = fork(path.join(__dirname, script), [], { env, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export function forkChild(script: string, env?: NodeJS.ProcessEnv, execArgv?: string[], stdout: 'inherit' | 'ignore' = 'inherit'): ChildProcess {
+  const child = fork(path.join(__dirname, script), [], { env, execArgv, stdio: ['ignore', stdout, 'inherit', 'ipc'] });
   children.add(child);
   return child;
 }
 
-/** Forks a bench server and resolves with its port once it says it is ready ({ type: 'ready', port }). */
-export function startServer(label: string, script: string, env: NodeJS.ProcessEnv, execArgv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
-  const child = forkChild(script, env, execArgv);
+/**
+ * Forks a bench server and resolves with its port once it says it is ready ({ type: 'ready', port }).
+ * Its stdout (keyward's JSON logs, access lines included) goes to /dev/null unless `stdout` says otherwise.
+ */
+export function startServer(label: string, script: string, env: NodeJS.ProcessEnv, execArgv: string[] = [], stdout: 'inherit' | 'ignore' = 'ignore'): Promise<{ child: ChildProcess; port: number }> {
+  const child = forkChild(script, env, execArgv, stdout);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${label} did not start within 30 s`)), 30_000);
     child.on('message', (message: { type?: string; port?: number }) => {
@@ -124,6 +127,32 @@ export async function disconnectChild(child: ChildProcess): Promise<void> {
   child.disconnect();
   await new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));
   children.delete(child);
+}
+
+/**
+ * Pins every thread of process `pid` to CPU `cpu` (taskset). Returns false when that is not
+ * possible here (no taskset, or fewer CPUs), so the caller can say the run was not pinned.
+ */
+export function pin(pid: number, cpu: number): boolean {
+  if (os.availableParallelism() <= cpu) return false;
+  try {
+    execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** VmRSS of a process in MiB, from /proc. */
+export function rssMib(pid: number): number {
+  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  if (!line) fail(`no VmRSS in /proc/${pid}/status`);
+  return Number(line.split(/\s+/)[1]) / 1024;
+}
+
+/** The 1-, 5- and 15-minute load averages, e.g. "1.52 0.98 0.77". */
+export function loadAverage(): string {
+  return os.loadavg().map((value) => value.toFixed(2)).join(' ');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { OrganizationEntity } from './organizations/organization.entity';
 import { ErrorCode, KeywardError } from './errors';
 import type { Logger } from './logger';
 import { presentedKey } from './auth/presented-key';
+import { Loaders } from './loaders';
 
 /** The authenticated key behind a request or WebSocket. */
 export interface Caller {
@@ -45,6 +46,8 @@ export interface Context {
   requestId: string;
   /** app.logger with `requestId` bound: log anything about this request with it. */
   logger: Logger;
+  /** What field resolvers read from the database, batched and cached for this request only. */
+  loaders: Loaders;
 }
 
 /** Why a presented key did not authenticate: the outcome (for logs) and the error a client gets. */
@@ -88,7 +91,7 @@ export async function buildContext(
   const secret = presentedKey(request.headers);
   const context: Context = {
     app, ip: request.ip, keyPresented: secret !== null, caller: null, refusal: null, verification: null, operationLabel: null,
-    requestId: scope.requestId, logger: scope.logger,
+    requestId: scope.requestId, logger: scope.logger, loaders: new Loaders(app, null),
   };
   scope.onContext?.(context);
   if (secret === null) return context;
@@ -96,6 +99,7 @@ export async function buildContext(
   context.caller = caller;
   context.refusal = refusal;
   context.verification = refusal?.outcome ?? null;
+  if (caller) context.loaders = new Loaders(app, caller.actor);
   return context;
 }
 

@@ -72,6 +72,6 @@ export class ApiKeyResolver {
 
   @FieldResolver(() => [QuotaStatus])
   quotas(@Root() key: Pick<ApiKeyEntity, 'id'>, @Ctx() ctx: Context) {
-    return ctx.app.quotas.statuses({ apiKeyId: key.id });
+    return ctx.loaders.quotaStatuses({ apiKeyId: key.id });
   }
 }

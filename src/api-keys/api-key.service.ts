@@ -1,4 +1,4 @@
-import { DataSource, EntityManager, IsNull } from 'typeorm';
+import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import { ApiKeyEntity, ApiKeyStatus, KeyEnvironment, RateLimitSpec } from './api-key.entity';
 import { generateSecret, hashSecret, hintFor } from '../auth/key-format';
 import { OrganizationEntity } from '../organizations/organization.entity';
@@ -174,6 +174,13 @@ export class ApiKeyService {
     const key = await manager.getRepository(ApiKeyEntity).findOneBy({ id, deletedAt: IsNull() });
     if (!key || !canAccessOrganization(actor, key.organizationId)) throw new NotFoundError('API key');
     return key;
+  }
+
+  /** `get` of many keys in one query, in the order of `ids`: each a key, or the NotFoundError `get` would throw. */
+  async getMany(actor: Actor, ids: readonly string[]): Promise<Array<ApiKeyEntity | NotFoundError>> {
+    const rows = await this.deps.dataSource.getRepository(ApiKeyEntity).findBy({ id: In([...new Set(ids)]), deletedAt: IsNull() });
+    const visible = new Map(rows.filter((key) => canAccessOrganization(actor, key.organizationId)).map((key) => [key.id, key]));
+    return ids.map((id) => visible.get(id) ?? new NotFoundError('API key'));
   }
 
   async list(actor: Actor, filter: ApiKeyFilter = {}, first?: number | null, after?: string | null): Promise<Page<ApiKeyEntity>> {

@@ -11,6 +11,7 @@ import { keyFromConnectionParams } from '@keyward/client/wire';
 import { ErrorCode } from '../errors';
 import type { Logger } from '../logger';
 import { requestIdFrom } from '../request-log';
+import { Loaders } from '../loaders';
 import { Connection, SocketRegistry } from './socket-registry';
 import { countedUntilEnd, subscribeShared } from './shared-execution';
 import { LiveCloseCode, SUBSCRIPTION_LIMITS } from './live-limits';
@@ -105,7 +106,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
     connectionInitWaitTimeout: SUBSCRIPTION_LIMITS.connectionInitWaitTimeoutMs,
     context: (ctx): Context => ({
       app, ip: ctx.extra.ip ?? null, keyPresented: true, caller: ctx.extra.caller ?? null, refusal: null, verification: null, operationLabel: null,
-      requestId: ctx.extra.requestId ?? '', logger: ctx.extra.logger ?? app.logger,
+      requestId: ctx.extra.requestId ?? '', logger: ctx.extra.logger ?? app.logger, loaders: new Loaders(app, ctx.extra.caller?.actor ?? null),
     }),
     onConnect: (ctx) => authenticateConnection(app, registry, ctx),
     onSubscribe: (ctx) => {

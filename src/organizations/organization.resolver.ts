@@ -57,6 +57,6 @@ export class OrganizationResolver {
 
   @FieldResolver(() => [QuotaStatus])
   quotas(@Root() organization: OrganizationEntity, @Ctx() ctx: Context) {
-    return ctx.app.quotas.statuses({ organizationId: organization.id });
+    return ctx.loaders.quotaStatuses({ organizationId: organization.id });
   }
 }

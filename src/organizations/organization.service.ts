@@ -1,7 +1,7 @@
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, In } from 'typeorm';
 import { OrganizationEntity, OrganizationStatus } from './organization.entity';
 import { Actor } from '../auth/actor';
-import { assertNotSuperseded, assertOrganizationAccess, assertPlatformAdmin } from '../auth/authorization';
+import { assertNotSuperseded, assertOrganizationAccess, assertPlatformAdmin, canAccessOrganization } from '../auth/authorization';
 import { validateRateLimits } from '../api-keys/api-key.service';
 import type { RateLimitSpec } from '../api-keys/api-key.entity';
 import { AuditLogService } from '../audit-log/audit-log.service';
@@ -79,6 +79,14 @@ export class OrganizationService {
     const organization = await this.findById(target);
     if (!organization) throw new NotFoundError('Organization');
     return organization;
+  }
+
+  /** `get` of many organizations in one query, in the order of `ids`: each one, or the NotFoundError `get` would throw. */
+  async getMany(actor: Actor, ids: readonly string[]): Promise<Array<OrganizationEntity | NotFoundError>> {
+    const allowed = [...new Set(ids.filter((id) => canAccessOrganization(actor, id)))];
+    const rows = allowed.length ? await this.deps.dataSource.getRepository(OrganizationEntity).findBy({ id: In(allowed) }) : [];
+    const byId = new Map(rows.map((organization) => [organization.id, organization]));
+    return ids.map((id) => byId.get(id) ?? new NotFoundError('Organization'));
   }
 
   async list(actor: Actor, first?: number | null, after?: string | null): Promise<Page<OrganizationEntity>> {

@@ -1,4 +1,4 @@
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, In } from 'typeorm';
 import { Meter, QuotaEntity, QuotaPeriod, QuotaSpec, QuotaStatus } from './quota.entity';
 import { periodKey, periodWindow } from './quota-period';
 import { QuotaCounterEntity } from './quota-counter.entity';
@@ -83,6 +83,21 @@ export class QuotaService {
   /** Current status of each quota of the owner, with what the current period has used. */
   async statuses(owner: QuotaOwner, manager: EntityManager = this.dataSource.manager): Promise<QuotaStatus[]> {
     return this.statusesOf(await this.list(owner, manager), manager);
+  }
+
+  /** `statuses` of many owners in two queries (quotas, then counters), in the order of `owners`. */
+  async statusesOfOwners(owners: readonly QuotaOwner[]): Promise<QuotaStatus[][]> {
+    const organizationIds = owners.flatMap((owner) => ('organizationId' in owner ? [owner.organizationId] : []));
+    const apiKeyIds = owners.flatMap((owner) => ('apiKeyId' in owner ? [owner.apiKeyId] : []));
+    const where = [
+      ...(organizationIds.length ? [{ organizationId: In([...new Set(organizationIds)]) }] : []),
+      ...(apiKeyIds.length ? [{ apiKeyId: In([...new Set(apiKeyIds)]) }] : []),
+    ];
+    const quotas = where.length ? await this.dataSource.getRepository(QuotaEntity).find({ where, order: { id: 'ASC' } }) : [];
+    const statuses = await this.statusesOf(quotas);
+    return owners.map((owner) => statuses.filter((status) => ('organizationId' in owner
+      ? status.apiKeyId === null && status.organizationId === owner.organizationId
+      : status.apiKeyId === owner.apiKeyId)));
   }
 
   async statusesOf(quotas: readonly QuotaEntity[], manager: EntityManager = this.dataSource.manager): Promise<QuotaStatus[]> {
