@@ -134,7 +134,7 @@ export async function disconnectChild(child: ChildProcess): Promise<void> {
  * possible here (no taskset, or fewer CPUs), so the caller can say the run was not pinned.
  */
 export function pin(pid: number, cpu: number): boolean {
-  if (os.availableParallelism() <= cpu) return false;
+  if (os.cpus().length <= cpu) return false;
   try {
     execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
     return true;
@@ -148,6 +148,14 @@ export function rssMib(pid: number): number {
   const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
   if (!line) fail(`no VmRSS in /proc/${pid}/status`);
   return Number(line.split(/\s+/)[1]) / 1024;
+}
+
+/** CPU time (user + system, all threads) a process has used so far, in milliseconds (from /proc). */
+export function cpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime is field 14, stime field 15, in clock ticks (1/100 s).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** The 1-, 5- and 15-minute load averages, e.g. "1.52 0.98 0.77". */
@@ -352,7 +360,7 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 /** "<n> CPU(s) (<model>), node <version>, <platform> <release>" */
 export function machineSummary(): string {
-  return `${os.availableParallelism()} CPU(s) (${os.cpus()[0]?.model.trim() ?? 'unknown'}), node ${process.version}, ${os.platform()} ${os.release()}`;
+  return `${os.cpus().length} CPU(s) (${os.cpus()[0]?.model.trim() ?? 'unknown'}), node ${process.version}, ${os.platform()} ${os.release()}`;
 }
 
 /** The p-th percentile (nearest rank) of ascending values; NaN when there are none. */

@@ -39,7 +39,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import {
   begin, cpuProfArgs, createMysqlDatabase, fail, flag, gql, GraphqlResponse, initKeyward, loadAverage, machineSummary, makeDataDir, percentile,
-  pin, positiveInteger, positiveNumber, post, printCpuProfiles, probeMysql, probeRedis, runMain, startServer, stopServer, textOption,
+  cpuMs, pin, positiveInteger, positiveNumber, post, printCpuProfiles, probeMysql, probeRedis, runMain, startServer, stopServer, textOption,
 } from './harness';
 import { measureSubscribers, SubscriberFigures } from './subscribers';
 import { soak } from './soak';
@@ -88,6 +88,8 @@ const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'us
 interface Workload {
   id: string;
   label: string;
+  /** The server process, for its CPU time. */
+  pid: number;
   url: string;
   secret: string | null;
   body: string;
@@ -101,6 +103,8 @@ interface Round {
   p99: number;
   p50At1: number;
   p99At1: number;
+  /** Server CPU time per request of the measured run (µs): independent of what else the machine runs. */
+  cpuMicros: number;
   non2xx: number;
   errors: number;
 }
@@ -134,17 +138,20 @@ async function measureRound(workload: Workload, round: number): Promise<Round> {
   process.stderr.write(`  round ${round} (${workload.id}) ${workload.label}… `);
   await sample(workload, 'before the load');
   await load(workload, WARMUP_S, CONNECTIONS);
+  const cpuBefore = cpuMs(workload.pid);
   const loaded = await load(workload, DURATION_S, CONNECTIONS);
+  const cpuMicros = ((cpuMs(workload.pid) - cpuBefore) * 1000) / loaded.result.requests.total;
   const single = await load(workload, LATENCY_DURATION_S, 1);
   await sample(workload, 'after the load');
   const requestsPerSecond = loaded.result.requests.total / loaded.result.duration;
-  process.stderr.write(`${Math.round(requestsPerSecond)} req/s, p99 @1 ${percentile(single.latencies, 99).toFixed(2)} ms\n`);
+  process.stderr.write(`${Math.round(requestsPerSecond)} req/s, ${cpuMicros.toFixed(0)} µs CPU/req, p99 @1 ${percentile(single.latencies, 99).toFixed(2)} ms\n`);
   return {
     requestsPerSecond,
     p50: percentile(loaded.latencies, 50),
     p99: percentile(loaded.latencies, 99),
     p50At1: percentile(single.latencies, 50),
     p99At1: percentile(single.latencies, 99),
+    cpuMicros,
     non2xx: loaded.result.non2xx,
     errors: loaded.result.errors + loaded.result.timeouts,
   };
@@ -213,7 +220,7 @@ async function main(): Promise<void> {
     const bare = await startServer('bare server', 'bare-server.js', env).catch((error: Error) => fail(error.message));
     pinServer('bare', bare.child.pid!);
     stops.push(() => stopServer(bare.child));
-    workloads.push({ id: 'a', label: 'bare Apollo + TypeGraphQL, { viewer { scopes } } from a constant', url: `${http(bare.port)}/graphql`, secret: null, body: VIEWER_BODY, check: expectScopes });
+    workloads.push({ id: 'a', pid: bare.child.pid!, label: 'bare Apollo + TypeGraphQL, { viewer { scopes } } from a constant', url: `${http(bare.port)}/graphql`, secret: null, body: VIEWER_BODY, check: expectScopes });
   }
   if (['b', 'c', 'd', 'e'].some(selected)) {
     const init = await initKeyward(env, dataDir);
@@ -222,10 +229,10 @@ async function main(): Promise<void> {
     stops.push(() => stopServer(keyward.child));
     const k = await prepareKeyward(`${http(keyward.port)}/graphql`, init.secret);
     workloads.push(
-      { id: 'b', label: 'keyward { viewer { scopes } }, READ key, no limits, no quotas', url: k.url, secret: k.readKey, body: VIEWER_BODY, check: expectScopes },
-      { id: 'c', label: 'keyward { viewer { scopes } }, one rate limit + organization quota', url: k.url, secret: k.meteredKey, body: VIEWER_BODY, check: expectScopes },
-      { id: 'd', label: 'keyward verifyKey over GraphQL (key with a window and a quota)', url: k.url, secret: k.serviceKey, body: JSON.stringify({ query: VERIFY_QUERY, variables: { input: verifyInput(k.targetKey) } }), check: expectVerifyKey },
-      { id: 'e', label: 'keyward POST /v1/verify (the same verification)', url: `${http(keyward.port)}/v1/verify`, secret: k.serviceKey, body: JSON.stringify(verifyInput(k.targetKey)), check: expectPlainVerify },
+      { id: 'b', pid: keyward.child.pid!, label: 'keyward { viewer { scopes } }, READ key, no limits, no quotas', url: k.url, secret: k.readKey, body: VIEWER_BODY, check: expectScopes },
+      { id: 'c', pid: keyward.child.pid!, label: 'keyward { viewer { scopes } }, one rate limit + organization quota', url: k.url, secret: k.meteredKey, body: VIEWER_BODY, check: expectScopes },
+      { id: 'd', pid: keyward.child.pid!, label: 'keyward verifyKey over GraphQL (key with a window and a quota)', url: k.url, secret: k.serviceKey, body: JSON.stringify({ query: VERIFY_QUERY, variables: { input: verifyInput(k.targetKey) } }), check: expectVerifyKey },
+      { id: 'e', pid: keyward.child.pid!, label: 'keyward POST /v1/verify (the same verification)', url: `${http(keyward.port)}/v1/verify`, secret: k.serviceKey, body: JSON.stringify(verifyInput(k.targetKey)), check: expectPlainVerify },
     );
   }
   if (plan.run) {
@@ -239,7 +246,7 @@ async function main(): Promise<void> {
     pinServer('keyward (MariaDB + Redis)', keyward.child.pid!);
     stops.unshift(() => stopServer(keyward.child));
     const k = await prepareKeyward(`${http(keyward.port)}/graphql`, init.secret);
-    workloads.push({ id: 'f', label: '(c) on MariaDB + Redis', url: k.url, secret: k.meteredKey, body: VIEWER_BODY, check: expectScopes });
+    workloads.push({ id: 'f', pid: keyward.child.pid!, label: '(c) on MariaDB + Redis', url: k.url, secret: k.meteredKey, body: VIEWER_BODY, check: expectScopes });
   }
   const measured = workloads.filter((workload) => selected(workload.id));
   console.log(`(a)–(f): autocannon, ${CONNECTIONS} connections, pipelining 1; per round ${WARMUP_S} s warm-up + ${DURATION_S} s measured + ${LATENCY_DURATION_S} s at 1 connection; ${ROUNDS} interleaved rounds, medians`);
@@ -274,6 +281,8 @@ function report(workloads: Workload[], rounds: Map<string, Round[]>, subscribers
     const target = TARGETS[workload.id];
     const ratio = baseline && workload.id !== 'a' ? median(samples.map((sample, i) => sample.requestsPerSecond / baseline[i].requestsPerSecond)) : NaN;
     const added = baseline && workload.id !== 'a' ? median(samples.map((sample, i) => sample.p99At1 - baseline[i].p99At1)) : NaN;
+    // CPU per request of (a) over this workload's: the throughput ratio a dedicated core would give.
+    const cpuRatio = baseline && workload.id !== 'a' ? median(samples.map((sample, i) => baseline[i].cpuMicros / sample.cpuMicros)) : NaN;
     rows.push([
       `(${workload.id}) ${workload.label}`,
       median(samples.map((sample) => sample.requestsPerSecond)).toFixed(0),
@@ -283,14 +292,16 @@ function report(workloads: Workload[], rounds: Map<string, Round[]>, subscribers
       f2(median(samples.map((sample) => sample.p50At1))),
       f2(median(samples.map((sample) => sample.p99At1))),
       workload.id === 'a' ? '' : `${added >= 0 ? '+' : ''}${f2(added)}`,
+      median(samples.map((sample) => sample.cpuMicros)).toFixed(0),
+      workload.id === 'a' ? '1' : f2(cpuRatio),
       String(samples.reduce((sum, sample) => sum + sample.non2xx + sample.errors, 0)),
     ]);
     if (target && baseline) {
-      verdicts.push(`(${workload.id})/(a) ${f2(ratio)} (rounds: ${samples.map((sample, i) => f2(sample.requestsPerSecond / baseline[i].requestsPerSecond)).join(', ')})   target ≥ ${target.ratio.toFixed(2)}   ${ratio >= target.ratio ? 'MET' : 'MISSED'}`);
+      verdicts.push(`(${workload.id})/(a) ${f2(ratio)} (rounds: ${samples.map((sample, i) => f2(sample.requestsPerSecond / baseline[i].requestsPerSecond)).join(', ')}; by CPU per request ${f2(cpuRatio)})   target ≥ ${target.ratio.toFixed(2)}   ${ratio >= target.ratio ? 'MET' : 'MISSED'}`);
       if (target.addedP99Ms !== undefined) verdicts.push(`(${workload.id}) added p99 @1 ${added >= 0 ? '+' : ''}${f2(added)} ms   target ≤ ${target.addedP99Ms} ms   ${added <= target.addedP99Ms ? 'MET' : 'MISSED'}`);
     }
   }
-  const header = ['workload', `req/s @${CONNECTIONS}`, 'vs (a)', `p50 ms @${CONNECTIONS}`, `p99 ms @${CONNECTIONS}`, 'p50 ms @1', 'p99 ms @1', 'added p99 @1', 'errors'];
+  const header = ['workload', `req/s @${CONNECTIONS}`, 'vs (a)', `p50 ms @${CONNECTIONS}`, `p99 ms @${CONNECTIONS}`, 'p50 ms @1', 'p99 ms @1', 'added p99 @1', 'CPU µs/req', '(a) CPU ÷ CPU', 'errors'];
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => `| ${cells.map((cell, i) => (i > 0 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join(' | ')} |`;
   console.log('');
@@ -304,7 +315,7 @@ function report(workloads: Workload[], rounds: Map<string, Round[]>, subscribers
     console.log('');
     for (const text of subscribers.lines) console.log(text);
   }
-  console.log(`\nmachine: nproc ${os.availableParallelism()}, node ${process.version}`);
+  console.log(`\nmachine: ${os.cpus().length} CPUs, node ${process.version}`);
 }
 
 runMain(main);

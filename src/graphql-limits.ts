@@ -145,8 +145,17 @@ export function withoutVariableValues(message: string): string {
   return `Variable "${match[1]}" got an invalid value${at ? ` at "${at[1]}"` : ''}${why} (the value is not repeated here)`;
 }
 
+// Apollo keeps parsed documents: an operation's root fields are worked out once, not per request.
+const rootFieldsOf = new WeakMap<OperationDefinitionNode, readonly string[]>();
+
 /** Root fields an operation selects (through fragments), without introspection fields. */
-export function rootFields(operation: OperationDefinitionNode, document: DocumentNode): string[] {
+export function rootFields(operation: OperationDefinitionNode, document: DocumentNode): readonly string[] {
+  let fields = rootFieldsOf.get(operation);
+  if (!fields) rootFieldsOf.set(operation, (fields = Object.freeze(collectRootFields(operation, document))));
+  return fields;
+}
+
+function collectRootFields(operation: OperationDefinitionNode, document: DocumentNode): string[] {
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const definition of document.definitions) {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);

@@ -13,6 +13,27 @@ export function redactDeep(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/** A field of a trusted line: primitives only (no nesting, nothing to serialize). */
+export type TrustedField = string | number | boolean | null;
+
+/**
+ * Writes one line of flat, primitive fields straight to the logger's destination, in pino's own
+ * format (level, time, the logger's bindings, the fields, msg), when `level` is enabled. For the
+ * line written on every request (the access line): ≈ 1 µs instead of ≈ 18 µs through pino's
+ * generic serializer and the deep-redaction hooks. Strings still pass redactSecrets, so the
+ * promise of the hooks (no `kw_…` secret in any line) holds here too.
+ */
+export function writeTrustedLine(logger: Logger, level: 'info' | 'warn', fields: Readonly<Record<string, TrustedField>>, msg: string): void {
+  if (!logger.isLevelEnabled(level)) return;
+  let line = `{"level":${logger.levels.values[level]},"time":${Date.now()}${(logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]}`;
+  for (const name in fields) {
+    const value = fields[name];
+    line += `,${JSON.stringify(name)}:${typeof value === 'string' ? JSON.stringify(redactSecrets(value)) : typeof value === 'number' && !Number.isFinite(value) ? 'null' : String(value)}`;
+  }
+  line += `,"msg":${JSON.stringify(redactSecrets(msg))}}\n`;
+  (logger as unknown as Record<symbol, { write(text: string): void }>)[pino.symbols.streamSym].write(line);
+}
+
 /**
  * JSON logs. Secrets never reach them: credential headers are redacted by path, and any
  * `kw_live_…` / `kw_test_…` text anywhere in a line (message, nested field, error message

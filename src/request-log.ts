@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Context } from './context';
-import type { Logger } from './logger';
+import { Logger, writeTrustedLine } from './logger';
 import { redactSecrets } from './auth/key-format';
 import { operationLabel, rootFields } from './graphql-limits';
 
@@ -87,9 +87,9 @@ export function requestLog(rootLogger: Logger, onDone?: (access: AccessRecord, s
       const seconds = (performance.now() - access.started) / 1000;
       const status = res.statusCode;
       onDone?.(access, status, seconds);
-      if (!access.logger.isLevelEnabled('info')) return;
       const context = access.context;
-      access.logger.info({
+      // Every field is the server's own or validated (request id, operation label): a trusted line.
+      writeTrustedLine(access.logger, 'info', {
         method: access.method,
         operation: access.operationName,
         operationType: access.operationType,
