@@ -17,6 +17,7 @@ import { RedisRateLimiter } from './rate-limits/redis-rate-limiter';
 import { RateLimitService } from './rate-limits/rate-limit.service';
 import { SessionService } from './sessions/session.service';
 import { UsageBuffer } from './usage/usage-buffer';
+import { FileUsageJournal } from './usage/usage-journal';
 import { UsageService } from './usage/usage.service';
 import { LiveEvents } from './live/live-events';
 import { WalletService } from './wallets/wallet.service';
@@ -53,7 +54,7 @@ export interface App {
   clientAddressOf: ClientAddressOf;
   live: LiveEvents;
   wallets: WalletService;
-  /** Flushes buffered usage and closes the database. */
+  /** Flushes buffered usage (closing its journal) and closes the database. */
   close(): Promise<void>;
 }
 
@@ -78,7 +79,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     : new MemoryRateLimiter();
   // Failed authentications stay limited while Redis is down: each instance then counts in its own memory.
   const authFailureLimiter = redis ? new RedisRateLimiter(redis.client, new MemoryRateLimiter()) : rateLimiter;
-  const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger);
+  const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger, new FileUsageJournal(config.dataDir));
+  // Usage a crashed process had answered but not written: before anything new is counted.
+  await usageBuffer.recover();
   const pubSub = redis
     ? redisPubSub(redis.publisher, redis.subscriber, (error, command) => logger.warn({ err: error, command }, 'redis pub/sub command failed'))
     : inProcessPubSub();
@@ -134,7 +137,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     async close() {
       clearInterval(sweeper);
       live.flush();
-      await usageBuffer.stop();
+      await usageBuffer.close();
       await invalidations?.return?.();
       await redis?.close();
       if (dataSource.isInitialized) await dataSource.destroy();

@@ -130,6 +130,13 @@ export async function createServer(app: App): Promise<KeywardServer> {
   const httpServer = http.createServer(expressApp);
   expressApp.disable('x-powered-by');
   expressApp.set('trust proxy', app.config.trustProxy);
+  // Usage is durable before it is answered: every response first hands the usage records taken
+  // so far to the operating system (usage-buffer.ts). Headers always go out first, through writeHead.
+  const writeHead = http.ServerResponse.prototype.writeHead;
+  expressApp.response.writeHead = function writeHeadAfterUsage(this: http.ServerResponse, ...args: unknown[]) {
+    app.usageBuffer.persist();
+    return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+  } as Response['writeHead'];
 
   const inFlight = new InFlight();
   const limits = graphqlLimits({ introspection: app.config.introspection });

@@ -332,3 +332,86 @@ describe('graceful shutdown of the server process', () => {
     },
   );
 });
+
+const VERIFY_KEY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
+/** Concurrent keep-alive callers during the crash test. */
+const CRASH_CALLERS = 20;
+/** SIGKILL goes out once this many verifications were answered VALID. */
+const KILL_AFTER_ANSWERS = 300;
+
+type CrashCall = { operation: string; outcome: 'valid' | 'cut' | 'other'; detail?: string };
+
+describe('a crash of the server process (SIGKILL)', () => {
+  beforeAll(() => {
+    if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (jest's globalSetup should have built it)`);
+  });
+
+  it('under verifyKey load loses no answered usage: after a restart every answered VALID call is a usage event, every event an admitted call, and events equal requestCount', async () => {
+    const { env, dataDir } = await freshEnvironment(null);
+    const { secret: adminKey } = await init(env, dataDir);
+    const startedAt = new Date(Date.now() - 60_000);
+    const server = await startServer(env, dataDir);
+
+    const tenant = (await ok(server.url, adminKey, 'mutation($input: CreateOrganizationInput!) { createOrganization(input: $input) { id } }', {
+      input: { name: 'Crash', quotas: [{ meter: 'REQUESTS', period: 'MONTH', limit: 1e9 }] },
+    })).createOrganization.id as string;
+    const subject = (await ok(server.url, adminKey, 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }', {
+      input: { organizationId: tenant, name: 'subject', preset: 'INFERENCE', rateLimits: [] },
+    })).createApiKey;
+    const service = (await ok(server.url, adminKey, 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }', {
+      input: { name: 'verifier', scopes: ['keys:verify'], rateLimits: [] },
+    })).createApiKey.secret as string;
+
+    // Each call names itself in `operation`, so the usage events say which calls were counted.
+    const calls: CrashCall[] = [];
+    let answered = 0;
+    let killed = false;
+    const caller = async (id: number) => {
+      for (let n = 0; ; n++) {
+        const operation = `crash.${id}.${n}`;
+        let call: CrashCall;
+        try {
+          const response = await gql(server.url, service, VERIFY_KEY, { input: { key: subject.secret, operation } });
+          const valid = response.status === 200 && response.body.data?.verifyKey?.code === 'VALID';
+          call = valid ? { operation, outcome: 'valid' } : { operation, outcome: 'other', detail: `${response.status} ${JSON.stringify(response.body)}` };
+        } catch (error) {
+          call = { operation, outcome: 'cut', detail: String((error as { cause?: { code?: string } }).cause?.code ?? error) };
+        }
+        calls.push(call);
+        if (call.outcome === 'valid' && ++answered === KILL_AFTER_ANSWERS) {
+          killed = true;
+          server.child.kill('SIGKILL');
+        }
+        if (call.outcome !== 'valid') return;
+      }
+    };
+    await Promise.all(Array.from({ length: CRASH_CALLERS }, (_, id) => caller(id)));
+    const exit = await within(server.exited, 5_000, () => null);
+    expect({ killed, exit: exit && { code: exit.code, signal: exit.signal } }).toEqual({ killed: true, exit: { code: null, signal: 'SIGKILL' } });
+
+    // A fresh process on the same data: it replays the journal before it serves.
+    const again = await startServer(env, dataDir);
+    try {
+      const data = await ok(again.url, adminKey, 'query($id: ID!, $range: UsageRange) { apiKey(id: $id) { requestCount } usage(range: $range) { requests byOperation { key requests } } }', {
+        id: subject.apiKey.id, range: { apiKeyId: subject.apiKey.id, from: startedAt.toISOString(), to: new Date(Date.now() + 60_000).toISOString() },
+      });
+      const recorded = new Map<string, number>(data.usage.byOperation.map((bucket: { key: string; requests: number }) => [bucket.key, bucket.requests]));
+      const validCalls = calls.filter((call) => call.outcome === 'valid').map((call) => call.operation);
+      const cutCalls = new Set(calls.filter((call) => call.outcome === 'cut').map((call) => call.operation));
+      const missing = validCalls.filter((operation) => recorded.get(operation) !== 1);
+      const unexplained = [...recorded.keys()].filter((operation) => recorded.get(operation) !== 1 || !(validCalls.includes(operation) || cutCalls.has(operation)));
+      expect({ missing, unexplained, others: calls.filter((call) => call.outcome === 'other') }).toEqual({ missing: [], unexplained: [], others: [] });
+      expect(validCalls.length).toBeGreaterThanOrEqual(KILL_AFTER_ANSWERS);
+      // Events and requestCount come from the same records: always equal. Beyond the answered
+      // calls, only calls the kill cut off (admitted, never answered) may have been counted.
+      expect(data.apiKey.requestCount).toBe(data.usage.requests);
+      expect(data.usage.requests - validCalls.length).toBeGreaterThanOrEqual(0);
+      expect(data.usage.requests - validCalls.length).toBeLessThanOrEqual(cutCalls.size);
+      // …and the kill did leave usage that only the journal held.
+      expect(again.output()).toContain('usage journal replayed');
+    } finally {
+      again.child.kill('SIGTERM');
+      await within(again.exited, EXIT_WITHIN_MS + 5_000, () => null);
+    }
+  });
+});

@@ -16,6 +16,7 @@ import { Metering1764100000000 } from '../migrations/1764100000000-Metering';
 import { Wallets1764200000000 } from '../migrations/1764200000000-Wallets';
 import { KeyRateLimits1764300000000 } from '../migrations/1764300000000-KeyRateLimits';
 import { Analytics1764400000000 } from '../migrations/1764400000000-Analytics';
+import { UsageJournal1764700000000 } from '../migrations/1764700000000-UsageJournal';
 import { WalletChallengeEntity } from '../wallets/wallet-challenge.entity';
 
 /** Where the data lives: a SQLite file (embedded) or a MySQL/MariaDB database. */
@@ -28,7 +29,7 @@ export const ENTITIES = [
   SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity,
 ];
 /** In order; never `synchronize`. */
-export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000];
+export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000, UsageJournal1764700000000];
 
 export function createDataSource(database: DatabaseConfig): DataSource {
   if (database.kind === 'sqlite') {
