@@ -2,6 +2,7 @@ import { DataSource, EntityManager, In } from 'typeorm';
 import { Meter, QuotaEntity, QuotaPeriod, QuotaSpec, QuotaStatus } from './quota.entity';
 import { periodKey, periodWindow } from './quota-period';
 import { QuotaCounterEntity } from './quota-counter.entity';
+import { QuotaCounterStatements, quotaCounterStatements } from './quota-counters';
 import { insertOrIncrement } from '../db/upsert';
 import { Clock } from '../clock';
 import { newId } from '../ids';
@@ -35,8 +36,11 @@ export function validateQuotas(field: string, quotas: readonly QuotaSpec[]): Quo
 export class QuotaService {
   /** Counter rows (quota|period) known to exist; see prepareCounters. */
   private readonly knownCounters = new Set<string>();
+  private readonly counters: QuotaCounterStatements;
 
-  constructor(private readonly dataSource: DataSource, private readonly clock: Clock) {}
+  constructor(private readonly dataSource: DataSource, private readonly clock: Clock) {
+    this.counters = quotaCounterStatements(dataSource.manager);
+  }
 
   /** Replaces every quota of the owner, inside the caller's transaction. */
   async replace(manager: EntityManager, owner: QuotaOwner, quotas: readonly QuotaSpec[]): Promise<void> {
@@ -108,13 +112,6 @@ export class QuotaService {
   }
 
   /**
-   * Step 9 of the verification pipeline, inside the caller's transaction. REQUESTS quotas take
-   * `requests` with a conditional UPDATE (`used + cost <= limit`), so concurrent requests and
-   * other instances can never be admitted past the limit; TOKENS and COST_USD refuse once
-   * used >= limit. Returns the first quota that refuses, having taken nothing from it; the
-   * caller rolls the transaction back so earlier quotas give their units back too.
-   */
-  /**
    * Creates the current period's counter rows, outside any transaction, once per process and
    * period: concurrent first uses of a quota then only contend on a row UPDATE (InnoDB can
    * deadlock on concurrent INSERT IGNOREs of one key inside transactions).
@@ -130,6 +127,13 @@ export class QuotaService {
     for (const quota of missing) this.knownCounters.add(`${quota.id}|${periodKey(quota.period, now)}`);
   }
 
+  /**
+   * Step 9 of the verification pipeline, inside the caller's transaction. REQUESTS quotas take
+   * `requests` with a conditional UPDATE (`used + cost <= limit`, a prepared statement: quota-counters.ts), so concurrent requests and
+   * other instances can never be admitted past the limit; TOKENS and COST_USD refuse once
+   * used >= limit. Returns the first quota that refuses, having taken nothing from it; the
+   * caller rolls the transaction back so earlier quotas give their units back too.
+   */
   async consume(manager: EntityManager, quotas: readonly QuotaEntity[], requests: number): Promise<QuotaEntity | null> {
     if (quotas.length === 0) return null;
     const now = this.clock.now();
@@ -139,13 +143,12 @@ export class QuotaService {
         if ((used.get(quota.id) ?? 0) >= quota.limit) return quota;
         continue;
       }
-      if (await this.takeRequests(manager, quota, requests, now)) continue;
+      const counter = { quotaId: quota.id, periodKey: periodKey(quota.period, now) };
+      if (await this.counters.take(manager, counter, requests, quota.limit)) continue;
       // Nothing taken: either the limit is reached, or this period has no counter yet.
-      const counter = await manager.getRepository(QuotaCounterEntity).findOneBy({ quotaId: quota.id, periodKey: periodKey(quota.period, now) });
-      if (counter) return quota;
-      await manager.createQueryBuilder().insert().into(QuotaCounterEntity)
-        .values({ quotaId: quota.id, periodKey: periodKey(quota.period, now), used: 0 }).orIgnore().execute();
-      if (!(await this.takeRequests(manager, quota, requests, now))) return quota;
+      if (await this.counters.exists(manager, counter)) return quota;
+      await this.counters.ensure(manager, counter);
+      if (!(await this.counters.take(manager, counter, requests, quota.limit))) return quota;
     }
     return null;
   }
@@ -159,26 +162,8 @@ export class QuotaService {
       matching.map((quota) => ({ quota_id: quota.id, period_key: periodKey(quota.period, now), used: amount })));
   }
 
-  /** The conditional UPDATE that makes REQUESTS exact: true when the units were taken. */
-  private async takeRequests(manager: EntityManager, quota: QuotaEntity, requests: number, now: Date): Promise<boolean> {
-    const result = await manager.createQueryBuilder()
-      .update(QuotaCounterEntity)
-      .set({ used: () => 'used + :requests' })
-      .where('quota_id = :quotaId AND period_key = :periodKey AND used + :requests <= :limit', {
-        quotaId: quota.id, periodKey: periodKey(quota.period, now), requests, limit: quota.limit,
-      })
-      .execute();
-    return Boolean(result.affected);
-  }
-
   private async usedIn(manager: EntityManager, quotas: readonly QuotaEntity[], now: Date): Promise<Map<string, number>> {
-    const used = new Map<string, number>();
-    if (quotas.length === 0) return used;
-    const counters = await manager.getRepository(QuotaCounterEntity).find({
-      where: quotas.map((quota) => ({ quotaId: quota.id, periodKey: periodKey(quota.period, now) })),
-    });
-    for (const counter of counters) used.set(counter.quotaId, counter.used);
-    return used;
+    return this.counters.used(manager, quotas.map((quota) => ({ quotaId: quota.id, periodKey: periodKey(quota.period, now) })));
   }
 }
 
