@@ -20,6 +20,7 @@ import { Metrics } from './metrics';
 import { accessLogPlugin, requestLog, requestScope } from './request-log';
 import { pageSecurityHeaders } from './security-headers';
 import { consoleRoutes } from './console/console';
+import { DATA_PLANE_PATH, dataPlaneError, dataPlaneRouter } from './data-plane/data-plane.router';
 
 export const GRAPHQL_PATH = '/graphql';
 /** Larger bodies are refused with 413 PAYLOAD_TOO_LARGE before parsing. */
@@ -93,6 +94,16 @@ class InFlight {
       };
     },
   };
+
+  /** A call outside Apollo (the data plane), counted until it settles. */
+  track(call: Promise<unknown>): void {
+    this.count += 1;
+    const done = () => {
+      this.count -= 1;
+      if (this.count === 0) for (const resolve of this.idle.splice(0)) resolve();
+    };
+    call.then(done, done);
+  }
 
   /** Resolves when nothing is executing, or after `timeoutMs`. */
   settled(timeoutMs: number): Promise<void> {
@@ -174,10 +185,12 @@ export async function createServer(app: App): Promise<KeywardServer> {
   // Once shutdown began, requests still arriving (e.g. on half-closed keep-alive sockets) are
   // refused without running: a client never sees an error for a call that was counted.
   let stopping = false;
-  expressApp.use((_req, res, next) => {
+  expressApp.use((req, res, next) => {
     if (!stopping) return next();
     res.setHeader('connection', 'close');
-    jsonError(res, ErrorCode.UNAVAILABLE, 'keyward is shutting down; retry on another instance');
+    const message = 'keyward is shutting down; retry on another instance';
+    if (req.path.startsWith(`${DATA_PLANE_PATH}/`)) dataPlaneError(res, ErrorCode.UNAVAILABLE, message);
+    else jsonError(res, ErrorCode.UNAVAILABLE, message);
   });
 
   expressApp.get('/healthz', (_req, res) => {
@@ -200,8 +213,10 @@ export async function createServer(app: App): Promise<KeywardServer> {
   expressApp.get('/metrics', async (_req, res) => {
     res.set('Content-Type', metrics.contentType).send(await metrics.render());
   });
-  // Request id (X-Request-Id) and one access log line per request to the GraphQL endpoint.
-  expressApp.use(GRAPHQL_PATH, requestLog(app.logger, (access, status, seconds) => metrics.observeRequest(access, status, seconds)));
+  // Request id (X-Request-Id) and one access log line per request to the GraphQL endpoint and the data plane.
+  const accessLog = requestLog(app.logger, (access, status, seconds) => metrics.observeRequest(access, status, seconds));
+  expressApp.use(DATA_PLANE_PATH, accessLog, dataPlaneRouter(app, schema, { maxBodyBytes: MAX_BODY_BYTES, track: (call) => inFlight.track(call) }));
+  expressApp.use(GRAPHQL_PATH, accessLog);
   expressApp.use(GRAPHIQL_ASSETS_PATH, graphiqlAssets());
   expressApp.use(consoleRoutes());
   expressApp.get(GRAPHQL_PATH, (req, res, next) => {

@@ -1,36 +1,53 @@
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { App } from '../app';
 import type { Context } from '../context';
+import type { VerificationOutcome } from '../auth/key-verifier';
 import { tightest } from '@keyward/client/wire';
 
 /**
- * What a metered operation leaves behind: X-RateLimit-* of the tightest window (Retry-After on a
- * refusal that knows when to come back) on the response, and one usage event — with its HTTP
- * status and latency — for every operation the pipeline admitted.
+ * X-RateLimit-* of the tightest window (rounded up: from that second on, the next unit is free),
+ * and Retry-After when a refusal knows when to come back.
+ */
+export function meteringHeaders(outcome: VerificationOutcome): Array<[name: string, value: string]> {
+  const headers: Array<[string, string]> = [];
+  const window = tightest(outcome.rateLimits);
+  if (window) {
+    headers.push(['x-ratelimit-limit', String(window.limit)], ['x-ratelimit-remaining', String(window.remaining)],
+      ['x-ratelimit-reset', String(Math.ceil(window.resetAt.getTime() / 1000))]);
+  }
+  if (outcome.retryAfterSeconds !== null) headers.push(['retry-after', String(outcome.retryAfterSeconds)]);
+  return headers;
+}
+
+/** The usage event of a call the pipeline admitted for its caller's key (none for a refusal). */
+export function recordMeteredCall(app: App, outcome: VerificationOutcome, call: { operation: string; status: number; isError: boolean; startedAt: number }): void {
+  if (!outcome.valid || !outcome.key) return;
+  app.usageBuffer.record({
+    organizationId: outcome.key.organizationId,
+    apiKeyId: outcome.key.id,
+    operation: call.operation,
+    statusCode: call.status,
+    isError: call.isError,
+    latencyMs: Math.round((performance.now() - call.startedAt) * 1000) / 1000,
+  });
+}
+
+/**
+ * What a metered operation leaves behind: the metering headers on the response, and one usage
+ * event — with its HTTP status and latency — for every operation the pipeline admitted. The
+ * plain-HTTP routes (data-plane/data-plane.router.ts) do the same with the same two functions.
  */
 export const meteringPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
-    const started = performance.now();
+    const startedAt = performance.now();
     return {
       async willSendResponse({ contextValue, response, errors }) {
         const outcome = contextValue.verification;
         if (!outcome) return;
-        const window = tightest(outcome.rateLimits);
-        if (window) {
-          response.http.headers.set('x-ratelimit-limit', String(window.limit));
-          response.http.headers.set('x-ratelimit-remaining', String(window.remaining));
-          // Rounded up: from this second on, the next unit is free.
-          response.http.headers.set('x-ratelimit-reset', String(Math.ceil(window.resetAt.getTime() / 1000)));
-        }
-        if (outcome.retryAfterSeconds !== null) response.http.headers.set('retry-after', String(outcome.retryAfterSeconds));
-        if (!outcome.valid || !outcome.key) return;
+        for (const [name, value] of meteringHeaders(outcome)) response.http.headers.set(name, value);
         const status = response.http.status ?? 200;
-        contextValue.app.usageBuffer.record({
-          organizationId: outcome.key.organizationId,
-          apiKeyId: outcome.key.id,
-          operation: contextValue.operationLabel ?? 'anonymous',
-          statusCode: status,
-          isError: status >= 400 || (errors?.length ?? 0) > 0,
-          latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
+        recordMeteredCall(contextValue.app, outcome, {
+          operation: contextValue.operationLabel ?? 'anonymous', status, isError: status >= 400 || (errors?.length ?? 0) > 0, startedAt,
         });
       },
     };

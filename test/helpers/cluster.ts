@@ -12,7 +12,7 @@ import { createLogger } from '../../src/logger';
 import { App, createApp } from '../../src/app';
 import { createServer, KeywardServer } from '../../src/server';
 import { initPlatform, PlatformCredentials } from '../../src/organizations/platform-bootstrap';
-import type { GraphQLResponse, RequestOptions, TestServer } from './server';
+import { GraphQLResponse, postJson, RequestOptions, TestServer } from './server';
 
 /**
  * Scale-out helpers: several keyward instances in this process sharing one MariaDB database,
@@ -240,6 +240,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
       }
       return { status: response.status, headers: response.headers, body, code: body.errors?.[0]?.extensions?.code };
     },
+    post: (path, body, requestOptions = {}) => postJson(url, path, body, requestOptions.key === undefined ? platform.secret : requestOptions.key, requestOptions.headers),
     async get(pathname: string) {
       const response = await fetch(`${origin}${pathname}`);
       const text = await response.text();

@@ -31,13 +31,38 @@ export interface TestServer {
   /** Everything the server logged, for "no secret in the logs" assertions. */
   logs: string[];
   gql<T = any>(query: string, variables?: Record<string, unknown>, options?: RequestOptions): Promise<GraphQLResponse<T>>;
+  /** POST of a JSON body (a string is sent as it is) to a path of the server, e.g. the data plane's /v1/verify. */
+  post<T = any>(path: string, body: unknown, options?: RequestOptions): Promise<HttpResponse<T>>;
   close(): Promise<void>;
+}
+
+export interface HttpResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
 }
 
 export interface TestServerOptions {
   /** Extra environment on top of a minimal one (e.g. TRUST_PROXY). */
   env?: Record<string, string>;
   clockStart?: string;
+}
+
+/** POST of `body` (JSON; a string is sent as it is) to `path` resolved against `base`, with `key` as Bearer. */
+export async function postJson<T = any>(base: string, path: string, body: unknown, key: string | null, headers: Record<string, string> = {}): Promise<HttpResponse<T>> {
+  const response = await fetch(new URL(path, base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key !== null && { authorization: `Bearer ${key}` }), ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // kept as text: the test shows what came back
+  }
+  return { status: response.status, headers: response.headers, body: parsed as T };
 }
 
 /**
@@ -83,6 +108,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       const body = (await response.json()) as GraphQLResponse["body"];
       return { status: response.status, headers: response.headers, body, code: body.errors?.[0]?.extensions?.code };
     },
+    post: (path, body, requestOptions = {}) => postJson(url, path, body, requestOptions.key === undefined ? platform.secret : requestOptions.key, requestOptions.headers),
     async close() {
       await server.stop();
       await database.drop();
