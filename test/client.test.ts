@@ -275,11 +275,22 @@ describe('KeywardClient', () => {
       const summary = await tenant.usage({ organizationId });
       const summarise: UsageBucketFieldsFragment | undefined = summary.byOperation.find((bucket) => bucket.key === 'summarise');
       expect(summarise).toEqual({ key: 'summarise', requests: 2, errors: 1, tokens: 100, costUsd: 0.75, avgLatencyMs: 20 });
-      // The two recordUsage calls are also metered as GraphQL operations of the same key.
-      expect(summary.byOperation.find((bucket) => bucket.key === 'RecordUsage')).toMatchObject({ requests: 2, errors: 0, tokens: 0 });
+      // The two recordUsage calls (the client sends them to the data plane) are also metered as calls of the same key.
+      expect(summary.byOperation.find((bucket) => bucket.key === 'POST /v1/usage')).toMatchObject({ requests: 2, errors: 0, tokens: 0 });
       expect(summary.byApiKey).toEqual([expect.objectContaining({ key: key.id, requests: 4, errors: 1, tokens: 100, costUsd: 0.75 })]);
       expect(summary).toMatchObject({ requests: 4, errors: 1, tokens: 100, costUsd: 0.75 });
       expect(summary.byDay.map((bucket) => [bucket.key, bucket.requests])).toEqual([[server.clock.now().toISOString().slice(0, 10), 4]]);
+    });
+
+    it('verifies keys and records usage on the plain-HTTP data plane (POST /v1/verify, POST /v1/usage), not as GraphQL operations', async () => {
+      const serviceKey = await createKey(server, { scopes: ['keys:verify', 'usage:write'], rateLimits: [] });
+      const { key } = await createTenant(server);
+      const service = client(serviceKey.secret);
+      expect((await service.verifyKey({ key: key.secret })).code).toBe('VALID');
+      expect((await service.recordUsage({ apiKeyId: key.id, operation: 'chat', idempotencyKey: uniqueName('u') })).recorded).toBe(true);
+      await server.app.usageBuffer.flush();
+      const usage = await client().usage({ apiKeyId: serviceKey.id });
+      expect(usage.byOperation.map((bucket) => [bucket.key, bucket.requests])).toEqual([['POST /v1/usage', 1], ['POST /v1/verify', 1]]);
     });
 
     it("reads a key's rate-limit status and refusal log, and resets its window", async () => {

@@ -62,11 +62,44 @@ export class KeywardClient {
 
   /** Runs any typed document; the methods below are shorthands over it. */
   async request<TResult, TVariables>(document: TypedDocumentNode<TResult, TVariables>, variables?: TVariables): Promise<TResult> {
-    const body = JSON.stringify({ query: source(document as TypedDocumentNode<unknown, unknown>), variables: variables ?? {} });
+    const response = await this.send(this.url, { query: source(document as TypedDocumentNode<unknown, unknown>), variables: variables ?? {} });
+    let payload: { data?: TResult | null; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: { code?: string } }> };
+    try {
+      payload = (await response.json()) as typeof payload;
+    } catch {
+      throw new KeywardClientError(response.status === 503 ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL_SERVER_ERROR, `keyward answered HTTP ${response.status} without a JSON body`, { status: response.status });
+    }
+    const error = payload.errors?.[0];
+    if (error) throw new KeywardClientError(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR, error.message, { status: response.status, path: error.path });
+    if (!payload.data) throw new KeywardClientError(ErrorCode.INTERNAL_SERVER_ERROR, `keyward answered HTTP ${response.status} without data`, { status: response.status });
+    return payload.data;
+  }
+
+  /**
+   * A route of keyward's plain-HTTP data plane (`v1/verify`, `v1/usage`), next to the GraphQL
+   * endpoint: the same operation and JSON as its GraphQL mutation, without parsing a query.
+   */
+  private async dataPlane<TResult>(route: string, body: unknown): Promise<TResult> {
+    const response = await this.send(new URL(route, this.url.replace(/\/+$/, '')).toString(), body);
+    let payload: TResult & { error?: { code?: string; message?: string } };
+    try {
+      payload = (await response.json()) as typeof payload;
+    } catch {
+      throw new KeywardClientError(response.status === 503 ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL_SERVER_ERROR, `keyward answered HTTP ${response.status} without a JSON body`, { status: response.status });
+    }
+    if (response.status !== 200 || payload.error) {
+      throw new KeywardClientError(payload.error?.code ?? ErrorCode.INTERNAL_SERVER_ERROR, payload.error?.message ?? `keyward answered HTTP ${response.status}`, { status: response.status });
+    }
+    return payload;
+  }
+
+  /** POSTs JSON, retrying after a network error or a 503 (with backoff); any other answer is returned. */
+  private async send(url: string, body: unknown): Promise<Response> {
+    const text = JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
-        response = await fetch(this.url, {
+        response = await fetch(url, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -74,7 +107,7 @@ export class KeywardClient {
             ...(this.key && { authorization: `Bearer ${this.key}` }),
             ...this.headers,
           },
-          body,
+          body: text,
           signal: AbortSignal.timeout(this.timeoutMs),
         });
       } catch (error) {
@@ -82,22 +115,14 @@ export class KeywardClient {
           await sleep(this.backoff(attempt));
           continue;
         }
-        throw new KeywardClientError('NETWORK_ERROR', `keyward is unreachable at ${this.url}: ${(error as Error).message}`);
+        throw new KeywardClientError('NETWORK_ERROR', `keyward is unreachable at ${url}: ${(error as Error).message}`);
       }
       if (response.status === 503 && attempt < this.retries) {
+        await response.body?.cancel();
         await sleep(this.backoff(attempt));
         continue;
       }
-      let payload: { data?: TResult | null; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: { code?: string } }> };
-      try {
-        payload = (await response.json()) as typeof payload;
-      } catch {
-        throw new KeywardClientError(response.status === 503 ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL_SERVER_ERROR, `keyward answered HTTP ${response.status} without a JSON body`, { status: response.status });
-      }
-      const error = payload.errors?.[0];
-      if (error) throw new KeywardClientError(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR, error.message, { status: response.status, path: error.path });
-      if (!payload.data) throw new KeywardClientError(ErrorCode.INTERNAL_SERVER_ERROR, `keyward answered HTTP ${response.status} without data`, { status: response.status });
-      return payload.data;
+      return response;
     }
   }
 
@@ -126,9 +151,10 @@ export class KeywardClient {
   async rotateApiKey(id: string, gracePeriodSeconds = 0) { return (await this.request(ops.RotateApiKeyDocument, { id, gracePeriodSeconds })).rotateApiKey; }
   async deleteApiKey(id: string) { return (await this.request(ops.DeleteApiKeyDocument, { id })).deleteApiKey; }
 
-  // Verification, usage, limits
-  async verifyKey(input: ops.VerifyKeyInput) { return (await this.request(ops.VerifyKeyDocument, { input })).verifyKey; }
-  async recordUsage(input: ops.RecordUsageInput) { return (await this.request(ops.RecordUsageDocument, { input })).recordUsage; }
+  // Verification, usage, limits: on the plain-HTTP data plane (POST /v1/verify, /v1/usage), the
+  // same answers as the verifyKey / recordUsage mutations at a fraction of the cost.
+  async verifyKey(input: ops.VerifyKeyInput) { return this.dataPlane<ops.VerifyKeyMutation['verifyKey']>('v1/verify', input); }
+  async recordUsage(input: ops.RecordUsageInput) { return this.dataPlane<ops.RecordUsageMutation['recordUsage']>('v1/usage', input); }
   async usage(range?: ops.UsageRange) { return (await this.request(ops.UsageDocument, { range })).usage; }
   async quotas(variables: ops.QuotasQueryVariables = {}) { return (await this.request(ops.QuotasDocument, variables)).quotas; }
   async rateLimitStatus(apiKeyId: string) { return (await this.request(ops.RateLimitStatusDocument, { apiKeyId })).rateLimitStatus; }

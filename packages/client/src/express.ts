@@ -7,8 +7,8 @@ import { ErrorCode, HTTP_STATUS, keyFromHeaders, type PresentedKey, REFUSAL_ERRO
 
 /**
  * Express middleware for a platform's own API (`@keyward/client/express`): every request's key is
- * checked with `verifyKey`, refusals are answered for you, and usage is recorded after the
- * response.
+ * checked with `verifyKey` (the client sends it to keyward's data plane, POST /v1/verify),
+ * refusals are answered for you, and usage is recorded after the response (POST /v1/usage).
  *
  * ```ts
  * import express from 'express';
