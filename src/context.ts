@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { WebSocket } from 'ws';
 import type { App } from './app';
 import { Actor, actorForKey } from './auth/actor';
 import { Authenticated, refusedOutcome, VerificationOutcome } from './auth/key-verifier';
@@ -48,6 +49,8 @@ export interface Context {
   logger: Logger;
   /** What field resolvers read from the database, batched and cached for this request only. */
   loaders: Loaders;
+  /** A WebSocket subscription: its socket and the client's id for it (live events are written there). */
+  subscription?: { socket: WebSocket; id: string };
 }
 
 /** Why a presented key did not authenticate: the outcome (for logs) and the error a client gets. */

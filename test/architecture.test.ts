@@ -18,7 +18,7 @@ const FLOORS: ReadonlyArray<[name: string, files: readonly string[]]> = [
   ['config', ['config.ts', 'auth/pepper.ts']],
   ['stores', [
     'rate-limits/rate-limiter.ts', 'rate-limits/memory-rate-limiter.ts', 'rate-limits/redis-rate-limiter.ts', 'auth/key-cache.ts', 'usage/usage-buffer.ts', 'usage/usage-journal.ts', 'redis.ts', 'organizations/organization-lock.ts',
-    'quotas/quota-counters.ts', 'live/pub-sub.ts', 'live/coalescer.ts', 'live/iterators.ts', 'live/topics.ts', 'live/payloads.ts',
+    'quotas/quota-counters.ts', 'live/pub-sub.ts', 'live/live-stream.ts', 'live/coalescer.ts', 'live/iterators.ts', 'live/topics.ts', 'live/payloads.ts',
   ]],
   ['domain', ['quotas/quota.service.ts', 'sessions/session.service.ts', 'audit-log/audit-log.service.ts']],
   ['pipeline', ['auth/verification-sinks.ts', 'auth/key-verifier.ts']],

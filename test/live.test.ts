@@ -486,6 +486,32 @@ describe('live updates', () => {
       expect(feed.data[0].at).toBe(server.clock.now().toISOString());
     });
 
+    it('sends each event once and in order to every subscriber of the organization, one that joined midway from then on, and ends a completed one', async () => {
+      const { organizationId, key: watcher } = await createTenant(server);
+      const feeds: Array<Feed<ApiKeyEvent>> = [];
+      for (let i = 0; i < 3; i++) {
+        const client = connect(watcher.secret);
+        // Two subscriptions of one socket (two ids), and several sockets: one frame per id, the same bytes per socket.
+        feeds.push(watch<ApiKeyEvent>(client, API_KEY_CHANGED, {}, 'apiKeyChanged'), watch<ApiKeyEvent>(client, API_KEY_CHANGED, { organizationId }, 'apiKeyChanged'));
+        await settled(client);
+      }
+      const keys: string[] = [];
+      for (let i = 0; i < 3; i++) keys.push((await createKey(server, { organizationId })).id);
+      await Promise.all(feeds.map((feed) => feed.take(3)));
+      const lateClient = connect(watcher.secret);
+      const late = watch<ApiKeyEvent>(lateClient, API_KEY_CHANGED, {}, 'apiKeyChanged');
+      feeds[0].unsubscribe();
+      await settled(lateClient);
+      for (let i = 0; i < 2; i++) keys.push((await createKey(server, { organizationId })).id);
+      await Promise.all([...feeds.slice(1), late].map((feed) => feed.take(feed === late ? 2 : 5)));
+      await sleep(QUIET_MS);
+
+      const ids = (feed: Feed<ApiKeyEvent>) => feed.data.map((event) => event.apiKey.id);
+      expect(ids(feeds[0])).toEqual(keys.slice(0, 3));
+      for (const feed of feeds.slice(1)) expect(ids(feed)).toEqual(keys);
+      expect(ids(late)).toEqual(keys.slice(3));
+    });
+
     it("does not send another organization's key changes", async () => {
       const { key: watcher } = await createTenant(server);
       const other = await createOrganization(server);

@@ -20,22 +20,3 @@ export function mapIterator<T, U>(source: AsyncIterable<T>, map: (value: T) => U
   };
   return iterator;
 }
-
-/** `first`'s values, then `source`'s. */
-export function prepend<T>(first: readonly T[], source: AsyncIterable<T>): AsyncIterableIterator<T> {
-  const inner = source[Symbol.asyncIterator]();
-  let index = 0;
-  const iterator: AsyncIterableIterator<T> = {
-    [Symbol.asyncIterator]: () => iterator,
-    async next() {
-      if (index < first.length) return { done: false, value: first[index++] };
-      return inner.next();
-    },
-    async return() {
-      index = first.length;
-      await inner.return?.();
-      return { done: true, value: undefined };
-    },
-  };
-  return iterator;
-}

@@ -1,7 +1,7 @@
 import { Arg, ID, Resolver, Root, Subscription, SubscribeResolverData } from 'type-graphql';
 import { ApiKeyEvent } from './live.type';
 import { Topic, TopicPayloads } from './topics';
-import { prepend } from './iterators';
+import { LiveStream } from './live-stream';
 import { QuotaStatus } from '../quotas/quota.type';
 import { RateLimitState } from '../rate-limits/rate-limit.type';
 import { Session } from '../sessions/session.type';
@@ -12,13 +12,11 @@ import { ApiKeyEvent as ApiKeyEventPayload, reviveApiKeyEvent, reviveQuotaStatus
 
 type Args = Record<string, string | null | undefined>;
 
-/** `first` (the current state), then every published event of the subject. */
-const snapshotThen = prepend;
 
 /**
  * Subscriptions. Tenancy and arguments are checked when subscribing (an error then, nothing
- * streamed); scopes by @requireScope like any field. Events come from LiveEvents, computed
- * once per subject and shared by all its subscribers.
+ * streamed); scopes by @requireScope like any field. Each returns a LiveStream: the current state,
+ * then the subject's events from LiveEvents, delivered by the fan-out once for all subscribers.
  */
 @Resolver()
 export class LiveResolver {
@@ -30,11 +28,11 @@ export class LiveResolver {
       const { app } = context;
       if (apiKeyId) {
         const key = await app.apiKeys.get(actor, apiKeyId);
-        return snapshotThen(await app.quotas.statuses({ apiKeyId: key.id }), app.pubSub.subscribe(Topic.QUOTA_CHANGED, key.id));
+        return new LiveStream(Topic.QUOTA_CHANGED, key.id, await app.quotas.statuses({ apiKeyId: key.id }), app.pubSub);
       }
       const owner = organizationId ?? actor.organizationId!;
       assertOrganizationAccess(actor, owner);
-      return snapshotThen(await app.quotas.statuses({ organizationId: owner }), app.pubSub.subscribe(Topic.QUOTA_CHANGED, owner));
+      return new LiveStream(Topic.QUOTA_CHANGED, owner, await app.quotas.statuses({ organizationId: owner }), app.pubSub);
     },
   })
   @RequireScope('usage:read')
@@ -51,7 +49,7 @@ export class LiveResolver {
     subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
       const { app } = context;
       const key = await app.apiKeys.get(actorOf(context), (args as Args).apiKeyId!);
-      return snapshotThen(await app.rateLimits.statesOf(key), app.pubSub.subscribe(Topic.RATE_LIMIT_CHANGED, key.id));
+      return new LiveStream(Topic.RATE_LIMIT_CHANGED, key.id, await app.rateLimits.statesOf(key), app.pubSub);
     },
   })
   @RequireScope('keys:read')
@@ -65,7 +63,7 @@ export class LiveResolver {
       const actor = actorOf(context);
       const organizationId = (args as Args).organizationId ?? actor.organizationId!;
       assertOrganizationAccess(actor, organizationId);
-      return context.app.pubSub.subscribe(Topic.SESSION_CHANGED, organizationId);
+      return new LiveStream(Topic.SESSION_CHANGED, organizationId, [], context.app.pubSub);
     },
   })
   @RequireScope('sessions:read')
@@ -79,7 +77,7 @@ export class LiveResolver {
       const actor = actorOf(context);
       const organizationId = (args as Args).organizationId ?? actor.organizationId!;
       assertOrganizationAccess(actor, organizationId);
-      return context.app.pubSub.subscribe(Topic.API_KEY_CHANGED, organizationId);
+      return new LiveStream(Topic.API_KEY_CHANGED, organizationId, [], context.app.pubSub);
     },
   })
   @RequireScope('keys:read')

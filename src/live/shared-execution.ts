@@ -1,31 +1,21 @@
-import { createSourceEventStream, execute, ExecutionArgs, ExecutionResult, print } from 'graphql';
+import { createSourceEventStream, execute, ExecutionArgs, ExecutionResult } from 'graphql';
 import { mapIterator } from './iterators';
+import { LiveStream } from './live-stream';
+import type { FanOut } from './fan-out';
+import type { Context } from '../context';
 
 /**
- * graphql-js executes a subscription's selection once per subscriber per event. Every
- * subscriber of a subject receives the very same payload object, and what a subscription
- * field returns does not depend on who asks (tenancy and scopes were checked when
- * subscribing), so the result is computed once per (payload, document, variables) and shared.
+ * The event stream of a WebSocket subscription. A LiveStream (what every subscription field
+ * returns) goes through the fan-out, which executes and encodes each event once for all the
+ * subscribers of its subject; any other event source is executed per subscriber.
  */
-const sharedResults = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
-
-export async function subscribeShared(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+export async function subscribeLive(args: ExecutionArgs, fanOut: FanOut): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const source = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in source)) return source as ExecutionResult;
-  const key = `${args.operationName ?? ''}\u0000${print(args.document)}\u0000${JSON.stringify(args.variableValues ?? {})}`;
-  return mapIterator(source as AsyncIterable<unknown>, (payload) => {
-    if (payload === null || typeof payload !== 'object') return execute({ ...args, rootValue: payload });
-    let byQuery = sharedResults.get(payload);
-    if (!byQuery) sharedResults.set(payload, (byQuery = new Map()));
-    let result = byQuery.get(key);
-    if (!result) {
-      result = execute({ ...args, rootValue: payload });
-      byQuery.set(key, result);
-    }
-    return result;
-  });
+  const delivery = (args.contextValue as Context).subscription;
+  if (source instanceof LiveStream && delivery) return fanOut.attach(source, args, delivery.socket, delivery.id);
+  return mapIterator(source as AsyncIterable<unknown>, (payload) => execute({ ...args, rootValue: payload }));
 }
-
 
 /** `source`, calling `onEnd` once when it ends: done, failed, or returned early. */
 export function countedUntilEnd<T>(source: AsyncIterableIterator<T>, onEnd: () => void): AsyncIterableIterator<T> {

@@ -13,7 +13,8 @@ import type { Logger } from '../logger';
 import { requestIdFrom } from '../request-log';
 import { Loaders } from '../loaders';
 import { Connection, SocketRegistry } from './socket-registry';
-import { countedUntilEnd, subscribeShared } from './shared-execution';
+import { countedUntilEnd, subscribeLive } from './shared-execution';
+import { FanOut } from './fan-out';
 import { LiveCloseCode, SUBSCRIPTION_LIMITS } from './live-limits';
 
 export { LiveCloseCode, SUBSCRIPTION_LIMITS };
@@ -93,20 +94,22 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
   };
   httpServer.on('upgrade', onUpgrade);
   const registry = new SocketRegistry(app);
+  const fanOut = new FanOut(app.pubSub, (error) => app.logger.error({ err: error }, 'live event delivery failed'));
   let openSubscriptions = 0;
 
   const disposable = useServer<Record<string, unknown>, Extra>({
     schema,
     subscribe: async (args) => {
-      const result = await subscribeShared(args);
+      const result = await subscribeLive(args, fanOut);
       if (!(Symbol.asyncIterator in result)) return result;
       openSubscriptions += 1;
       return countedUntilEnd(result, () => { openSubscriptions -= 1; });
     },
     connectionInitWaitTimeout: SUBSCRIPTION_LIMITS.connectionInitWaitTimeoutMs,
-    context: (ctx): Context => ({
+    context: (ctx, id): Context => ({
       app, ip: ctx.extra.ip ?? null, keyPresented: true, caller: ctx.extra.caller ?? null, refusal: null, verification: null, operationLabel: null,
       requestId: ctx.extra.requestId ?? '', logger: ctx.extra.logger ?? app.logger, loaders: new Loaders(app, ctx.extra.caller?.actor ?? null),
+      subscription: { socket: ctx.extra.socket, id },
     }),
     onConnect: (ctx) => authenticateConnection(app, registry, ctx),
     onSubscribe: (ctx) => {
