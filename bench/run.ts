@@ -263,12 +263,16 @@ async function main(): Promise<void> {
   let subscribers: SubscriberFigures | null = null;
   if (selected('g')) {
     process.stderr.write(`  (g) ${SUBSCRIBERS.toLocaleString('en-US')} subscribers…\n`);
-    subscribers = await measureSubscribers({ env, dataDir: path.join(dataDir, 'subscribers'), subscribers: SUBSCRIBERS, changes: CHANGES, pinServer, clientCpu: PIN ? LOAD_CPU : null });
+    subscribers = await measureSubscribers({
+      env, dataDir: path.join(dataDir, 'subscribers'), subscribers: SUBSCRIBERS, changes: CHANGES, pinServer, clientCpu: PIN ? LOAD_CPU : null,
+      cpuProfDir: CPU_PROF ? path.join(dataDir, 'profile-subscribers') : null,
+    });
   }
 
   report(measured, rounds, subscribers, plan);
   console.log(`\nload average at the end ${loadAverage()}; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (CPU_PROF) printCpuProfiles(profileDir, 'keyward-bench', 30);
+  if (CPU_PROF && subscribers) printCpuProfiles(path.join(dataDir, 'profile-subscribers'), 'keyward-bench-subscribers', 30);
 }
 
 function report(workloads: Workload[], rounds: Map<string, Round[]>, subscribers: SubscriberFigures | null, plan: { run: boolean; why?: string }): void {

@@ -55,6 +55,24 @@ const VERIFY = 'mutation ($key: String!) { verifyKey(input: { key: $key }) { val
 
 const nowMicros = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/** keyward_live_delivery_seconds from /metrics: cumulative bucket counts by bound, and sum. */
+async function deliveryHistogram(origin: string): Promise<{ buckets: Map<number, number>; sum: number; count: number }> {
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  const buckets = new Map<number, number>();
+  for (const match of text.matchAll(/^keyward_live_delivery_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) buckets.set(match[1] === '+Inf' ? Infinity : Number(match[1]), Number(match[2]));
+  const value = (name: string) => Number(new RegExp(`^keyward_live_delivery_seconds_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { buckets, sum: value('sum'), count: value('count') };
+}
+
+/** The smallest bucket bound (ms) that holds `share` of the events between two readings. */
+function boundHolding(before: Awaited<ReturnType<typeof deliveryHistogram>>, after: Awaited<ReturnType<typeof deliveryHistogram>>, share: number): number {
+  const total = after.count - before.count;
+  for (const [bound, cumulative] of [...after.buckets].sort((x, y) => x[0] - y[0])) {
+    if (cumulative - (before.buckets.get(bound) ?? 0) >= share * total) return bound * 1000;
+  }
+  return Infinity;
+}
+
 interface Client {
   child: ChildProcess;
 }
@@ -115,7 +133,8 @@ export async function measureSubscribers(options: SubscriberOptions): Promise<Su
   const keyward = await startServer('keyward (subscribers)', 'keyward-live-server.js', env, ['--expose-gc', ...(options.cpuProfDir ? cpuProfArgs(true, options.cpuProfDir) : [])])
     .catch((error: Error) => fail(error.message));
   options.pinServer('keyward (subscribers)', keyward.child.pid!);
-  const url = `http://127.0.0.1:${keyward.port}/graphql`;
+  const origin = `http://127.0.0.1:${keyward.port}`;
+  const url = `${origin}/graphql`;
   const clients = await Promise.all(Array.from({ length: clientCount }, startClient)).catch((error: Error) => fail(error.message));
   if (options.clientCpu !== null) for (const client of clients) pin(client.child.pid!, options.clientCpu ?? 1);
   const problems: string[] = [];
@@ -174,11 +193,13 @@ export async function measureSubscribers(options: SubscriberOptions): Promise<Su
     await runChanges(WARMUP_CHANGES, spacingMs);
     await sleep(500);
     await collect();
+    const deliveredBefore = await deliveryHistogram(origin);
     const changes = await runChanges(options.changes, spacingMs);
     const expected = subscribed * options.changes;
     const deadline = Date.now() + DELIVERY_DEADLINE_MS;
     while (Date.now() < deadline && (await arrivals()) < expected) await sleep(50);
     const rssRaw = rssMib(keyward.child.pid!);
+    const deliveredAfter = await deliveryHistogram(origin);
     const { used, at } = await collect();
     const rssAfter = await settledRss(keyward.child);
 
@@ -200,6 +221,7 @@ export async function measureSubscribers(options: SubscriberOptions): Promise<Su
     const lines = [
       `(g) ${subscribed.toLocaleString('en-US')} subscribers (connected in ${connectSeconds.toFixed(0)} s), ${options.changes} quota changes ${spacingMs} ms apart:`,
       `    push latency from the causing request: p50 ${f1(percentile(pushSorted, 50))} ms, p99 ${f1(pushP99)} ms, max ${f1(pushSorted[pushSorted.length - 1] ?? NaN)} ms; delivered ${pushSorted.length}/${expected}   target p99 ≤ ${P99_TARGET_MS} ms   ${pushP99 <= P99_TARGET_MS && pushSorted.length === expected ? 'MET' : 'MISSED'}`,
+      `    keyward's own part (keyward_live_delivery_seconds: event reaching the fan-out → last frame written): mean ${f1((1000 * (deliveredAfter.sum - deliveredBefore.sum)) / Math.max(1, deliveredAfter.count - deliveredBefore.count))} ms, 99 % within ${boundHolding(deliveredBefore, deliveredAfter, 0.99)} ms (bucket bound); the rest is the subscriber processes reading ${subscribed.toLocaleString('en-US')} frames on the load generator's CPU`,
       `    causing verifyKey: p50 ${f1(percentile(causing, 50))} ms, p99 ${f1(percentile(causing, 99))} ms; idle (no subscriber) p50 ${f1(percentile(idle, 50))} ms, p99 ${f1(percentile(idle, 99))} ms → ${verifyRatio.toFixed(2)}× idle p99   target ≤ ${VERIFY_RATIO_TARGET}×   ${verifyRatio <= VERIFY_RATIO_TARGET ? 'MET' : 'MISSED'}`,
       `    memory (VmRSS after a full GC): ${f1(rssBefore)} MiB before the sockets, ${f1(rssIdle)} MiB with them idle = ${f1(perThousand)} MiB per 1,000 subscribers   target ≤ ${MIB_PER_1000_TARGET}   ${perThousand <= MIB_PER_1000_TARGET ? 'MET' : 'MISSED'}`,
       `    after the changes: ${f1(rssAfter)} MiB (${grown >= 0 ? '+' : ''}${f1(grown)} MiB; ${f1(rssRaw)} MiB before that GC)   target flat   ${Math.abs(grown) <= 0.1 * rssIdle ? 'MET' : 'MISSED'}`,

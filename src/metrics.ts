@@ -22,6 +22,8 @@ import type { AccessRecord } from './request-log';
  *                                               failed authentications
  *  keyward_active_subscriptions                 GraphQL subscriptions open over WebSocket
  *  keyward_ws_connections                       WebSocket connections that passed authentication
+ *  keyward_live_delivery_seconds                a live event, from reaching the fan-out to its last
+ *                                               frame written to a subscriber's socket (histogram)
  *  keyward_usage_buffer_depth                   usage events and rate-limit log rows waiting to be written
  *  keyward_db_pool_connections{state}           MySQL/MariaDB: max, open, in_use, idle, waiting (read from
  *                                               mysql2's pool); SQLite: one connection (max = open = 1)
@@ -57,6 +59,13 @@ export class Metrics {
     name: 'keyward_rate_limit_refusals_total',
     help: "Requests refused by a rate limit: limiter=key (an API key's limits), public (per client IP on @public fields), auth_failures (a client IP with too many failed authentications).",
     labelNames: ['limiter'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly liveDelivery = new Histogram({
+    name: 'keyward_live_delivery_seconds',
+    help: "Live events: from reaching this instance's fan-out to the last subscriber's frame written (the request that caused it is answered first).",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
 
@@ -110,6 +119,7 @@ export class Metrics {
   /** The WebSocket side, once attached (subscription and connection gauges). */
   observeLive(live: LiveServer): void {
     this.live = live;
+    live.fanOut.observer = (seconds) => this.liveDelivery.observe(seconds);
   }
 
   /** A finished HTTP request to /graphql (see requestLog). */

@@ -50,6 +50,9 @@ const printed = new WeakMap<DocumentNode, string>();
 export class FanOut {
   private readonly groups = new Map<string, Group>();
 
+  /** Told of every event delivered: seconds from its arrival here to its last frame written, and to how many sockets. */
+  observer: ((seconds: number, sockets: number) => void) | null = null;
+
   constructor(private readonly pubSub: LivePubSub, private readonly onError: (error: unknown) => void) {}
 
   /** Subscriptions open through the fan-out. */
@@ -106,7 +109,8 @@ export class FanOut {
     try {
       for (let next = await group.events.next(); !next.done; next = await group.events.next()) {
         const payload = next.value;
-        group.delivering = group.delivering.then(() => this.deliver(group, payload)).catch(this.onError);
+        const arrived = performance.now();
+        group.delivering = group.delivering.then(() => this.deliver(group, payload, arrived)).catch(this.onError);
       }
     } finally {
       // The source ended (shutdown): so do its subscriptions.
@@ -119,7 +123,7 @@ export class FanOut {
     }
   }
 
-  private async deliver(group: Group, payload: unknown): Promise<void> {
+  private async deliver(group: Group, payload: unknown, arrived: number): Promise<void> {
     // After the current turn: the causing request is answered first.
     await new Promise((resolve) => setImmediate(resolve));
     const first = group.members.values().next().value as Member | undefined;
@@ -140,6 +144,7 @@ export class FanOut {
         if (++written % FAN_OUT_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       }
     }
+    this.observer?.((performance.now() - arrived) / 1000, written);
   }
 }
 

@@ -37,6 +37,8 @@ export interface LiveServer {
   readonly connections: number;
   /** Subscriptions currently open (their event streams not yet ended). */
   readonly subscriptions: number;
+  /** Where live events are written to sockets (metrics observe it). */
+  readonly fanOut: FanOut;
   /** Closes every socket with 1001 and stops accepting. */
   stop(): Promise<void>;
 }
@@ -130,6 +132,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
     get subscriptions() {
       return openSubscriptions;
     },
+    fanOut,
     async stop() {
       httpServer.off('upgrade', onUpgrade);
       registry.stop();
