@@ -26,8 +26,8 @@ const SECRET_FORMAT = /^kw_live_[0-9A-Za-z]{38}$/;
 const TEST_SECRET_FORMAT = /^kw_test_[0-9A-Za-z]{38}$/;
 const ANY_SECRET = /kw_(live|test)_[0-9A-Za-z]{10,}/;
 
-const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read'];
-const WRITE_SCOPES = ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write'];
+const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read', 'webhooks:read'];
+const WRITE_SCOPES = ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write', 'webhooks:read', 'webhooks:write'];
 const ADMIN_SCOPES = ['*'];
 const INFERENCE_SCOPES = ['inference:*', 'usage:read'];
 const DEFAULT_RATE_LIMITS = [

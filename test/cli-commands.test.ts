@@ -253,7 +253,7 @@ describe('keyward keys', () => {
     const { organizationId } = await createTenant(server);
     const created = await keywardJson(['keys', 'create', '--org', organizationId, '--name', 'Service', '--no-rate-limit', '--preset', 'WRITE']);
     expect(created.apiKey.rateLimits).toEqual([]);
-    expect(created.apiKey.scopes).toEqual(['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write']);
+    expect(created.apiKey.scopes).toEqual(['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write', 'webhooks:read', 'webhooks:write']);
   });
 
   it('keys list --json filters by organization, status, environment and search', async () => {

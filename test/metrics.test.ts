@@ -25,6 +25,9 @@ const KEYWARD_METRICS: Array<[string, string]> = [
   ['keyward_ws_connections', 'gauge'],
   ['keyward_usage_buffer_depth', 'gauge'],
   ['keyward_db_pool_connections', 'gauge'],
+  ['keyward_webhook_attempts_total', 'counter'],
+  ['keyward_webhook_deliveries_failed_total', 'counter'],
+  ['keyward_webhook_attempt_duration_seconds', 'histogram'],
 ];
 
 /** One scrape: the series (name plus labels, exactly as printed) and their values. */

@@ -15,7 +15,7 @@ import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
 import { ORGANIZATION_WINDOW_PREFIX } from '../rate-limits/effective-limits';
 import { KeyCache } from '../auth/key-cache';
-import { ApiKeyEvents, ApiKeyEventType } from './api-key-events';
+import { ApiKeyAlerts, ApiKeyEvents, ApiKeyEventType } from './api-key-events';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import {
@@ -152,6 +152,8 @@ export interface ApiKeyServiceDependencies {
   pepper: string;
   keyCache: KeyCache;
   events: ApiKeyEvents;
+  /** Revocations and rotations, into the webhook outbox inside their transaction. */
+  alerts: ApiKeyAlerts;
 }
 
 export class ApiKeyService {
@@ -375,6 +377,7 @@ export class ApiKeyService {
         organizationId: key.organizationId,
         metadata: { reason: why },
       });
+      await this.deps.alerts.keyRevoked(tx, key);
       return key;
     }, (key) => ({ type: ApiKeyEventType.REVOKED, key, touched: [id] }));
   }
@@ -417,6 +420,7 @@ export class ApiKeyService {
         organizationId: old.organizationId,
         metadata: { newKeyId: fresh.id, hint: fresh.hint, gracePeriodSeconds: grace, previousKeyExpiresAt: previousKeyExpiresAt.toISOString() },
       });
+      await this.deps.alerts.keyRotated(tx, fresh, old.id, previousKeyExpiresAt);
       return { apiKey: fresh, secret, previousKeyExpiresAt };
     }, (rotated) => ({ type: ApiKeyEventType.ROTATED, key: rotated.apiKey, touched: [id, rotated.apiKey.id] }));
   }
