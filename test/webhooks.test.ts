@@ -366,26 +366,30 @@ describe('webhooks', () => {
     expect(updated).toMatchObject({ eventTypes: ALL_EVENTS, quotaThresholds: [25, 100], expiryNoticeDays: 30, description: 'ops' });
     expect(ok(await server.gql(UPDATE, { id: endpoint.id, input: { description: null } })).updateWebhookEndpoint.description).toBeNull();
 
-    // Disabled by hand: nothing is delivered, and the event waits for it to be enabled again.
+    // Disabled by hand: no test is sent, and a delivery waiting for its retry waits until it is enabled again.
     ok(await server.gql(UPDATE, { id: endpoint.id, input: { enabled: false } }));
-    const key = await createKey(server, { organizationId: tenant.organizationId });
     expect((await server.gql(SEND_TEST, { id: endpoint.id })).code).toBe('BAD_USER_INPUT');
     ok(await server.gql(UPDATE, { id: endpoint.id, input: { enabled: true } }));
+    hooks.answer(500);
+    const key = await createKey(server, { organizationId: tenant.organizationId });
     ok(await server.gql(REVOKE, { id: key.id }));
-    ok(await server.gql(UPDATE, { id: endpoint.id, input: { enabled: false } }));
     await deliver();
-    expect(hooks.received).toHaveLength(0);
+    await hooks.waitFor(1);
+    ok(await server.gql(UPDATE, { id: endpoint.id, input: { enabled: false } }));
+    server.clock.advance(1000);
+    await deliver();
+    expect(hooks.received).toHaveLength(1);
     expect((await deliveries(endpoint.id, 'PENDING')).totalCount).toBe(1);
     ok(await server.gql(UPDATE, { id: endpoint.id, input: { enabled: true } }));
     await deliver();
-    await hooks.waitFor(1);
+    expect((await hooks.waitFor(2)).map((request) => request.answeredWith)).toEqual([500, 200]);
 
     // A delivery waiting for its retry goes with the endpoint.
     const another = await createKey(server, { organizationId: tenant.organizationId });
     hooks.answer(500);
     ok(await server.gql(REVOKE, { id: another.id }));
     await deliver();
-    await hooks.waitFor(2);
+    await hooks.waitFor(3);
     expect((await deliveries(endpoint.id, 'PENDING')).totalCount).toBe(1);
     expect(ok(await server.gql(DELETE, { id: endpoint.id })).deleteWebhookEndpoint).toBe(true);
     expect(ok(await server.gql(ENDPOINTS, { organizationId: tenant.organizationId })).webhookEndpoints).toEqual([]);
@@ -394,7 +398,7 @@ describe('webhooks', () => {
     expect(Number(n)).toBe(0);
     server.clock.advance(1000);
     await deliver();
-    expect(hooks.received).toHaveLength(2);
+    expect(hooks.received).toHaveLength(3);
   });
 
   it('disables an endpoint whose deliveries all failed for 5 days, audited by no key; its deliveries wait until it is enabled again', async () => {
