@@ -1,5 +1,5 @@
 import { DataSource, EntityManager } from 'typeorm';
-import { Meter, QuotaEntity, QuotaPeriod, QuotaSpec, QuotaStatus } from './quota.entity';
+import { Meter, QuotaEntity, QuotaSpec, QuotaStatus } from './quota.entity';
 import { periodKey, periodWindow } from './quota-period';
 import { QuotaCounterEntity } from './quota-counter.entity';
 import { insertOrIncrement } from '../db/upsert';
