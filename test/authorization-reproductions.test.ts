@@ -5,7 +5,7 @@ import { createClient, Client } from 'graphql-ws';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, KEY_FIELDS, uniqueName } from './helpers/fixtures';
 import { createSupersededKey } from './helpers/callers';
-import { expectRefused, ok, SECRET_PATTERN } from './helpers/responses';
+import { expectRefused, ok, SECRET_PATTERN } from './helpers/expect';
 import { createWalletKey, newWalletAccount, signUpWithWallet, WALLET_CHALLENGE } from './helpers/wallet';
 import { assertRedisReachable, redisServerUrl } from './helpers/cluster';
 import { hashSecret } from '../src/api-keys/key-format';

@@ -3,7 +3,7 @@ import { createClient } from 'graphql-ws';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, uniqueName } from './helpers/fixtures';
 import { buildCallers, Caller, CALLER_KINDS, CALLER_NAMES, CallerKind, Callers } from './helpers/callers';
-import { expectRefused, ok, REFUSAL_STATUS, SECRET_PATTERN } from './helpers/responses';
+import { expectRefused, ok, REFUSAL_STATUS, SECRET_PATTERN } from './helpers/expect';
 
 /**
  * The authorization matrix of issue 11: every key and organization mutation × the eight

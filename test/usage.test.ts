@@ -8,6 +8,7 @@ import { createLogger } from '../src/logger';
 import { App, createApp } from '../src/app';
 import { createServer, KeywardServer } from '../src/server';
 import { initPlatform } from '../src/organizations/platform-bootstrap';
+import { ok, expectRefused, expectBadInput } from './helpers/expect';
 
 /**
  * Usage metering: recordUsage (quotas, session, idempotency, input checks, tenancy), the
@@ -43,20 +44,6 @@ function byKey(buckets: Bucket[]): Bucket[] {
 /** A summary with its breakdowns in a stable order (the API does not promise one). */
 function normalized(summary: Summary): Summary {
   return { ...summary, byOperation: byKey(summary.byOperation), byApiKey: byKey(summary.byApiKey), byDay: byKey(summary.byDay) };
-}
-
-function expectRefused(response: GraphQLResponse, status: number, code: string): void {
-  expect({ status: response.status, code: response.code }).toEqual({ status, code });
-}
-
-function expectBadInput(response: GraphQLResponse, field: string): void {
-  expectRefused(response, 400, 'BAD_USER_INPUT');
-  expect(response.body.errors![0].message).toContain(field);
-}
-
-function ok<T = any>(response: GraphQLResponse<T>): T {
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
 }
 
 let idempotency = 0;
@@ -157,7 +144,7 @@ describe('recordUsage', () => {
 
     const changed = change === 'other-key' ? { ...input, apiKeyId: otherKey.id } : { ...input, ...(change as Record<string, unknown>) };
     const conflict = await server.gql(RECORD, { input: changed });
-    expectRefused(conflict, 409, 'IDEMPOTENCY_CONFLICT');
+    expectRefused(conflict, 'IDEMPOTENCY_CONFLICT', 409);
     expect(conflict.body.data).toBeNull();
     expect(await used(server, { apiKeyId: key.id })).toEqual({ 'TOKENS/LIFETIME': 100, 'COST_USD/LIFETIME': 1 });
     expect(await usage(server, { organizationId })).toMatchObject({ requests: 1, tokens: 100, costUsd: 1 });
@@ -199,8 +186,8 @@ describe('recordUsage', () => {
   it('refuses an unknown or deleted apiKeyId with 404 NOT_FOUND', async () => {
     const { organizationId, key } = await meteredKey(server);
     ok(await server.gql('mutation($id: ID!) { deleteApiKey(id: $id) }', { id: key.id }));
-    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', tokens: 1, idempotencyKey: 'deleted' } }), 404, 'NOT_FOUND');
-    expectRefused(await server.gql(RECORD, { input: { apiKeyId: 'key_00000000000000000000000000', operation: 'chat', tokens: 1, idempotencyKey: 'unknown' } }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', tokens: 1, idempotencyKey: 'deleted' } }), 'NOT_FOUND');
+    expectRefused(await server.gql(RECORD, { input: { apiKeyId: 'key_00000000000000000000000000', operation: 'chat', tokens: 1, idempotencyKey: 'unknown' } }), 'NOT_FOUND');
     expect(await usage(server, { organizationId })).toMatchObject(EMPTY);
   });
 
@@ -208,7 +195,7 @@ describe('recordUsage', () => {
     const caller = await createTenant(server);
     const target = await meteredKey(server);
     const refused = await server.gql(RECORD, { input: { apiKeyId: target.key.id, operation: 'chat', tokens: 10, costUsd: 1, idempotencyKey: 'cross' } }, { key: caller.key.secret });
-    expectRefused(refused, 404, 'NOT_FOUND');
+    expectRefused(refused, 'NOT_FOUND');
     expect(await used(server, { apiKeyId: target.key.id })).toEqual({ 'TOKENS/LIFETIME': 0, 'COST_USD/LIFETIME': 0 });
     expect(await usage(server, { organizationId: target.organizationId })).toMatchObject(EMPTY);
   });
@@ -232,7 +219,7 @@ describe('recordUsage', () => {
 
     for (const sessionId of [foreign.id, 'ses_00000000000000000000000000']) {
       const refused = await server.gql(RECORD, { input: { apiKeyId: mine.key.id, sessionId, operation: 'chat', tokens: 10, idempotencyKey: 'with-session' } }, { key: mine.key.secret });
-      expectRefused(refused, 404, 'NOT_FOUND');
+      expectRefused(refused, 'NOT_FOUND');
     }
     expect(await used(server, { apiKeyId: mine.key.id })).toEqual({ 'TOKENS/LIFETIME': 0, 'COST_USD/LIFETIME': 0 });
     expect(ok(await server.gql(SESSION, { id: foreign.id })).session).toMatchObject({ tokensUsed: 0, requestCount: 0, status: 'ACTIVE' });
@@ -244,7 +231,7 @@ describe('recordUsage', () => {
     const organization = await createOrganization(server);
     const reader = await createKey(server, { organizationId: organization.id, preset: 'READ' });
     const refused = await server.gql(RECORD, { input: { apiKeyId: reader.id, operation: 'chat', tokens: 1, idempotencyKey: 'scope' } }, { key: reader.secret });
-    expectRefused(refused, 403, 'INSUFFICIENT_SCOPE');
+    expectRefused(refused, 'INSUFFICIENT_SCOPE');
     expect(await usage(server, { organizationId: organization.id })).toMatchObject(EMPTY);
   });
 });
@@ -304,7 +291,7 @@ describe('usage summary', () => {
     expect((await server.gql('{ organization { id } apiKeys { totalCount } }', {}, { key: key.secret })).status).toBe(200);
     expect((await server.gql('mutation Rename($id: ID!) { updateApiKey(id: $id, input: { name: "renamed" }) { id } }', { id: key.id }, { key: key.secret })).status).toBe(200);
     // Refused by the resolver: still an event, counted as an error.
-    expectRefused(await server.gql('query($id: ID!) { apiKey(id: $id) { id } }', { id: stranger.key.id }, { key: key.secret }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql('query($id: ID!) { apiKey(id: $id) { id } }', { id: stranger.key.id }, { key: key.secret }), 'NOT_FOUND');
 
     const summary = await usage(server, { organizationId });
     expect(summary).toMatchObject({ requests: 5, errors: 1, tokens: 0, costUsd: 0 });
@@ -323,15 +310,15 @@ describe('usage summary', () => {
     expect(summary.byApiKey.map((entry) => [entry.key, entry.requests, entry.errors])).toEqual([[key.id, 5, 1]]);
     expect(summary.byDay.map((entry) => [entry.key, entry.requests, entry.errors])).toEqual([[TODAY, 5, 1]]);
     // An event belongs to the calling key's organization, never to the organization it asked about.
-    expectRefused(await server.gql(USAGE, { range: { organizationId: stranger.organizationId } }, { key: key.secret }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql(USAGE, { range: { organizationId: stranger.organizationId } }, { key: key.secret }), 'NOT_FOUND');
     expect(await usage(server, { organizationId: stranger.organizationId })).toMatchObject(EMPTY);
   });
 
   it("refuses another organization's usage with 404 NOT_FOUND and another organization's key with 404 NOT_FOUND", async () => {
     const mine = await createTenant(server);
     const other = await createTenant(server);
-    expectRefused(await server.gql(USAGE, { range: { organizationId: other.organizationId } }, { key: mine.key.secret }), 404, 'NOT_FOUND');
-    expectRefused(await server.gql(USAGE, { range: { apiKeyId: other.key.id } }, { key: mine.key.secret }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql(USAGE, { range: { organizationId: other.organizationId } }, { key: mine.key.secret }), 'NOT_FOUND');
+    expectRefused(await server.gql(USAGE, { range: { apiKeyId: other.key.id } }, { key: mine.key.secret }), 'NOT_FOUND');
   });
 
   it.each([
@@ -453,7 +440,7 @@ describe('usage over time (a server whose clock the tests move)', () => {
 
     server.clock.set('2026-03-02T07:59:59.000Z');
     expect((await record(server, key.id, input)).recorded).toBe(false);
-    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', ...input, tokens: 11 } }), 409, 'IDEMPOTENCY_CONFLICT');
+    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', ...input, tokens: 11 } }), 'IDEMPOTENCY_CONFLICT', 409);
     expect(await used(server, { apiKeyId: key.id })).toEqual({ 'TOKENS/LIFETIME': 10, 'COST_USD/LIFETIME': 1 });
 
     server.clock.set('2026-03-02T08:00:01.000Z');

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
+import { expectBadInput } from './helpers/expect';
 
 const RESULT_FIELDS = `valid code keyId organizationId environment scopes expiresAt meta session { id }
   rateLimits { apiKeyId name limit remaining windowSeconds resetAt }
@@ -55,13 +56,6 @@ describe('verifyKey', () => {
     expect(result.code).toBe(code);
     expect(result.valid).toBe(code === 'VALID');
     return result;
-  }
-
-  function expectBadInput(response: GraphQLResponse, field: string): void {
-    expect(response.status).toBe(400);
-    expect(response.code).toBe('BAD_USER_INPUT');
-    expect(response.body.errors![0].message).toContain(field);
-    expect(response.body.data ?? null).toBeNull();
   }
 
   async function remaining(keyId: string): Promise<Record<string, number>> {

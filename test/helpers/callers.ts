@@ -1,6 +1,6 @@
 import type { TestServer } from './server';
 import { createKey, createOrganization } from './fixtures';
-import { ok } from './responses';
+import { ok } from './expect';
 import { createWalletKey } from './wallet';
 
 /**

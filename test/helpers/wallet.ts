@@ -1,7 +1,7 @@
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import type { GraphQLResponse, TestServer } from './server';
 import { KEY_FIELDS, uniqueName } from './fixtures';
-import { ok } from './responses';
+import { ok } from './expect';
 
 /**
  * The wallet sign-up flow over the public API: walletChallenge, an EIP-191 signature made

@@ -1,5 +1,7 @@
 import type { GraphQLResponse } from './server';
 
+/** Assertions on keyward's answers, written once for every test file. */
+
 /** The data of a successful response; anything else fails the test showing the body. */
 export function ok<T = any>(response: GraphQLResponse<T>): T {
   if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
@@ -37,6 +39,14 @@ export function expectRefused(response: GraphQLResponse, code: string, status = 
   const seen = { status: response.status, code: response.code, message: response.body.errors?.[0]?.message };
   expect(seen).toEqual({ status, code, message: expect.any(String) });
   for (const value of Object.values(response.body.data ?? {})) expect(value ?? null).toBeNull();
+}
+
+/** 400 BAD_USER_INPUT (nothing written, no data) whose message names `field` (a string it contains, or a pattern it matches). */
+export function expectBadInput(response: GraphQLResponse, field: string | RegExp): void {
+  expectRefused(response, 'BAD_USER_INPUT');
+  const message = response.body.errors![0].message;
+  if (typeof field === 'string') expect(message).toContain(field);
+  else expect(message).toMatch(field);
 }
 
 /** Anything shaped like a keyward secret. */
