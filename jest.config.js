@@ -9,7 +9,7 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
-  globalSetup: '<rootDir>/test/helpers/global-setup.js',
+  globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   setupFiles: ['reflect-metadata'],
   testTimeout: 30_000,
 };

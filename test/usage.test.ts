@@ -1,13 +1,7 @@
-import { Writable } from 'node:stream';
-import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { platformOf, startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant } from './helpers/fixtures';
 import { createTestDatabase, TestDatabase } from './helpers/database';
-import { parseConfig, Config } from '../src/config';
-import { ManualClock } from '../src/clock';
-import { createLogger } from '../src/logger';
-import { App, createApp } from '../src/app';
-import { createServer, KeywardServer } from '../src/server';
-import { initPlatform } from '../src/organizations/platform-bootstrap';
+import type { App } from '../src/app';
 import { ok, expectRefused, expectBadInput } from './helpers/expect';
 
 /**
@@ -452,39 +446,6 @@ describe('usage over time (a server whose clock the tests move)', () => {
   });
 });
 
-/** A keyward on a database the test keeps: like startTestServer, but stopping does not drop it. */
-interface KeptServer {
-  app: App;
-  adminKey: string;
-  gql(query: string, variables: Record<string, unknown>, key?: string): Promise<GraphQLResponse>;
-  stop(): Promise<void>;
-}
-
-async function startKeptServer(database: TestDatabase, adminKey: string | null): Promise<KeptServer> {
-  const base: Config = parseConfig({ KEYWARD_DATA_DIR: database.dataDir, KEYWARD_PEPPER: 'test-pepper-0123456789abcdef', LOG_LEVEL: 'info' });
-  const config: Config = { ...base, database: database.config, port: 0, host: '127.0.0.1' };
-  const sink = new Writable({ write(_chunk, _enc, done) { done(); } });
-  const app = await createApp(config, createLogger(config.logLevel, sink), { clock: new ManualClock() });
-  const server: KeywardServer = await createServer(app);
-  const port = await server.listen(0, '127.0.0.1');
-  const secret = adminKey ?? (await initPlatform(app)).secret;
-  const url = `http://127.0.0.1:${port}/graphql`;
-  return {
-    app,
-    adminKey: secret,
-    async gql(query, variables, key = secret) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await response.json()) as GraphQLResponse['body'];
-      return { status: response.status, headers: response.headers, body, code: body.errors?.[0]?.extensions?.code };
-    },
-    stop: () => server.stop(),
-  };
-}
-
 describe('graceful stop', () => {
   let database: TestDatabase;
   beforeEach(async () => { database = await createTestDatabase(); });
@@ -497,7 +458,7 @@ describe('graceful stop', () => {
   }
 
   it('loses no usage event of a burst of 300 recordUsage calls when the server stops right after it', async () => {
-    const first = await startKeptServer(database, null);
+    const first = await startTestServer({ database });
     let organizationId = '';
     let keyId = '';
     try {
@@ -509,10 +470,10 @@ describe('graceful stop', () => {
       expect(responses.map((response) => response.status)).toEqual(Array(300).fill(200));
       expect(responses.filter((response) => response.body.data?.recordUsage.recorded === true)).toHaveLength(300);
     } finally {
-      await first.stop();
+      await first.close();
     }
 
-    const second = await startKeptServer(database, first.adminKey);
+    const second = await startTestServer({ database, platform: platformOf(first) });
     try {
       expect(await countEvents(second.app, organizationId)).toEqual({ events: 300, tokens: 45_150, daily: 300 });
       const summary = normalized(ok(await second.gql(USAGE, { range: { organizationId: organizationId } })).usage);
@@ -521,12 +482,12 @@ describe('graceful stop', () => {
       const wholeDay = normalized(ok(await second.gql(USAGE, { range: { organizationId: organizationId, from: '2026-01-15T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' } })).usage);
       expect(wholeDay.byDay).toEqual([bucket('2026-01-15', 300, 0, 45_150, 0, null)]);
     } finally {
-      await second.stop();
+      await second.close();
     }
   });
 
   it('keeps the event of every recordUsage the server counted when the stop begins while a burst is in flight', async () => {
-    const first = await startKeptServer(database, null);
+    const first = await startTestServer({ database });
     const organizationId: string = ok(await first.gql('mutation { createOrganization(input: { name: "In flight" }) { id } }', {})).createOrganization.id;
     const keyId: string = ok(await first.gql(`mutation($o: ID!) { createApiKey(input: { organizationId: $o, name: "burst", rateLimits: [],
       quotas: [{ meter: TOKENS, period: LIFETIME, limit: 1000000 }] }) { apiKey { id } } }`, { o: organizationId })).createApiKey.apiKey.id;
@@ -542,14 +503,14 @@ describe('graceful stop', () => {
       return response;
     })));
     await twentyAnswered;
-    const stopping = first.stop();
+    const stopping = first.close();
     const settled = await burst;
     await stopping;
     // Connections the server had not accepted yet are refused; the requests it took are finished.
     const recorded = settled.filter((result) => result.status === 'fulfilled' && result.value.body.data?.recordUsage?.recorded === true).length;
     expect(recorded).toBeGreaterThanOrEqual(20);
 
-    const second = await startKeptServer(database, first.adminKey);
+    const second = await startTestServer({ database, platform: platformOf(first) });
     try {
       // The TOKENS quota counter is written before answering (never buffered): it counts every
       // recordUsage the server took. Each of them must have its event and its rollup.
@@ -557,7 +518,7 @@ describe('graceful stop', () => {
       expect(charged).toBeGreaterThanOrEqual(recorded);
       expect(await countEvents(second.app, organizationId)).toEqual({ events: charged, tokens: charged, daily: charged });
     } finally {
-      await second.stop();
+      await second.close();
     }
   });
 });
