@@ -1,7 +1,7 @@
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey, quotaStatus } from './helpers/fixtures';
 import { ok, expectRefused } from './helpers/expect';
-import type { QuotaFieldsFragment } from './helpers/operations';
+import { QuotaFieldsFragment, UpdateOrganizationDocument } from './helpers/operations';
 
 /**
  * Quotas: what `quotas`, Organization.quotas and ApiKey.quotas show after verifications and
@@ -203,6 +203,16 @@ describe('quotas', () => {
     expect(results.filter((result) => result.valid)).toHaveLength(7);
     expect(results.filter((result) => !result.valid).map((result) => result.code)).toEqual(Array(13).fill('QUOTA_EXCEEDED'));
     expect(await quotasOf(server, { organizationId })).toEqual([quotaStatus({ organizationId }, 'REQUESTS', 'DAY', 7, 7, DAY_END)]);
+  });
+
+  // Fails today: updateOrganization replaces the quota rows, and the counters are kept per row.
+  it("keeps what the period used when the platform admin changes the organization's quotas: lowered below the usage, the very next verifyKey is QUOTA_EXCEEDED", async () => {
+    const { organizationId, key } = await setup(server, [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }]);
+    for (let call = 1; call <= 3; call++) expect(await verify(server, key.secret)).toMatchObject({ valid: true, code: 'VALID' });
+
+    ok(await server.gql(UpdateOrganizationDocument, { id: organizationId, input: { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 2 }] } }));
+    expect(await quotasOf(server, { organizationId })).toEqual([quotaStatus({ organizationId }, 'REQUESTS', 'DAY', 2, 3, DAY_END)]);
+    expect(await verify(server, key.secret)).toMatchObject({ valid: false, code: 'QUOTA_EXCEEDED' });
   });
 
   it('keeps counting on the same quotas after rotation: the old secret in its grace period and the new one share them', async () => {
