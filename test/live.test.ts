@@ -28,6 +28,8 @@ const TERMINATE_SESSION = `mutation($id: ID!) { terminateSession(id: $id) { ${SE
 const AT_ONCE_MS = 100;
 /** Long enough for any coalesced event (250 ms window) to have been delivered. */
 const QUIET_MS = 500;
+/** The README's "at most ~4 events per second" per subject: one per 250 ms. */
+const EVENT_INTERVAL_MS = 250;
 
 /** What SESSION_CHANGED and the session mutations here select. */
 type Session = Omit<SessionFieldsFragment, 'priceUsd' | 'startedAt' | 'expiresAt'>;
@@ -180,6 +182,34 @@ describe('live updates', () => {
       expect(last.at - answeredAt[10]).toBeLessThan(AT_ONCE_MS);
       const final = ok(await server.gql(QuotasDocument, { organizationId: organization.id })).quotas;
       expect(final).toEqual([last.data]);
+    });
+  });
+
+  describe('coalescing: about 4 events per second per subject', () => {
+    it('sends a burst of verifications as at most one event per 250 ms plus the 80 % and 100 % crossings, the last one the final state', async () => {
+      const limit = 200;
+      const organization = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit }] });
+      const watcher = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
+      const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
+      const feed = Feed.watch(connect(watcher.secret), QuotaChangedDocument, { organizationId: organization.id }, 'quotaChanged');
+      expect((await feed.take(1))[0].used).toBe(0);
+
+      // Every event of the burst is sent after it started, so the events' span bounds the sends'.
+      const burstStarted = performance.now();
+      for (let call = 1; call <= limit; call += 1) await verify(key.secret);
+      await feed.until(() => feed.data.some((status) => status.used === limit), 2_000, 'the 100 % event');
+      await sleep(QUIET_MS);
+
+      const changes = feed.events.slice(1);
+      const spanMs = changes[changes.length - 1].at - burstStarted;
+      // Each event at least EVENT_INTERVAL_MS after the one before; only the two crossings go out sooner.
+      expect(changes.length).toBeLessThanOrEqual(Math.floor(spanMs / EVENT_INTERVAL_MS) + 1 + 2);
+      const used = changes.map((event) => event.data.used);
+      expect(used).toEqual([...used].sort((a, b) => a - b));
+      expect(used).toContain(limit * 0.8);
+      const final = ok(await server.gql(QuotasDocument, { organizationId: organization.id })).quotas;
+      expect(final).toEqual([quotaStatus({ organizationId: organization.id }, 'REQUESTS', 'DAY', limit, limit, nextUtcMidnight())]);
+      expect(changes[changes.length - 1].data).toEqual(final[0]);
     });
   });
 
