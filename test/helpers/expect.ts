@@ -51,3 +51,19 @@ export function expectBadInput(response: GraphQLResponse, field: string | RegExp
 
 /** Anything shaped like a keyward secret. */
 export const SECRET_PATTERN = /kw_(live|test)_[0-9A-Za-z]{16,}/;
+
+/** An asymmetric matcher for a number from `min` to `max` (inclusive), shown as such when a comparison fails. */
+export function between(min: number, max: number): number {
+  const matcher = {
+    $$typeof: Symbol.for('jest.asymmetricMatcher'),
+    asymmetricMatch: (actual: unknown) => typeof actual === 'number' && actual >= min && actual <= max,
+    toString: () => `between(${min}, ${max})`,
+    toAsymmetricMatcher: () => `a number from ${min} to ${max}`,
+  };
+  return matcher as unknown as number;
+}
+
+/** An asymmetric matcher for `target` ± `tolerance`. */
+export function near(target: number, tolerance: number): number {
+  return between(target - tolerance, target + tolerance);
+}
