@@ -2,11 +2,12 @@ import http from 'node:http';
 import WebSocket from 'ws';
 import Redis from 'ioredis';
 import type { Client } from 'graphql-ws';
-import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { queryText, startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, KEY_FIELDS, uniqueName } from './helpers/fixtures';
 import { createSupersededKey } from './helpers/callers';
 import { expectRefused, ok, SECRET_PATTERN } from './helpers/expect';
-import { createWalletKey, newWalletAccount, signUpWithWallet, WALLET_CHALLENGE } from './helpers/wallet';
+import { createWalletKey, newWalletAccount, signUpWithWallet } from './helpers/wallet';
+import { WalletChallengeDocument } from './helpers/operations';
 import { describeWith, REDIS, redisServerUrl } from './helpers/services';
 import { Feed, liveClient, LiveClientOptions } from './helpers/ws';
 import { hashSecret } from '../src/api-keys/key-format';
@@ -251,7 +252,7 @@ describe('issue 11 reproductions', () => {
 
       it("walletChallenge names the configured domain and URI, never the request's Host header", async () => {
         const account = newWalletAccount();
-        const response = await postWithHost(wallet.url, 'evil.example', { query: WALLET_CHALLENGE, variables: { address: account.address } });
+        const response = await postWithHost(wallet.url, 'evil.example', { query: queryText(WalletChallengeDocument), variables: { address: account.address } });
         expect(response.status).toBe(200);
         const message = response.body.data.walletChallenge.message as string;
         expect(message.split('\n')[0]).toBe('keys.example.com wants you to sign in with your Ethereum account:');
