@@ -74,7 +74,7 @@ async function probeRedis(url: URL | null): Promise<string | null> {
 }
 
 async function probeMariaDb(url: URL): Promise<string | null> {
-  const where = `MariaDB at ${url.host} (TEST_MYSQL_URL, default ${DEFAULT_MYSQL_URL})`;
+  const where = `MariaDB at ${url.host} (${process.env.TEST_MYSQL_URL ? 'TEST_MYSQL_URL' : 'the default of TEST_MYSQL_URL'})`;
   try {
     const connection = await createConnection({
       host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), connectTimeout: PROBE_TIMEOUT_MS,
@@ -111,7 +111,7 @@ export const REDIS: Service = {
 
 export const MARIADB: Service = {
   name: 'MariaDB',
-  howToProvide: `run MariaDB with the user of ${DEFAULT_MYSQL_URL}, or set TEST_MYSQL_URL=mysql://user:password@host:port/db (the user may create kw_test_* databases)`,
+  howToProvide: `set TEST_MYSQL_URL=mysql://user:password@host:port/db, a user who may create kw_test_* databases (default ${DEFAULT_MYSQL_URL})`,
   unavailable: () => probed('mariadb'),
 };
 
