@@ -2,6 +2,7 @@ import { Browser, BrowserContext, Page } from 'playwright-core';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
 import { launchChromium, PageWatch, screenshotPath, watchPage } from './helpers/browser';
+import { CHROMIUM, describeWith } from './helpers/services';
 
 /**
  * The console at /console, driven by Debian's headless Chromium against a real server. Every
@@ -18,7 +19,7 @@ const LIVE_WITHIN_MS = 1_000;
 const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
 
 // page.evaluate callbacks run in the page; the project's tsconfig has no DOM lib, hence (globalThis as any).
-describe('keyward console', () => {
+describeWith([CHROMIUM], 'keyward console', () => {
   let server: TestServer;
   let browser: Browser | undefined;
   let base: string;

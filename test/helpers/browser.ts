@@ -1,19 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, Browser, Page } from 'playwright-core';
+import { CHROMIUM_PATH } from './services';
 
 /**
  * Debian's Chromium, driven by playwright-core (never a downloaded browser), for the tests of
- * keyward's pages (GraphiQL, the console).
+ * keyward's pages (GraphiQL, the console). Suites using it run inside describeWith([CHROMIUM]).
  */
-export const CHROMIUM = '/usr/bin/chromium';
-
 export async function launchChromium(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium); these tests never download a browser`);
-  }
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: CHROMIUM_PATH,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
