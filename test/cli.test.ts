@@ -178,7 +178,7 @@ describe('the first hour', () => {
     const refused = await server.gql('{ viewer { scopes } }', {}, { key: lost.secret });
     expect(refused.status).toBe(401);
     server.child.kill('SIGTERM');
-    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(await server.exited).toMatchObject({ code: 0, signal: null });
   });
 
   it('keys create --direct before init says to run init first and creates no key', async () => {

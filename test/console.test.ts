@@ -1,7 +1,7 @@
-import { Browser, BrowserContext, Page } from 'playwright-core';
-import { startTestServer, TestServer } from './helpers/server';
+import { Page } from 'playwright-core';
+import type { TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
-import { launchChromium, PageWatch, screenshotPath, watchPage } from './helpers/browser';
+import { PageWatch, screenshotPath, useBrowserHarness } from './helpers/browser';
 import { CHROMIUM, describeWith } from './helpers/services';
 
 /**
@@ -20,40 +20,23 @@ const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { v
 
 // page.evaluate callbacks run in the page; the project's tsconfig has no DOM lib, hence (globalThis as any).
 describeWith([CHROMIUM], 'keyward console', () => {
+  const harness = useBrowserHarness({ clockStart: new Date().toISOString() }, BROWSER_TIMEOUT);
   let server: TestServer;
-  let browser: Browser | undefined;
   let base: string;
-  const contexts: BrowserContext[] = [];
-
-  beforeAll(async () => {
-    server = await startTestServer({ clockStart: new Date().toISOString() });
+  beforeAll(() => {
+    server = harness.server;
     base = server.url.replace(/\/graphql$/, '');
-    browser = await launchChromium();
-  }, BROWSER_TIMEOUT);
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  }, BROWSER_TIMEOUT);
 
   interface Opened extends PageWatch {
     page: Page;
   }
 
   async function open(viewport = { width: 1280, height: 800 }): Promise<Opened> {
-    if (!browser) throw new Error('the browser did not start');
-    const context = await browser.newContext({ viewport });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.setDefaultTimeout(UI_TIMEOUT);
-    const watch = await watchPage(page);
-    const response = await page.goto(`${base}/console`, { waitUntil: 'load' });
+    const opened = await harness.openPage(viewport, UI_TIMEOUT);
+    const response = await opened.page.goto(`${base}/console`, { waitUntil: 'load' });
     expect(response?.status()).toBe(200);
-    return { page, ...watch };
+    return opened;
   }
 
   /** Types the key into the password field and presses Enter; resolves once the console shows. */
