@@ -84,7 +84,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(private readonly app: App) {
+  constructor(app: App) {
     const self = this;
     for (const code of [...Object.values(VerifyCode), 'ERROR']) this.verifications.inc({ code }, 0);
     for (const limiter of ['key', 'public', 'auth_failures']) this.rateLimitRefusals.inc({ limiter }, 0);

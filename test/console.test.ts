@@ -1,7 +1,8 @@
-import { Browser, BrowserContext, Page } from 'playwright-core';
-import { startTestServer, TestServer } from './helpers/server';
+import { Page } from 'playwright-core';
+import type { TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
-import { launchChromium, PageWatch, screenshotPath, watchPage } from './helpers/browser';
+import { PageWatch, screenshotPath, useBrowserHarness } from './helpers/browser';
+import { CHROMIUM, describeWith } from './helpers/services';
 import { verifySignature, WebhookReceiver } from './helpers/webhook-receiver';
 
 /**
@@ -19,42 +20,25 @@ const LIVE_WITHIN_MS = 1_000;
 const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
 
 // page.evaluate callbacks run in the page; the project's tsconfig has no DOM lib, hence (globalThis as any).
-describe('keyward console', () => {
+describeWith([CHROMIUM], 'keyward console', () => {
+  // Webhook receivers of these tests listen on 127.0.0.1.
+  const harness = useBrowserHarness({ clockStart: new Date().toISOString(), env: { WEBHOOK_ALLOW_PRIVATE: 'true' } }, BROWSER_TIMEOUT);
   let server: TestServer;
-  let browser: Browser | undefined;
   let base: string;
-  const contexts: BrowserContext[] = [];
-
-  beforeAll(async () => {
-    // Webhook receivers of these tests listen on 127.0.0.1.
-    server = await startTestServer({ clockStart: new Date().toISOString(), env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
+  beforeAll(() => {
+    server = harness.server;
     base = server.url.replace(/\/graphql$/, '');
-    browser = await launchChromium();
-  }, BROWSER_TIMEOUT);
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  }, BROWSER_TIMEOUT);
 
   interface Opened extends PageWatch {
     page: Page;
   }
 
   async function open(viewport = { width: 1280, height: 800 }): Promise<Opened> {
-    if (!browser) throw new Error('the browser did not start');
-    const context = await browser.newContext({ viewport });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.setDefaultTimeout(UI_TIMEOUT);
-    const watch = await watchPage(page);
-    const response = await page.goto(`${base}/console`, { waitUntil: 'load' });
+    const opened = await harness.openPage(viewport, UI_TIMEOUT);
+    const response = await opened.page.goto(`${base}/console`, { waitUntil: 'load' });
     expect(response?.status()).toBe(200);
-    return { page, ...watch };
+    return opened;
   }
 
   /** Types the key into the password field and presses Enter; resolves once the console shows. */

@@ -1,8 +1,8 @@
-import WebSocket from 'ws';
-import { createClient, Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import { register as globalRegistry } from 'prom-client';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createTenant } from './helpers/fixtures';
+import { liveClient } from './helpers/ws';
 
 /**
  * GET /metrics: Prometheus text from a registry of the server's own (never prom-client's
@@ -205,12 +205,7 @@ describe('/metrics', () => {
     const subscriptions = (scrape: Scrape) => scrape.value('keyward_active_subscriptions');
     const connections = (scrape: Scrape) => scrape.value('keyward_ws_connections');
 
-    const client: Client = createClient({
-      url: server.url.replace(/^http/, 'ws'),
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${key.secret}` },
-      retryAttempts: 0,
-    });
+    const client: Client = liveClient(server.wsUrl, key.secret, { lazy: true });
     try {
       const errors: unknown[] = [];
       const unsubscribe = client.subscribe({ query: API_KEY_CHANGED }, { next: () => {}, error: (error) => errors.push(error), complete: () => {} });
@@ -231,12 +226,7 @@ describe('/metrics', () => {
   it('counts a subscription that ends with its connection', async () => {
     const { key } = await createTenant(server);
     const before = await scrape();
-    const client: Client = createClient({
-      url: server.url.replace(/^http/, 'ws'),
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${key.secret}` },
-      retryAttempts: 0,
-    });
+    const client: Client = liveClient(server.wsUrl, key.secret, { lazy: true });
     try {
       client.subscribe({ query: API_KEY_CHANGED }, { next: () => {}, error: () => {}, complete: () => {} });
       client.subscribe({ query: API_KEY_CHANGED }, { next: () => {}, error: () => {}, complete: () => {} });

@@ -1,7 +1,7 @@
 import { startTestServer, TestServer } from './helpers/server';
 import { buildCallers, CallerKind, Callers } from './helpers/callers';
 import { createKey } from './helpers/fixtures';
-import { expectRefused, ok } from './helpers/responses';
+import { expectRefused, ok } from './helpers/expect';
 
 /**
  * Who may do what with webhooks (auth/authorization.ts, in this order): a superseded secret

@@ -1,14 +1,15 @@
 import { ManualClock } from '../src/clock';
 import { createKey, createTenant } from './helpers/fixtures';
-import { ok } from './helpers/responses';
+import { ok } from './helpers/expect';
 import { WebhookReceiver } from './helpers/webhook-receiver';
-import {
-  assertRedisReachable, createSharedDatabase, Instance, mysqlServerUrl, platformOf, redisServerUrl, SharedDatabase, startInstance,
-} from './helpers/cluster';
+import { Instance, startInstance } from './helpers/cluster';
+import { closeAll, platformOf } from './helpers/server';
+import { createMysqlDatabase, MysqlDatabase } from './helpers/database';
+import { describeWith, MARIADB, mysqlServerUrl, REDIS, redisServerUrl } from './helpers/services';
 
 /**
  * Webhooks with two instances sharing one MariaDB database and one Redis (always MariaDB, also
- * in the SQLite pass; needs TEST_REDIS_URL): both deliver the same outbox, and each event
+ * in the SQLite pass): both deliver the same outbox, and each event
  * reaches the receiver once; an endpoint created on one instance hears events raised on the other.
  */
 const CREATE = 'mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret endpoint { id } } }';
@@ -18,18 +19,17 @@ const SEND_TEST = 'mutation($id: ID!) { sendTestWebhook(id: $id) { eventId } }';
 /** An endpoint created on one instance hears the other's events within this long (Redis invalidation). */
 const EVERYWHERE_WITHIN_MS = 1_000;
 
-describe('webhooks across instances sharing MariaDB and Redis', () => {
+describeWith([REDIS, MARIADB], 'webhooks across instances sharing MariaDB and Redis', () => {
   const clock = new ManualClock('2026-01-15T12:00:00.000Z');
   const env = { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_SCHEDULE: '1s,1s,1s' };
-  let database: SharedDatabase | null = null;
+  let database: MysqlDatabase | null = null;
   let a: Instance | null = null;
   let b: Instance | null = null;
   const receivers: WebhookReceiver[] = [];
 
   beforeAll(async () => {
     const redisUrl = redisServerUrl();
-    await assertRedisReachable(redisUrl);
-    database = await createSharedDatabase(mysqlServerUrl());
+    database = await createMysqlDatabase(mysqlServerUrl());
     a = await startInstance({ name: 'A', databaseUrl: database.url, redisUrl, clock, env });
     b = await startInstance({ name: 'B', databaseUrl: database.url, redisUrl, clock, env, platform: platformOf(a) });
   }, 120_000);
@@ -39,8 +39,7 @@ describe('webhooks across instances sharing MariaDB and Redis', () => {
   });
 
   afterAll(async () => {
-    await b?.close().catch(() => {});
-    await a?.close().catch(() => {});
+    await closeAll([b, a]);
     await database?.drop();
   }, 60_000);
 

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createTenant } from './helpers/fixtures';
-import { ok } from './helpers/responses';
+import { ok } from './helpers/expect';
 import { createWebhookReceiver, KeywardEvent } from '../examples/webhook-receiver';
 
 /**

@@ -1,5 +1,5 @@
 import { freePort, KeywardProcesses } from './helpers/processes';
-import { ok } from './helpers/responses';
+import { ok } from './helpers/expect';
 import { verifySignature, WebhookReceiver } from './helpers/webhook-receiver';
 
 /**

@@ -1,6 +1,6 @@
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
-import { expectRefused, ok, SECRET_PATTERN } from './helpers/responses';
+import { expectRefused, ok, SECRET_PATTERN } from './helpers/expect';
 import { verifySignature, WebhookReceiver } from './helpers/webhook-receiver';
 
 /**
@@ -76,7 +76,7 @@ describe('webhooks', () => {
     return Number(line.slice(series.length + 1));
   }
 
-  it('fires quota.threshold at 50 % and at 100 % of a REQUESTS quota of 10 and quota.exhausted at the 11th request, each once in the period, signed for the standardwebhooks verifier', async () => {
+  it('fires quota.threshold at 50 % and at 100 % of a REQUESTS quota of 10 and quota.exhausted at the 11th request, each once in the period (a raised limit has them anew), signed for the standardwebhooks verifier', async () => {
     const hooks = await receiver();
     const tenant = await createTenant(server);
     const endpoint = await createEndpoint({ organizationId: tenant.organizationId, url: hooks.url() }, ['QUOTA_THRESHOLD', 'QUOTA_EXHAUSTED'], { quotaThresholds: [50, 100] });
@@ -122,6 +122,15 @@ describe('webhooks', () => {
     // The delivery log shows the very body that was signed, and the webhook-id it went with.
     expect(log.nodes[2].payload).toEqual(fifty.json);
     expect(log.nodes[2].eventId).toBe(fifty.headers['webhook-id']);
+
+    // A raised limit (the quota keeps what the period used) has its thresholds and exhaustion anew.
+    ok(await server.gql('mutation($id: ID!) { updateApiKey(id: $id, input: { quotas: [{ meter: REQUESTS, period: MONTH, limit: 12 }] }) { id } }', { id: key.id }));
+    for (let call = 1; call <= 3; call += 1) await verifyKey(key.secret);
+    await deliver();
+    await hooks.waitFor(5);
+    expect(hooks.received.slice(3).map((request) => [request.json.type, request.json.data.threshold ?? null, request.json.data.quota.limit])).toEqual([
+      ['quota.threshold', 100, 12], ['quota.exhausted', null, 12],
+    ]);
   });
 
   it('fires the thresholds of TOKENS quotas moved by recordUsage, and session.exhausted when it uses up the session', async () => {

@@ -83,14 +83,14 @@ export class WebhookOutbox implements VerificationAlerts, SessionAlerts, ApiKeyA
         await this.enqueue(tx, subscriptions.filter((subscription) => subscription.quotaThresholds.includes(threshold)), {
           type: WebhookEventType.QUOTA_THRESHOLD,
           data: { organizationId, apiKeyId, threshold, quota: quotaState(status) },
-          dedupKey: `quota.threshold:${quota.id}:${periodKey(quota.period, now)}:${threshold}`,
+          dedupKey: `quota.threshold:${quotaPeriodOf(quota, now)}:${threshold}`,
         });
       }
     }
   }
 
   private async quotaRefused(organizationId: string, apiKeyId: string, subscriptions: readonly Subscription[], quota: QuotaEntity): Promise<void> {
-    const dedupKey = `quota.exhausted:${quota.id}:${periodKey(quota.period, this.deps.clock.now())}`;
+    const dedupKey = `quota.exhausted:${quotaPeriodOf(quota, this.deps.clock.now())}`;
     const due = this.notYetWritten(subscriptions, dedupKey);
     if (due.length === 0) return;
     await this.enqueueAlone(due, async () => {
@@ -244,6 +244,14 @@ export class WebhookOutbox implements VerificationAlerts, SessionAlerts, ApiKeyA
     this.deps.wake();
     return rows;
   }
+}
+
+/**
+ * "Once per quota period" is once per quota, period and limit: a quota whose limit changes
+ * keeps its counters, and its thresholds and exhaustion are then new ones.
+ */
+function quotaPeriodOf(quota: QuotaEntity, now: Date): string {
+  return `${quota.id}:${periodKey(quota.period, now)}:${quota.limit}`;
 }
 
 function quotaState(status: QuotaStatus) {
