@@ -1,5 +1,5 @@
 /**
- * Processes and plumbing for the benchmark orchestrators (bench/run.ts, bench/subscriptions.ts):
+ * Processes and plumbing for the benchmark (bench/run.ts and the parts it runs: soak.ts, subscribers.ts):
  * command-line options, the child processes they fork (always ended here, whatever happens),
  * a fresh keyward data dir bootstrapped with `keyward init --json`, GraphQL over HTTP for
  * setup, and the small pieces of reporting both print (machine line, percentiles, CPU profile

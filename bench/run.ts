@@ -26,12 +26,14 @@
  * run at 1 connection (one request at a time: the request's own latency; at 50, p99 is mostly
  * queueing). Figures are medians over the rounds; a ratio is the median of each round's ratio.
  *
- * `--soak[=seconds]` runs only the soak instead (600 s): (c) at a fixed 1,000 requests/s against
- * one keyward, its RSS and heap (after a full GC) read every 10 s.
+ * `npm run bench:soak` (`--soak`) runs only the soak instead (bench/soak.ts): (c) at a fixed
+ * 1,000 requests/s against one keyward for `--seconds` (600), its RSS read every 10 s and, with
+ * the V8 heap, after a full GC every 60 s.
  *
  * Options: --rounds=<n> (3) --duration=<s> (8) --warmup=<s> (2) --connections=<n> (50)
  *          --latency-duration=<s> (3) --only=a,b,… --redis | --no-redis --no-pin
  *          --subscribers=<n> (10000) --changes=<n> (20) --cpu-prof (profile the SQLite keyward)
+ *          --soak --seconds=<s> (600)
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -60,7 +62,7 @@ const PIN = !flag('no-pin');
 const ONLY = textOption('only')?.split(',');
 const SUBSCRIBERS = positiveInteger('subscribers', 10_000);
 const CHANGES = positiveInteger('changes', 20);
-const SOAK = flag('soak') || textOption('soak') !== undefined;
+const SOAK = flag('soak');
 
 const SCALE_OUT = flag('redis') ? 'required' : flag('no-redis') ? 'off' : 'auto';
 if (flag('redis') && flag('no-redis')) fail('--redis and --no-redis contradict each other');
@@ -204,7 +206,7 @@ async function main(): Promise<void> {
   const loadPinned = PIN && pin(process.pid, LOAD_CPU);
   console.log(`keyward bench — ${machineSummary()}; load average at start ${loadAtStart}`);
   if (SOAK) {
-    await soak({ seconds: positiveNumber('soak', 600), pinServer, cpuProf: CPU_PROF });
+    await soak({ seconds: positiveNumber('seconds', 600), pinServer, cpuProf: CPU_PROF });
     return;
   }
   const selected = (id: string) => !ONLY || ONLY.includes(id);

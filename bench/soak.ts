@@ -1,7 +1,7 @@
 /**
- * `npm run bench -- --soak[=seconds]`: is keyward's memory flat under steady load? Workload (c)
+ * `npm run bench:soak [-- --seconds=<s>]`: is keyward's memory flat under steady load? Workload (c)
  * of the bench (`{ viewer { scopes } }`, a key with one rate limit, its organization a
- * REQUESTS:MONTH quota) at a fixed 1,000 requests/s for 600 s against one keyward (SQLite,
+ * REQUESTS:MONTH quota) at a fixed 1,000 requests/s for 600 s (--seconds) against one keyward (SQLite,
  * LOG_LEVEL=info), pinned like the bench's servers. Every 10 s: VmRSS; every 60 s also VmRSS and
  * the V8 heap after a full GC. Growth is judged from the end of the first minute (warm-up) to
  * the end: at most 10 %.

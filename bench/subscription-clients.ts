@@ -1,5 +1,5 @@
 /**
- * Subscriber process for `npm run bench:subscriptions` (forked by bench/subscriptions.ts).
+ * Subscriber process of workload (g) of `npm run bench` (forked by bench/subscribers.ts).
  * Holds raw `ws` sockets speaking graphql-transport-ws, one `quotaChanged` subscription per
  * socket, and records when each event arrives. Commands come over IPC:
  *

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { buildSchema, getNamedType, GraphQLObjectType, isObjectType } from 'graphql';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, uniqueName } from './helpers/fixtures';
-import { ok, SECRET_PATTERN } from './helpers/responses';
+import { ok, SECRET_PATTERN } from './helpers/expect';
 
 /**
  * The plain-HTTP data plane (POST /v1/verify, POST /v1/usage, GET /v1/openapi.json): the same

@@ -18,6 +18,9 @@ import { KeyRateLimits1764300000000 } from '../migrations/1764300000000-KeyRateL
 import { Analytics1764400000000 } from '../migrations/1764400000000-Analytics';
 import { UsageJournal1764700000000 } from '../migrations/1764700000000-UsageJournal';
 import { WalletChallengeEntity } from '../wallets/wallet-challenge.entity';
+import { WebhookEndpointEntity } from '../webhooks/webhook-endpoint.entity';
+import { WebhookDeliveryEntity } from '../webhooks/webhook-delivery.entity';
+import { Webhooks1764500000000 } from '../migrations/1764500000000-Webhooks';
 
 /** Where the data lives: a SQLite file (embedded) or a MySQL/MariaDB database. */
 export type DatabaseConfig =
@@ -26,10 +29,10 @@ export type DatabaseConfig =
 
 export const ENTITIES = [
   OrganizationEntity, ApiKeyEntity, QuotaEntity, AuditEntryEntity, QuotaCounterEntity, RateLimitEventEntity,
-  SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity,
+  SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity, WebhookEndpointEntity, WebhookDeliveryEntity,
 ];
 /** In order; never `synchronize`. */
-export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000, UsageJournal1764700000000];
+export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000, Webhooks1764500000000, UsageJournal1764700000000];
 
 export function createDataSource(database: DatabaseConfig): DataSource {
   if (database.kind === 'sqlite') {

@@ -12,6 +12,13 @@ import { ApiKeyEvent as ApiKeyEventPayload, reviveApiKeyEvent, reviveQuotaStatus
 
 type Args = Record<string, string | null | undefined>;
 
+/** Every event of an organization-wide topic (no snapshot): the caller's organization, or one it may see. */
+function organizationStream<T extends Topic.SESSION_CHANGED | Topic.API_KEY_CHANGED>(context: Context, args: Args, topic: T): LiveStream<T> {
+  const actor = actorOf(context);
+  const organizationId = args.organizationId ?? actor.organizationId!;
+  assertOrganizationAccess(actor, organizationId);
+  return new LiveStream(topic, organizationId, [], context.app.pubSub);
+}
 
 /**
  * Subscriptions. Tenancy and arguments are checked when subscribing (an error then, nothing
@@ -59,12 +66,7 @@ export class LiveResolver {
 
   @Subscription(() => Session, {
     description: "Every change of the organization's sessions: started, charged (coalesced), exhausted, expired, terminated.",
-    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
-      const actor = actorOf(context);
-      const organizationId = (args as Args).organizationId ?? actor.organizationId!;
-      assertOrganizationAccess(actor, organizationId);
-      return new LiveStream(Topic.SESSION_CHANGED, organizationId, [], context.app.pubSub);
-    },
+    subscribe: ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => organizationStream(context, args, Topic.SESSION_CHANGED),
   })
   @RequireScope('sessions:read')
   sessionChanged(@Root() session: SessionPayload, @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): SessionPayload {
@@ -73,12 +75,7 @@ export class LiveResolver {
 
   @Subscription(() => ApiKeyEvent, {
     description: "Every change of the organization's keys.",
-    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
-      const actor = actorOf(context);
-      const organizationId = (args as Args).organizationId ?? actor.organizationId!;
-      assertOrganizationAccess(actor, organizationId);
-      return new LiveStream(Topic.API_KEY_CHANGED, organizationId, [], context.app.pubSub);
-    },
+    subscribe: ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => organizationStream(context, args, Topic.API_KEY_CHANGED),
   })
   @RequireScope('keys:read')
   apiKeyChanged(@Root() event: TopicPayloads[Topic.API_KEY_CHANGED], @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): ApiKeyEventPayload {
