@@ -13,9 +13,10 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import { buildSchema, Field, ObjectType, Query, Resolver } from 'type-graphql';
+import { PRESET_SCOPES, ScopePreset } from '../src/auth/scopes';
 
 /** The scopes of keyward's READ preset, as keyward answers them for (b). */
-const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read'];
+const READ_SCOPES = [...PRESET_SCOPES[ScopePreset.READ]];
 
 @ObjectType()
 class Viewer {

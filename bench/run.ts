@@ -32,7 +32,7 @@
  *
  * Options: --rounds=<n> (3) --duration=<s> (8) --warmup=<s> (2) --connections=<n> (50)
  *          --latency-duration=<s> (3) --only=a,b,… --redis | --no-redis --no-pin
- *          --subscribers=<n> (10000) --changes=<n> (20) --cpu-prof (profile the SQLite keyward)
+ *          --subscribers=<n> (10000) --changes=<n> (20) --cpu-prof (profile the keyward servers)
  *          --soak --seconds=<s> (600)
  */
 import os from 'node:os';
@@ -40,12 +40,13 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import {
-  begin, cpuProfArgs, createMysqlDatabase, fail, flag, gql, GraphqlResponse, initKeyward, loadAverage, machineSummary, makeDataDir, percentile,
+  begin, cpuProfArgs, createMysqlDatabase, fail, flag, GraphqlResponse, initKeyward, loadAverage, machineSummary, makeDataDir, percentile,
   cpuMs, pin, positiveInteger, positiveNumber, post, printCpuProfiles, probeMysql, probeRedis, runMain, startServer, stopServer, textOption,
 } from './harness';
+import { PRESET_SCOPES, ScopePreset } from '../src/auth/scopes';
 import { measureSubscribers, SubscriberFigures } from './subscribers';
 import { soak } from './soak';
-import { LARGE_QUOTA, LARGE_RATE_LIMIT, load, prepareKeyward, verifyInput, VIEWER_BODY } from './workloads';
+import { load, prepareKeyward, verifyInput, VIEWER_BODY } from './workloads';
 
 begin('bench');
 
@@ -82,7 +83,8 @@ const TARGETS: Record<string, { ratio: number; addedP99Ms?: number }> = {
   f: { ratio: 0.6 },
 };
 
-const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read'];
+/** What (a), (b), (c) and (f) answer: keyward's READ preset. */
+const READ_SCOPES = [...PRESET_SCOPES[ScopePreset.READ]].sort();
 
 // ---------------------------------------------------------------------------------------------
 // Workloads
@@ -244,7 +246,8 @@ async function main(): Promise<void> {
     fs.mkdirSync(scaleDir);
     const scaleEnv = { ...env, KEYWARD_DATA_DIR: scaleDir, DATABASE_URL: database.url, REDIS_URL, KEYWARD_PEPPER: randomBytes(24).toString('hex') };
     const init = await initKeyward(scaleEnv, scaleDir);
-    const keyward = await startServer('keyward (MariaDB + Redis)', 'keyward-server.js', scaleEnv).catch((error: Error) => fail(error.message));
+    const keyward = await startServer('keyward (MariaDB + Redis)', 'keyward-server.js', scaleEnv, cpuProfArgs(CPU_PROF, path.join(dataDir, 'profile-scale-out')))
+      .catch((error: Error) => fail(error.message));
     pinServer('keyward (MariaDB + Redis)', keyward.child.pid!);
     stops.unshift(() => stopServer(keyward.child));
     const k = await prepareKeyward(`${http(keyward.port)}/graphql`, init.secret);
@@ -274,6 +277,7 @@ async function main(): Promise<void> {
   report(measured, rounds, subscribers, plan);
   console.log(`\nload average at the end ${loadAverage()}; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (CPU_PROF) printCpuProfiles(profileDir, 'keyward-bench', 30);
+  if (CPU_PROF && plan.run) printCpuProfiles(path.join(dataDir, 'profile-scale-out'), 'keyward-bench-scale-out', 30);
   if (CPU_PROF && subscribers) printCpuProfiles(path.join(dataDir, 'profile-subscribers'), 'keyward-bench-subscribers', 30);
 }
 
