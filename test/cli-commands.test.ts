@@ -220,7 +220,7 @@ describe('keyward keys', () => {
     expect(result.stdout.split(WARNING)).toHaveLength(2);
     expect(result.stdout).toMatch(/Created API key key_[0-9a-z]{26}\./);
     expect(result.stdout).toMatch(/^Name: +Human key$/m);
-    expect(result.stdout).toMatch(/^Scopes: +audit:read, keys:read, org:read, sessions:read, usage:read$/m);
+    expect(result.stdout).toMatch(/^Scopes: +audit:read, keys:read, org:read, sessions:read, usage:read, webhooks:read$/m);
     expect(result.stdout).toMatch(/^Rate limits: +per-minute 60\/60s, per-hour 1000\/3600s$/m);
     expect(result.stderr).toBe('');
   });
