@@ -5,10 +5,9 @@ import { LiveStream } from './live-stream';
 import type { Topic } from './topics';
 
 /**
- * How many sockets get a frame before the fan-out yields to the event loop. A frame costs 5–40 µs
- * (one socket write; more on a busy core), so a slice holds the loop for 0.5–4 ms: a request
- * arriving during a large fan-out (the next quota change, a verifyKey) waits about that long,
- * not the 20 ms of a 500-socket slice.
+ * How many sockets get a frame before the fan-out yields to the event loop. A frame costs 5–50 µs
+ * (one socket write; more on a busy core), so a slice holds the loop for 0.5–5 ms: that is how
+ * long a request arriving during a large fan-out (the next quota change, a verifyKey) waits.
  */
 export const FAN_OUT_SLICE = 100;
 /** Events kept for a subscriber whose snapshot is still being sent (older ones go first). */
