@@ -7,6 +7,7 @@ import type { DatabaseConfig } from './db/data-source';
 export type { DatabaseConfig };
 import { ScopePreset } from './auth/scopes';
 import { compileTrust, TrustProxy } from './auth/client-address';
+import { ModelPrices, parseModelPrices } from './usage/model-prices';
 
 /** Everything keyward reads from its environment, parsed and validated once at start. */
 export interface Config {
@@ -41,6 +42,8 @@ export interface Config {
   walletKeyPreset: ScopePreset;
   /** New wallet organizations one client address may create per hour (WALLET_ORGANIZATIONS_PER_HOUR, default 5). */
   walletOrganizationsPerHour: number;
+  /** USD per 1M input / output tokens by model (MODEL_PRICES): costUsd when a call gives a model and no cost. */
+  modelPrices: ModelPrices;
 }
 
 export class ConfigError extends Error {
@@ -135,6 +138,24 @@ function parsePublicUrl(raw: string | undefined, host: string, port: number): UR
   return url;
 }
 
+/** MODEL_PRICES: JSON, or the path of a JSON file (anything not starting with `{`). */
+function parseModelPriceTable(raw: string | undefined): ModelPrices {
+  if (raw === undefined || raw.trim() === '') return new Map();
+  let json = raw.trim();
+  if (!json.startsWith('{')) {
+    try {
+      json = fs.readFileSync(path.resolve(json), 'utf8');
+    } catch (error) {
+      throw new ConfigError('MODEL_PRICES', `is neither JSON nor a readable file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  }
+  try {
+    return parseModelPrices(json);
+  } catch (error) {
+    throw new ConfigError('MODEL_PRICES', (error as Error).message);
+  }
+}
+
 function parsePositiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
@@ -199,6 +220,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: parsePublicUrl(env.KEYWARD_PUBLIC_URL, host, port),
     walletKeyPreset: parsePreset('WALLET_KEY_PRESET', env.WALLET_KEY_PRESET, ScopePreset.INFERENCE),
     walletOrganizationsPerHour: parsePositiveInt('WALLET_ORGANIZATIONS_PER_HOUR', env.WALLET_ORGANIZATIONS_PER_HOUR, 5),
+    modelPrices: parseModelPriceTable(env.MODEL_PRICES),
   };
 }
 

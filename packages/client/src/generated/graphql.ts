@@ -106,22 +106,32 @@ export type QuotaPeriod =
 
 export type RateLimitInput = {
   limit: number;
+  /** Default REQUESTS; TOKENS makes a tokens-per-window limit (TPM). */
+  meter?: Meter | null | undefined;
   name: string;
   windowSeconds: number;
 };
 
 export type RecordUsageInput = {
   apiKeyId: string | number;
-  /** When tokens is absent, tokens are estimated as ceil(characters / 4). */
+  /** When tokens and text are absent, tokens are estimated as ceil(characters / 4). */
   characters?: number | null | undefined;
+  /** When absent, priced from model and the tokens with MODEL_PRICES (0 without a model). */
   costUsd?: number | null | undefined;
   /** Same key twice within 24 h is counted once. */
   idempotencyKey: string;
+  /** The provider's input tokens; with outputTokens, tokens defaults to their sum and costUsd is priced from model. */
+  inputTokens?: number | null | undefined;
   latencyMs?: number | null | undefined;
+  /** The model that was called: prices costUsd when it is not given (unknown model without a cost: BAD_USER_INPUT). */
+  model?: string | null | undefined;
   operation: string;
+  outputTokens?: number | null | undefined;
   /** Charge this session's token budget. */
   sessionId?: string | number | null | undefined;
   statusCode?: number | null | undefined;
+  /** Counted with a real tokenizer (o200k_base) when tokens are absent; never stored. */
+  text?: string | null | undefined;
   tokens?: number | null | undefined;
 };
 
