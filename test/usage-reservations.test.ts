@@ -136,6 +136,15 @@ describe('settleUsage and releaseUsage', () => {
     expect(await quota(organizationId)).toMatchObject({ used: 200, held: 0 });
   });
 
+  it('counts a reserved and settled call as one usage event, with the settled tokens and cost', async () => {
+    const { key } = await budgetedKey([TOKENS_MONTH(10_000)]);
+    const reservation = await reserved(key.secret, { tokens: 500, operation: 'POST /v1/chat' });
+    ok(await settle({ reservationId: reservation.id, tokens: 321, costUsd: 0.25, statusCode: 200, latencyMs: 40 }));
+    await server.app.usageBuffer.flush();
+    const usage = ok(await server.gql('query($range: UsageRange) { usage(range: $range) { byOperation { key requests tokens costUsd avgLatencyMs } } }', { range: { apiKeyId: key.id } })).usage;
+    expect(usage.byOperation).toEqual([{ key: 'POST /v1/chat', requests: 1, tokens: 321, costUsd: 0.25, avgLatencyMs: 40 }]);
+  });
+
   it('releaseUsage gives the hold back once; a later settle still charges what was used', async () => {
     const { organizationId, key } = await budgetedKey([TOKENS_MONTH(1_000)]);
     const reservation = await reserved(key.secret, { tokens: 800 });

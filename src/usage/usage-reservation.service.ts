@@ -84,7 +84,8 @@ export class UsageReservationService implements ExpiredHolds {
     const model = optionalText('model', input.model, 200) ?? null;
     const costUsd = input.costUsd != null ? nonNegative('costUsd', input.costUsd, 1_000_000)
       : model !== null ? priceOf(this.deps.prices, model, { tokens }) : 0;
-    const { credentials, consumption } = this.deps.verifyKey.request(actor, { ...input, recordEvent: true });
+    // The request's usage event is the settle's (with its tokens), so a reserved call counts once.
+    const { credentials, consumption } = this.deps.verifyKey.request(actor, { ...input, recordEvent: false });
 
     const authentication = await this.deps.verifier.authenticate(credentials);
     if (authentication.refused) return this.refused(actor, authentication.refused);
