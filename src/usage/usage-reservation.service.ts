@@ -50,6 +50,8 @@ export interface SettleUsage {
 export const RESERVATION_TTL = { defaultSeconds: 300, minSeconds: 10, maxSeconds: 3600 } as const;
 /** Expired reservations given back per sweep pass (a pass repeats while it finds a full page). */
 const RELEASE_PAGE = 100;
+/** Reserves look for expired holds at most this often (clock time); the sweep and quota reads also do. */
+const RESERVE_EXPIRY_CHECK_MS = 1_000;
 const DAY_MS = 86_400_000;
 
 /** What UsageReservationService is built from (app.ts wires it). */
@@ -75,6 +77,8 @@ export interface UsageReservationServiceDependencies {
  * the hold with what the provider reported; `release` and the TTL give it back.
  */
 export class UsageReservationService implements ExpiredHolds {
+  private lastExpiryCheckMs = Number.NEGATIVE_INFINITY;
+
   constructor(private readonly deps: UsageReservationServiceDependencies) {}
 
   async reserve(actor: Actor, input: ReserveUsage): Promise<UsageReservation> {
@@ -94,7 +98,7 @@ export class UsageReservationService implements ExpiredHolds {
     const requestHash = hashOf([key.id, consumption.cost, tokens, costUsd, model]);
     const previous = await this.previous(key.organizationId, idempotencyKey);
     if (previous) return this.repeat(actor, previous, requestHash, authenticated);
-    await this.releaseExpired();
+    if (this.deps.clock.now().getTime() - this.lastExpiryCheckMs >= RESERVE_EXPIRY_CHECK_MS) await this.releaseExpired();
 
     const now = this.deps.clock.now();
     const id = newId('rsv', now);
@@ -209,6 +213,7 @@ export class UsageReservationService implements ExpiredHolds {
    * neither blocks nor shows for long.
    */
   async releaseExpired(): Promise<void> {
+    this.lastExpiryCheckMs = this.deps.clock.now().getTime();
     for (;;) {
       const due = await this.deps.dataSource.getRepository(UsageReservationEntity).find({
         where: { status: ReservationStatus.HELD, expiresAt: LessThanOrEqual(this.deps.clock.now()) },
