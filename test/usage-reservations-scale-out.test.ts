@@ -67,4 +67,18 @@ describe('reserveUsage on two instances (MariaDB + Redis)', () => {
     expect(results.filter((result) => result.id !== null)).toHaveLength(10);
     expect(results.filter((result) => result.id === null).map((result) => result.verify.code)).toEqual(Array(10).fill('RATE_LIMITED'));
   });
+
+  it('corrects a TOKENS window in Redis on settle: less gives back on the other instance, more takes the rest', async () => {
+    const organization = await createOrganization(a);
+    const key = await createKey(a, { organizationId: organization.id, preset: 'ADMIN', rateLimits: [{ name: 'tpm', limit: 1_000, windowSeconds: 60, meter: 'TOKENS' }] });
+    const big = await reserve(a, key.secret, 900);
+    expect((await reserve(b, key.secret, 200)).verify.code).toBe('RATE_LIMITED');
+    ok(await b.gql(SETTLE, { input: { reservationId: big.id, tokens: 100 } }));
+    const small = await reserve(a, key.secret, 100);
+    expect(small.id).not.toBeNull();
+    ok(await a.gql(SETTLE, { input: { reservationId: small.id, tokens: 700 } }));
+    // 100 + 700 taken: 200 left, on either instance.
+    expect((await reserve(b, key.secret, 201)).verify.code).toBe('RATE_LIMITED');
+    expect((await reserve(a, key.secret, 200)).id).not.toBeNull();
+  });
 });

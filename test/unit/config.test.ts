@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config';
 
@@ -55,6 +57,15 @@ describe('parseConfig reads valid values', () => {
     expect(config).toMatchObject({ port: 8080, host: '127.0.0.1', logLevel: 'debug', sessionPriceUsd: 2.5, introspection: false });
   });
 
+  it('reads MODEL_PRICES as JSON or from a JSON file (USD per 1M input / output tokens); none by default', () => {
+    expect(parseConfig({}).modelPrices.size).toBe(0);
+    const prices = { 'gpt-4o': { input: 2.5, output: 10 } };
+    expect([...parseConfig({ MODEL_PRICES: JSON.stringify(prices) }).modelPrices]).toEqual([['gpt-4o', { inputPerMillion: 2.5, outputPerMillion: 10 }]]);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kw-prices-')), 'prices.json');
+    fs.writeFileSync(file, JSON.stringify(prices));
+    expect(parseConfig({ MODEL_PRICES: file }).modelPrices.get('gpt-4o')).toEqual({ inputPerMillion: 2.5, outputPerMillion: 10 });
+  });
+
   it('accepts a session price of 0', () => {
     expect(parseConfig({ SESSION_PRICE_USD: '0' }).sessionPriceUsd).toBe(0);
   });
@@ -108,6 +119,10 @@ describe('parseConfig refuses bad values with a ConfigError naming the variable'
     ['SESSION_PRICE_USD=-1', { SESSION_PRICE_USD: '-1' }, 'SESSION_PRICE_USD'],
     ['SESSION_PRICE_USD=free', { SESSION_PRICE_USD: 'free' }, 'SESSION_PRICE_USD'],
     ['INTROSPECTION=maybe', { INTROSPECTION: 'maybe' }, 'INTROSPECTION'],
+    ['MODEL_PRICES that is not JSON', { MODEL_PRICES: '{gpt-4o: 1}' }, 'MODEL_PRICES'],
+    ['MODEL_PRICES with a negative price', { MODEL_PRICES: '{"m":{"input":-1,"output":1}}' }, 'MODEL_PRICES'],
+    ['MODEL_PRICES with a missing output price', { MODEL_PRICES: '{"m":{"input":1}}' }, 'MODEL_PRICES'],
+    ['MODEL_PRICES naming a file that does not exist', { MODEL_PRICES: '/nonexistent/prices.json' }, 'MODEL_PRICES'],
   ])('%s', (_what, env, variable) => {
     const error = configError(env as NodeJS.ProcessEnv);
     expect(error.name).toBe('ConfigError');
