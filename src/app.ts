@@ -19,6 +19,7 @@ import { SessionService } from './sessions/session.service';
 import { UsageBuffer } from './usage/usage-buffer';
 import { FileUsageJournal } from './usage/usage-journal';
 import { UsageService } from './usage/usage.service';
+import { UsageReservationService } from './usage/usage-reservation.service';
 import { LiveEvents } from './live/live-events';
 import { WalletService } from './wallets/wallet.service';
 import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
@@ -52,6 +53,8 @@ export interface App {
   rateLimits: RateLimitService;
   sessions: SessionService;
   usage: UsageService;
+  /** reserveUsage / settleUsage / releaseUsage. */
+  reservations: UsageReservationService;
   pubSub: LivePubSub;
   /** Null in embedded mode (no REDIS_URL). */
   redis: RedisConnections | null;
@@ -72,6 +75,9 @@ export interface AppOptions {
 
 /** How often ACTIVE sessions past their end are marked EXPIRED (they are also checked on every read). */
 const SESSION_SWEEP_MS = 30_000;
+
+/** How often reservations past their TTL give their holds back (also before each reserve and on quota reads). */
+const RESERVATION_SWEEP_MS = 10_000;
 
 /** Opens the database (applying migrations) and wires the services. */
 export async function createApp(config: Config, logger: Logger, options: AppOptions = {}): Promise<App> {
@@ -128,11 +134,20 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     policy: { publicUrl: config.publicUrl, defaultQuotas: config.walletDefaultQuotas, maxPreset: config.walletKeyPreset, organizationsPerHour: config.walletOrganizationsPerHour },
   });
   const verifier = new KeyVerifier({ ...stores, pepper, cache: keyCache, rateLimiter, quotas, sessions, recorder: usageBuffer, events: live, alerts: outbox });
+  const verifyKey = new VerifyKeyService(verifier, usageBuffer);
+  const reservations = new UsageReservationService({
+    ...stores, verifier, verifyKey, quotas, sessions, rateLimiter, buffer: usageBuffer, prices: config.modelPrices, events: live, alerts: outbox,
+  });
+  quotas.expiredHolds = reservations;
   usageBuffer.start();
   const sweeper = setInterval(() => {
     sessions.sweep().catch((error) => logger.warn({ err: error }, 'session sweep failed'));
   }, SESSION_SWEEP_MS);
   sweeper.unref();
+  const reservationSweeper = setInterval(() => {
+    reservations.releaseExpired().catch((error) => logger.warn({ err: error }, 'reservation sweep failed'));
+  }, RESERVATION_SWEEP_MS);
+  reservationSweeper.unref();
 
   return {
     config,
@@ -145,7 +160,8 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     authFailureLimiter,
     usageBuffer,
     verifier,
-    verifyKey: new VerifyKeyService(verifier, usageBuffer),
+    verifyKey,
+    reservations,
     audit,
     quotas,
     organizations,
@@ -159,9 +175,10 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     webhookDispatcher,
     rateLimits: new RateLimitService({ ...stores, audit, apiKeys, limiter: rateLimiter, buffer: usageBuffer, events: live }),
     sessions,
-    usage: new UsageService({ ...stores, quotas, sessions, buffer: usageBuffer, events: live, alerts: outbox }),
+    usage: new UsageService({ ...stores, quotas, sessions, buffer: usageBuffer, events: live, alerts: outbox, prices: config.modelPrices }),
     async close() {
       clearInterval(sweeper);
+      clearInterval(reservationSweeper);
       await webhookDispatcher.stop();
       live.flush();
       await usageBuffer.close();

@@ -7,6 +7,7 @@ import type { DatabaseConfig } from './db/data-source';
 export type { DatabaseConfig };
 import { ScopePreset } from './auth/scopes';
 import { compileTrust, TrustProxy } from './auth/client-address';
+import { ModelPrices, parseModelPrices } from './usage/model-prices';
 
 /** Everything keyward reads from its environment, parsed and validated once at start. */
 export interface Config {
@@ -51,6 +52,8 @@ export interface Config {
    * false): for tests and receivers inside your own network.
    */
   webhookAllowPrivate: boolean;
+  /** USD per 1M input / output tokens by model (MODEL_PRICES): costUsd when a call gives a model and no cost. */
+  modelPrices: ModelPrices;
 }
 
 export class ConfigError extends Error {
@@ -145,6 +148,24 @@ function parsePublicUrl(raw: string | undefined, host: string, port: number): UR
   return url;
 }
 
+/** MODEL_PRICES: JSON, or the path of a JSON file (anything not starting with `{`). */
+function parseModelPriceTable(raw: string | undefined): ModelPrices {
+  if (raw === undefined || raw.trim() === '') return new Map();
+  let json = raw.trim();
+  if (!json.startsWith('{')) {
+    try {
+      json = fs.readFileSync(path.resolve(json), 'utf8');
+    } catch (error) {
+      throw new ConfigError('MODEL_PRICES', `is neither JSON nor a readable file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  }
+  try {
+    return parseModelPrices(json);
+  } catch (error) {
+    throw new ConfigError('MODEL_PRICES', (error as Error).message);
+  }
+}
+
 function parsePositiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
@@ -231,6 +252,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     walletOrganizationsPerHour: parsePositiveInt('WALLET_ORGANIZATIONS_PER_HOUR', env.WALLET_ORGANIZATIONS_PER_HOUR, 5),
     webhookRetrySchedule: parseRetrySchedule('WEBHOOK_RETRY_SCHEDULE', env.WEBHOOK_RETRY_SCHEDULE, '5s,5m,30m,2h,5h,10h'),
     webhookAllowPrivate: parseBoolean('WEBHOOK_ALLOW_PRIVATE', env.WEBHOOK_ALLOW_PRIVATE, false),
+    modelPrices: parseModelPriceTable(env.MODEL_PRICES),
   };
 }
 

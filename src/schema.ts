@@ -9,17 +9,19 @@ import { ApiKeyResolver } from './api-keys/api-key.resolver';
 import { ViewerResolver } from './auth/viewer.resolver';
 import { AuditLogResolver } from './audit-log/audit-log.resolver';
 import { VerifyKeyResolver } from './auth/verify-key.resolver';
-import { RateLimitResolver } from './rate-limits/rate-limit.resolver';
+import { RateLimitMeterResolver, RateLimitResolver } from './rate-limits/rate-limit.resolver';
 import { QuotaResolver } from './quotas/quota.resolver';
 import { SessionResolver } from './sessions/session.resolver';
 import { UsageResolver } from './usage/usage.resolver';
+import { UsageReservationResolver } from './usage/usage-reservation.resolver';
 import { LiveResolver } from './live/live.resolver';
 import { WalletResolver } from './wallets/wallet.resolver';
 import { WebhookDeliveryResolver, WebhookResolver } from './webhooks/webhook.resolver';
 
 export const RESOLVERS = [
   OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver, VerifyKeyResolver,
-  RateLimitResolver, QuotaResolver, SessionResolver, UsageResolver, LiveResolver, WalletResolver, WebhookResolver, WebhookDeliveryResolver,
+  RateLimitResolver, RateLimitMeterResolver, QuotaResolver, SessionResolver, UsageResolver, UsageReservationResolver, LiveResolver, WalletResolver,
+  WebhookResolver, WebhookDeliveryResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;

@@ -14,6 +14,7 @@ const FLOORS: ReadonlyArray<[name: string, files: readonly string[]]> = [
     'logger.ts', 'pagination.ts', 'validation.ts', 'auth/scopes.ts', 'auth/ip-allowlist.ts', 'auth/client-address.ts', 'auth/key-format.ts',
     'auth/actor.ts', 'auth/authorization.ts', 'auth/verify-code.ts', 'auth/presented-key.ts', 'quotas/quota-period.ts', 'rate-limits/effective-limits.ts',
     'rate-limits/sliding-log.ts', 'webhooks/webhook-address.ts', 'webhooks/webhook-secret.ts',
+    'usage/model-prices.ts', 'usage/token-count.ts',
   ]],
   ['config', ['config.ts', 'auth/pepper.ts']],
   ['stores', [

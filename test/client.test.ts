@@ -161,7 +161,7 @@ describe('KeywardClient', () => {
       expect(created).toMatchObject({ name, status: 'ACTIVE', maxKeys: 5, sessionBalance: 0 });
       expect(created.id).toMatch(/^org_/);
       expect(created.quotas).toEqual([{
-        organizationId: created.id, apiKeyId: null, meter: 'REQUESTS', period: 'MONTH', limit: 500, used: 0, remaining: 500, percentUsed: 0,
+        organizationId: created.id, apiKeyId: null, meter: 'REQUESTS', period: 'MONTH', limit: 500, used: 0, held: 0, remaining: 500, percentUsed: 0,
         resetsAt: startOfNextMonth(server.clock.now()),
       }]);
 
@@ -238,6 +238,25 @@ describe('KeywardClient', () => {
 
       expect(await service.quotas({ organizationId: organization.id })).toEqual([tokens]);
       expect(await service.quotas({ apiKeyId: key.id })).toEqual([expect.objectContaining({ apiKeyId: key.id, meter: 'REQUESTS', used: 1, remaining: 9 })]);
+    });
+
+    it('reserves before a model call, settles with the provider\'s usage, and releases a reservation that was not used', async () => {
+      const organization = await createOrganization(server, { quotas: [{ meter: 'TOKENS', period: 'MONTH', limit: 1000 }] });
+      const key = await createKey(server, { organizationId: organization.id, preset: 'INFERENCE', rateLimits: [] });
+      const service = client();
+
+      const reservation = await service.reserveUsage({ key: key.secret, tokens: 600, requiredScopes: ['inference:run'], idempotencyKey: uniqueName('call') });
+      expect(reservation).toMatchObject({ id: expect.any(String), tokens: 600, verify: { valid: true, code: 'VALID', keyId: key.id } });
+      expect(reservation.verify.quotas).toEqual([expect.objectContaining({ meter: 'TOKENS', used: 0, held: 600, remaining: 400 })]);
+      const refused = await service.reserveUsage({ key: key.secret, tokens: 600, idempotencyKey: uniqueName('call') });
+      expect(refused).toMatchObject({ id: null, tokens: 0, verify: { valid: false, code: 'QUOTA_EXCEEDED' } });
+
+      const settled = await service.settleUsage({ reservationId: reservation.id!, inputTokens: 150, outputTokens: 50, statusCode: 200 });
+      expect(settled).toMatchObject({ recorded: true, quotas: [{ meter: 'TOKENS', used: 200, held: 0, remaining: 800 }] });
+
+      const unused = await service.reserveUsage({ key: key.secret, tokens: 800, idempotencyKey: uniqueName('call') });
+      expect(await service.releaseUsage(unused.id!)).toBe(true);
+      expect(await service.quotas({ organizationId: organization.id })).toEqual([expect.objectContaining({ used: 200, held: 0, remaining: 800 })]);
     });
 
     it('credits sessions, starts one, reads it as the current session, charges it and terminates it', async () => {
@@ -547,7 +566,7 @@ describe('KeywardClient', () => {
 
       const snapshot = await within(quotas.next(), 3_000, 'the snapshot');
       const expected: QuotaFieldsFragment = {
-        organizationId, apiKeyId: null, meter: 'REQUESTS', period: 'MONTH', limit: 1000, used: 0, remaining: 1000, percentUsed: 0,
+        organizationId, apiKeyId: null, meter: 'REQUESTS', period: 'MONTH', limit: 1000, used: 0, held: 0, remaining: 1000, percentUsed: 0,
         resetsAt: startOfNextMonth(server.clock.now()),
       };
       expect(snapshot).toEqual({ done: false, value: expected });

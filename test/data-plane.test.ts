@@ -6,7 +6,7 @@ import { createKey, createOrganization, uniqueName } from './helpers/fixtures';
 import { ok, SECRET_PATTERN } from './helpers/expect';
 
 /**
- * The plain-HTTP data plane (POST /v1/verify, POST /v1/usage, GET /v1/openapi.json): the same
+ * The plain-HTTP data plane (POST /v1/verify, /v1/usage, /v1/reserve, /v1/settle, GET /v1/openapi.json): the same
  * pipeline as GraphQL, answering the same JSON. Answers are compared with GraphQL's, every field
  * selected (the selection is built from schema.graphql, so a new field is compared too).
  */
@@ -22,6 +22,8 @@ function everyField(type: GraphQLObjectType): string {
 
 const VERIFY = `mutation($input: VerifyKeyInput!) { verifyKey(input: $input) ${everyField(schema.getType('VerifyKeyResult') as GraphQLObjectType)} }`;
 const RECORD = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) ${everyField(schema.getType('UsageRecorded') as GraphQLObjectType)} }`;
+const RESERVE = `mutation($input: ReserveUsageInput!) { reserveUsage(input: $input) ${everyField(schema.getType('UsageReservation') as GraphQLObjectType)} }`;
+const SETTLE = `mutation($input: SettleUsageInput!) { settleUsage(input: $input) ${everyField(schema.getType('UsageRecorded') as GraphQLObjectType)} }`;
 const ROTATE = 'mutation($id: ID!) { rotateApiKey(id: $id, gracePeriodSeconds: 0) { apiKey { id } } }';
 
 interface Case {
@@ -199,6 +201,31 @@ describe('the plain-HTTP data plane', () => {
     });
   });
 
+  describe('POST /v1/reserve and /v1/settle answer what reserveUsage and settleUsage answer', () => {
+    it('holds, then settles, with the same JSON as GraphQL (a repeat of each answers the same state)', async () => {
+      const key = await keyOf(server, { rateLimits: [] }, { quotas: [{ meter: 'TOKENS', period: 'MONTH', limit: 1000 }] });
+      const input = { key: key.secret, tokens: 300, idempotencyKey: uniqueName('reserve') };
+      const plain = await server.post('/v1/reserve', input);
+      expect(plain.status).toBe(200);
+      expect(plain.body).toMatchObject({ id: expect.any(String), tokens: 300, costUsd: 0, verify: { valid: true, quotas: [{ meter: 'TOKENS', used: 0, held: 300, remaining: 700 }] } });
+      expect(ok(await server.gql(RESERVE, { input })).reserveUsage).toEqual(plain.body);
+
+      const settle = { reservationId: plain.body.id, inputTokens: 100, outputTokens: 20 };
+      const settled = await server.post('/v1/settle', settle);
+      expect(settled.status).toBe(200);
+      expect(settled.body).toMatchObject({ recorded: true, quotas: [{ meter: 'TOKENS', used: 120, held: 0, remaining: 880 }], session: null });
+      expect(ok(await server.gql(SETTLE, { input: settle })).settleUsage).toEqual({ ...settled.body, recorded: false });
+    });
+
+    it('answers a refused key as data (200, id null) and a caller without usage:write with 403', async () => {
+      const refused = await server.post('/v1/reserve', { key: 'kw_live_x', tokens: 1, idempotencyKey: 'x' });
+      expect({ status: refused.status, body: refused.body }).toMatchObject({ status: 200, body: { id: null, tokens: 0, verify: { valid: false, code: 'NOT_FOUND' } } });
+      const caller = await createKey(server, { scopes: ['keys:verify'], rateLimits: [] });
+      const response = await server.post('/v1/settle', { reservationId: 'rsv_x' }, { key: caller.secret });
+      expect({ status: response.status, code: response.body.error?.code }).toEqual({ status: 403, code: 'INSUFFICIENT_SCOPE' });
+    });
+  });
+
   describe('the same pipeline as GraphQL', () => {
     it("meters the caller: its own usage event per call, named after the route, and its X-RateLimit-* headers", async () => {
       const organization = await createOrganization(server);
@@ -225,12 +252,13 @@ describe('the plain-HTTP data plane', () => {
   });
 
   describe('GET /v1/openapi.json', () => {
-    it('is public and describes both routes with the schema types, fields and defaults included', async () => {
+    it('is public and describes every route with the schema types, fields and defaults included', async () => {
       const response = await fetch(new URL('/v1/openapi.json', server.url));
       expect(response.status).toBe(200);
       const document = await response.json() as any;
       expect(document.openapi).toBe('3.1.0');
-      expect(Object.keys(document.paths)).toEqual(['/v1/verify', '/v1/usage']);
+      expect(Object.keys(document.paths)).toEqual(['/v1/verify', '/v1/usage', '/v1/reserve', '/v1/settle']);
+      expect(document.paths['/v1/reserve'].post.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/UsageReservation' });
       const input = document.components.schemas.VerifyKeyInput;
       expect(Object.keys(input.properties)).toEqual(Object.keys((schema.getType('VerifyKeyInput') as any).getFields()));
       expect(input.required).toEqual(['key']);

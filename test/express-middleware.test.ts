@@ -738,3 +738,53 @@ describe('when keyward cannot be reached', () => {
     expect((errors[0] as KeywardClientError).code).toBe('INSUFFICIENT_SCOPE');
   });
 });
+
+describe('reserve-then-settle (the reserve option)', () => {
+  const QUOTAS = 'query($organizationId: ID) { quotas(organizationId: $organizationId) { meter used held remaining } }';
+
+  /** A customer organization with a TOKENS budget of `limit` and its key (no rate limits). */
+  async function budgeted(limit: number) {
+    const organization = await createOrganization(server, { quotas: [{ meter: 'TOKENS', period: 'MONTH', limit }] });
+    const key = await createKey(server, { organizationId: organization.id, scopes: ['inference:run'], rateLimits: [] });
+    return { organizationId: organization.id, key };
+  }
+
+  /** The TOKENS quota once nothing is held any more (settle and release run after the response). */
+  async function settledQuota(organizationId: string) {
+    return eventually(async () => (await keywardData(QUOTAS, { organizationId })).quotas[0], (quota: { held: number }) => quota.held === 0);
+  }
+
+  it('holds the estimate before the handler, refuses what does not fit, and settles with the tokens the handler reported', async () => {
+    const { client } = serviceClient();
+    const url = await platformApi({ client, requiredScopes: ['inference:run'], reserve: { tokens: 600 } });
+    const { organizationId, key } = await budgeted(1_000);
+
+    const first = await predict(url, key.secret, { tokens: 150, delayMs: 100 });
+    expect(first.status).toBe(200);
+    expect(first.body.keyward).toMatchObject({ valid: true, keyId: key.id, reservationId: expect.any(String) });
+    expect(await settledQuota(organizationId)).toEqual({ meter: 'TOKENS', used: 150, held: 0, remaining: 850 });
+
+    const [a, b] = await Promise.all([predict(url, key.secret, { tokens: 10, delayMs: 200 }), predict(url, key.secret, { tokens: 10, delayMs: 200 })]);
+    expect([a.status, b.status].sort()).toEqual([200, 429]);
+    expectMiddlewareRefused(a.status === 429 ? a : b, 429, 'QUOTA_EXCEEDED');
+    expect(await settledQuota(organizationId)).toEqual({ meter: 'TOKENS', used: 160, held: 0, remaining: 840 });
+    const usage = await eventually(() => usageOf(key.id), (summary) => summary.requests === 2);
+    expect(usage).toMatchObject({ requests: 2, tokens: 160 });
+  });
+
+  it('releases the hold when the handler fails without reporting usage', async () => {
+    const { client } = serviceClient();
+    const releases = jest.spyOn(client, 'releaseUsage');
+    const url = await platformApi({ client, reserve: { tokens: 500 } });
+    const { organizationId, key } = await budgeted(1_000);
+    expect((await predict(url, key.secret, { status: 502 })).status).toBe(502);
+    expect(await settledQuota(organizationId)).toEqual({ meter: 'TOKENS', used: 0, held: 0, remaining: 1_000 });
+    expect(releases).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses reserve with a cache, or with a client that cannot reserve', () => {
+    const { client } = serviceClient();
+    expect(() => keyward({ client, reserve: { tokens: 1 }, cache: { ttlMs: 1_000 } })).toThrow(/reserve cannot be combined with cache/);
+    expect(() => keyward({ client: { verifyKey: client.verifyKey, recordUsage: client.recordUsage }, reserve: { tokens: 1 } })).toThrow(/reserveUsage, settleUsage and releaseUsage/);
+  });
+});

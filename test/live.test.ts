@@ -480,4 +480,39 @@ describe('live updates', () => {
       expect([...quotas.errors, ...limits.errors, ...keys.errors]).toEqual([]);
     });
   });
+
+  describe('reserveUsage and settleUsage', () => {
+    const RESERVE = 'mutation($input: ReserveUsageInput!) { reserveUsage(input: $input) { id } }';
+    const SETTLE = 'mutation($input: SettleUsageInput!) { settleUsage(input: $input) { recorded } }';
+    const HELD_QUOTA_CHANGED = 'subscription($organizationId: ID) { quotaChanged(organizationId: $organizationId) { meter used held remaining } }';
+    const HELD_SESSION_CHANGED = 'subscription { sessionChanged { id tokensUsed tokensHeld tokensRemaining } }';
+
+    it('sends the TOKENS quota with what is held after a reserve, and with what was used after the settle', async () => {
+      const organization = await createOrganization(server, { quotas: [{ meter: 'TOKENS', period: 'MONTH', limit: 1000 }] });
+      const watcher = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
+      const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
+      const feed = new Feed<{ meter: string; used: number; held: number; remaining: number }>(connect(watcher.secret), HELD_QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
+      expect(await feed.take(1)).toEqual([{ meter: 'TOKENS', used: 0, held: 0, remaining: 1000 }]);
+      const reservation = ok(await server.gql(RESERVE, { input: { key: key.secret, tokens: 300, idempotencyKey: 'live-1' } })).reserveUsage;
+      await feed.until(() => feed.data.some((status) => status.held === 300), 3_000, 'the hold');
+      ok(await server.gql(SETTLE, { input: { reservationId: reservation.id, tokens: 120 } }));
+      await feed.until(() => feed.data.some((status) => status.used === 120), 3_000, 'the settle');
+      expect(feed.data[feed.data.length - 1]).toEqual({ meter: 'TOKENS', used: 120, held: 0, remaining: 880 });
+    });
+
+    it('sends the session with its held tokens after a reserve that requires it, and charged after the settle', async () => {
+      const tenant = await createTenant(server);
+      ok(await server.gql(ADD_CREDITS, { input: { organizationId: tenant.organizationId, sessions: 1, idempotencyKey: `credits-${tenant.organizationId}` } }));
+      const client = connect(tenant.key.secret);
+      const created = ok(await server.gql(CREATE_SESSION, { input: { tokenLimit: 1000 } }, { key: tenant.key.secret })).createSession as Session;
+      const feed = new Feed<{ id: string; tokensUsed: number; tokensHeld: number; tokensRemaining: number }>(client, HELD_SESSION_CHANGED, {}, 'sessionChanged');
+      await roundTrip(client);
+      const reservation = ok(await server.gql(RESERVE, { input: { key: tenant.key.secret, tokens: 400, requireSession: true, idempotencyKey: 'live-2' } })).reserveUsage;
+      await feed.until(() => feed.data.some((session) => session.tokensHeld === 400), 3_000, 'the hold');
+      expect(feed.data.find((session) => session.tokensHeld === 400)).toEqual({ id: created.id, tokensUsed: 0, tokensHeld: 400, tokensRemaining: 600 });
+      ok(await server.gql(SETTLE, { input: { reservationId: reservation.id, tokens: 250 } }));
+      await feed.until(() => feed.data.some((session) => session.tokensUsed === 250), 3_000, 'the settle');
+      expect(feed.data[feed.data.length - 1]).toEqual({ id: created.id, tokensUsed: 250, tokensHeld: 0, tokensRemaining: 750 });
+    });
+  });
 });

@@ -154,6 +154,23 @@ describe('webhooks', () => {
     expect(hooks.received).toHaveLength(3);
   });
 
+
+  it('fires TOKENS thresholds on what a reservation settles, not on what it holds', async () => {
+    const hooks = await receiver();
+    const organization = await createOrganization(server, { quotas: [{ meter: 'TOKENS', period: 'DAY', limit: 1000 }] });
+    const key = await createKey(server, { organizationId: organization.id, preset: 'ADMIN', rateLimits: [] });
+    await createEndpoint({ organizationId: organization.id, url: hooks.url() }, ['QUOTA_THRESHOLD'], { quotaThresholds: [50] });
+    const reservation = ok(await server.gql('mutation($input: ReserveUsageInput!) { reserveUsage(input: $input) { id } }', {
+      input: { key: key.secret, tokens: 900, idempotencyKey: uniqueName('reserve') },
+    })).reserveUsage;
+    await deliver();
+    expect(hooks.received).toHaveLength(0);
+
+    ok(await server.gql('mutation($input: SettleUsageInput!) { settleUsage(input: $input) { recorded } }', { input: { reservationId: reservation.id, tokens: 600 } }));
+    await deliver();
+    await hooks.waitFor(1);
+    expect(hooks.ofType('quota.threshold').map((request) => [request.json.data.threshold, request.json.data.quota.meter, request.json.data.quota.used])).toEqual([[50, 'TOKENS', 600]]);
+  });
   it('retries a delivery answered 500 twice and delivers it at the third attempt, with the same webhook-id and a valid signature each time', async () => {
     const hooks = await receiver();
     const tenant = await createTenant(server);

@@ -18,6 +18,11 @@ export interface RateLimitSpec {
   name: string;
   limit: number;
   windowSeconds: number;
+  /**
+   * What the window counts: absent, requests (their cost); 'TOKENS', tokens held by reserveUsage
+   * (a TPM limit). Stored windows only ever have 'TOKENS' or nothing (validateRateLimits).
+   */
+  meter?: string | null;
 }
 
 @Entity('api_keys')

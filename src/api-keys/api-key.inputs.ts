@@ -2,6 +2,7 @@ import { Field, ID, InputType, Int } from 'type-graphql';
 import { ApiKeyStatus, KeyEnvironment } from './api-key.entity';
 import { ScopePreset } from '../auth/scopes';
 import { QuotaInput } from '../quotas/quota.type';
+import { Meter } from '../quotas/quota.entity';
 import { JSONObjectScalar } from '../scalars';
 
 @InputType()
@@ -14,6 +15,9 @@ export class RateLimitInput {
 
   @Field(() => Int)
   windowSeconds!: number;
+
+  @Field(() => Meter, { nullable: true, defaultValue: Meter.REQUESTS, description: 'Default REQUESTS; TOKENS makes a tokens-per-window limit (TPM).' })
+  meter?: Meter | null;
 }
 
 /** What a key's create and update both set (an update replaces each field given). */

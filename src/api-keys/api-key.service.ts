@@ -83,6 +83,7 @@ export function validateRateLimits(field: string, limits: readonly RateLimitSpec
     name: requireText(`${field}[${index}].name`, limit.name, 64),
     limit: requireInt(`${field}[${index}].limit`, limit.limit, 1, LIMITS.maxRateLimit),
     windowSeconds: requireInt(`${field}[${index}].windowSeconds`, limit.windowSeconds, 1, LIMITS.maxWindowSeconds),
+    ...windowMeter(`${field}[${index}].meter`, limit.meter),
   }));
   if (owner === 'key') {
     const reserved = validated.findIndex((limit) => limit.name.startsWith(ORGANIZATION_WINDOW_PREFIX));
@@ -90,6 +91,13 @@ export function validateRateLimits(field: string, limits: readonly RateLimitSpec
   }
   requireUnique(field, validated.map((limit) => limit.name));
   return validated;
+}
+
+/** REQUESTS is the default and is not stored (windows from before meters read the same). */
+function windowMeter(field: string, meter: string | null | undefined): { meter?: 'TOKENS' } {
+  if (meter == null || meter === 'REQUESTS') return {};
+  if (meter === 'TOKENS') return { meter: 'TOKENS' };
+  throw new BadUserInputError(field, `a window counts REQUESTS or TOKENS, not ${String(meter).slice(0, 20)}`);
 }
 
 /** Escape LIKE wildcards; `!` is the escape character on both SQLite and MySQL. */

@@ -1,5 +1,6 @@
-import { DataSource } from 'typeorm';
-import { ApiKeyEntity, keyState, KeyState } from '../api-keys/api-key.entity';
+import { DataSource, EntityManager } from 'typeorm';
+import { ApiKeyEntity, keyState, KeyState, RateLimitSpec } from '../api-keys/api-key.entity';
+import type { ReservationHolds } from '../usage/usage-reservation.entity';
 import { hashesEqual, hashSecret, isWellFormedSecret } from './key-format';
 import { OrganizationEntity, OrganizationStatus } from '../organizations/organization.entity';
 import { Meter, QuotaEntity } from '../quotas/quota.entity';
@@ -45,6 +46,21 @@ export interface Consumption {
   requireSession?: boolean;
   /** Queue a usage event when VALID (verifyKey). GraphQL calls record theirs after executing. */
   recordUsageEvent?: boolean;
+  /** reserveUsage: amounts to hold in the same atomic step as the REQUESTS charge. */
+  hold?: HoldRequest | null;
+}
+
+/**
+ * What reserveUsage holds: `tokens` against TOKENS quotas, TOKENS windows and (with
+ * requireSession) the active session's budget, `costUsd` against COST_USD quotas. Taken with the
+ * same conditional UPDATEs and in the same transaction as the REQUESTS charge (steps 8–10), so
+ * a refusal holds nothing and concurrent reservations never hold past a limit.
+ */
+export interface HoldRequest {
+  tokens: number;
+  costUsd: number;
+  /** Writes the reservation in the pipeline's transaction, once everything is held. */
+  write(tx: EntityManager, holds: ReservationHolds, session: SessionEntity | null): Promise<void>;
 }
 
 export type VerificationRequest = Credentials & Consumption;
@@ -215,25 +231,40 @@ export class KeyVerifier {
       if (error instanceof StepRefusal) return known(error);
       throw error;
     }
-    const windows = effectiveRateLimits(key, organization);
+    const everyWindow = effectiveRateLimits(key, organization);
+    // TOKENS windows (TPM) count what reserveUsage holds; every other call takes `cost` from the rest.
+    const windows = everyWindow.filter((window) => window.meter !== 'TOKENS');
+    const hold = consumption.hold ?? null;
+    const tokenWindows = hold && hold.tokens > 0 ? everyWindow.filter((window) => window.meter === 'TOKENS') : [];
     const subject = key.lineageId ?? key.id;
-    const limited = await this.rateLimits(key, subject, windows, cost, consumption.operation ?? null, authenticated.ip, now);
+    const limited = await this.rateLimits(key, subject, windows, cost, 'cost', consumption.operation ?? null, authenticated.ip, now);
     if (!limited.allowed) return known(limited.refusal, { rateLimits: limited.states });
+    let rateLimits = limited.states;
+    if (tokenWindows.length > 0) {
+      const tokensLimited = await this.rateLimits(key, subject, tokenWindows, hold!.tokens, 'tokens', consumption.operation ?? null, authenticated.ip, now);
+      if (!tokensLimited.allowed) {
+        await this.deps.rateLimiter.refund(subject, windows, cost, now);
+        return known(tokensLimited.refusal, { rateLimits: [...await this.deps.rateLimiter.peek(subject, windows, now), ...tokensLimited.states] });
+      }
+      rateLimits = [...rateLimits, ...tokensLimited.states];
+    }
     let quotas: QuotaStatus[] = [];
     let session: SessionEntity | null = null;
-    if (authenticated.quotas.length > 0 || consumption.requireSession) {
+    if (authenticated.quotas.length > 0 || consumption.requireSession || hold) {
+      const heldWindows = tokenWindows.length > 0 ? { subject, limits: tokenWindows, tokens: hold!.tokens, takenAtMs: now.getTime() } : null;
       try {
-        ({ quotas, session } = await this.quotasAndSession(authenticated.quotas, cost, key, consumption.requireSession ?? false));
+        ({ quotas, session } = await this.quotasAndSession(authenticated.quotas, cost, key, consumption.requireSession ?? false, hold, heldWindows));
       } catch (error) {
         await this.deps.rateLimiter.refund(subject, windows, cost, now);
+        if (heldWindows) await this.deps.rateLimiter.refund(subject, tokenWindows, heldWindows.tokens, now);
         if (!(error instanceof StepRefusal)) throw error;
-        const states = await this.deps.rateLimiter.peek(subject, windows, now);
-        if (windows.length > 0) this.deps.events.rateLimits(key.id, states);
+        const states = [...await this.deps.rateLimiter.peek(subject, windows, now), ...await this.deps.rateLimiter.peek(subject, tokenWindows, now)];
+        if (states.length > 0) this.deps.events.rateLimits(key.id, states);
         return known(error, { rateLimits: states, quotas: await this.deps.quotas.statusesOf(authenticated.quotas) });
       }
     }
     this.record(key, session, consumption);
-    return admittedOutcome({ key, organization, rateLimits: limited.states, quotas, session });
+    return admittedOutcome({ key, organization, rateLimits, quotas, session });
   }
 
   /** Steps 1 and 2: a well-formed secret whose hash is known (through the cache). */
@@ -297,7 +328,7 @@ export class KeyVerifier {
   }
 
   /** Step 8: every window of the key and its organization takes `cost`, or none does. */
-  private async rateLimits(key: ApiKeyEntity, subject: string, windows: ReturnType<typeof effectiveRateLimits>, cost: number, operation: string | null, ip: string | null, now: Date) {
+  private async rateLimits(key: ApiKeyEntity, subject: string, windows: readonly RateLimitSpec[], cost: number, unit: 'cost' | 'tokens', operation: string | null, ip: string | null, now: Date) {
     const limited = await this.deps.rateLimiter.consume(subject, windows, cost, now).catch((error: unknown) => {
       // The shared rate-limit store is down and no fallback is configured: fail closed.
       throw new KeywardError(ErrorCode.UNAVAILABLE, `Rate limits cannot be checked right now (${(error as Error).message}); retry shortly`);
@@ -312,38 +343,48 @@ export class KeyVerifier {
     const window = `Rate limit "${refusedBy.name}" (${refusedBy.limit} per ${refusedBy.windowSeconds} s)`;
     // retryAt: when the windows have room for this cost again; null when the cost never fits.
     const refusal = new StepRefusal(VerifyCode.RATE_LIMITED, retryAt
-      ? `${window} has no room for cost ${cost}; it admits it again at ${retryAt.toISOString()}`
-      : `${window} can never admit cost ${cost}`, retryAt);
+      ? `${window} has no room for ${unit} ${cost}; it admits it again at ${retryAt.toISOString()}`
+      : `${window} can never admit ${unit} ${cost}`, retryAt);
     return { allowed: false as const, states: limited.states, refusal };
   }
 
   /**
-   * Steps 9 and 10, in one transaction; thresholds crossed go into the webhook outbox inside it,
-   * a quota's refusal after it rolled back (the watcher is null, and nothing else happens, when
-   * no endpoint listens to the organization).
+   * Steps 9 and 10 (with reserveUsage's holds), in one transaction; thresholds crossed go into the
+   * webhook outbox inside it, a quota's refusal after it rolled back (the watcher is null, and
+   * nothing else happens, when no endpoint listens to the organization). A hold is not usage: only
+   * the REQUESTS cost moves thresholds here; the settle's usage moves the others.
    */
-  private async quotasAndSession(quotas: readonly QuotaEntity[], cost: number, key: ApiKeyEntity, requireSession: boolean) {
+  private async quotasAndSession(quotas: readonly QuotaEntity[], cost: number, key: ApiKeyEntity, requireSession: boolean,
+    hold: HoldRequest | null, windows: ReservationHolds['windows']) {
     await this.deps.quotas.prepareCounters(quotas);
     const watcher = await this.deps.alerts.quotaWatcher(key.organizationId);
-    let refusing: QuotaEntity | null = null;
+    const refuseQuota = (refusing: QuotaEntity, what: string) => {
+      const owner = refusing.apiKeyId ? 'key' : 'organization';
+      return new StepRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) ${what}`,
+        periodWindow(refusing.period, this.deps.clock.now()).resetsAt);
+    };
+    let exhausted: QuotaEntity | null = null;
     const result = await this.deps.transactions.run(async (tx) => {
-      refusing = await this.deps.quotas.consume(tx, quotas, cost);
-      if (refusing) {
-        const owner = refusing.apiKeyId ? 'key' : 'organization';
-        throw new StepRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) is used up`,
-          periodWindow(refusing.period, this.deps.clock.now()).resetsAt);
-      }
+      exhausted = await this.deps.quotas.consume(tx, quotas, cost);
+      if (exhausted) throw refuseQuota(exhausted, 'is used up');
+      const held = hold ? await this.deps.quotas.hold(tx, quotas, hold) : null;
+      exhausted = held?.refusing ?? null;
+      if (held?.refusing) throw refuseQuota(held.refusing, `has no room for ${held.refusing.meter === Meter.COST_USD ? `$${hold!.costUsd}` : `${hold!.tokens} tokens`} beside what is used and held`);
       const session = requireSession ? await this.deps.sessions.active(key.organizationId, tx) : null;
       if (requireSession && !session) throw new StepRefusal(VerifyCode.NO_ACTIVE_SESSION, 'The organization has no active session');
+      if (hold && session && !(await this.deps.sessions.hold(tx, session, hold.tokens))) {
+        throw new StepRefusal(VerifyCode.QUOTA_EXCEEDED, `The active session's token budget has no room for ${hold.tokens} tokens beside what is used and held`);
+      }
+      if (hold) await hold.write(tx, { counters: held!.held, sessionId: session?.id ?? null, windows }, session);
       const statuses = await this.deps.quotas.statusesOf(quotas, tx);
       if (watcher) await watcher.moved(tx, key.id, quotaMoves(quotas, statuses, (quota) => (quota.meter === Meter.REQUESTS ? cost : 0)));
       return { quotas: statuses, session };
     }).catch(async (error: unknown) => {
-      if (watcher && refusing) await watcher.refused(key.id, refusing);
+      if (watcher && exhausted) await watcher.refused(key.id, exhausted);
       throw error;
     });
-    // Only REQUESTS quotas moved; TOKENS and COST_USD change with recordUsage.
-    this.deps.events.quotas(result.quotas.filter((status) => status.meter === Meter.REQUESTS));
+    // REQUESTS quotas moved, and with a hold the TOKENS / COST_USD ones it held on.
+    this.deps.events.quotas(result.quotas.filter((status) => status.meter === Meter.REQUESTS || (hold && status.held > 0)));
     return result;
   }
 

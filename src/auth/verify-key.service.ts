@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { Actor } from './actor';
-import { KeyVerifier } from './key-verifier';
+import { Consumption, Credentials, KeyVerifier, VerificationOutcome } from './key-verifier';
 import { normalizeIp } from './ip-allowlist';
 import { VerifyCode } from './verify-code';
 import { KeyEnvironment } from '../api-keys/api-key.entity';
@@ -44,6 +44,14 @@ export class VerifyKeyService {
   constructor(private readonly verifier: KeyVerifier, private readonly outcomes: OutcomeCounter) {}
 
   async verify(actor: Actor, input: VerifyKey): Promise<VerifyKeyResult> {
+    const { credentials, consumption } = this.request(actor, input);
+    const outcome = await this.verifier.verify({ ...credentials, ...consumption });
+    this.count(actor, outcome);
+    return this.result(outcome);
+  }
+
+  /** The checked input as the pipeline takes it (also reserveUsage's). */
+  request(actor: Actor, input: VerifyKey): { credentials: Credentials; consumption: Consumption } {
     if (typeof input.key !== 'string') throw new BadUserInputError('key', 'must be a string');
     const cost = requireInt('cost', input.cost ?? 1, 1, LIMITS.maxCostPerRequest);
     const requiredScopes = validateScopes('requiredScopes', input.requiredScopes ?? []);
@@ -53,19 +61,26 @@ export class VerifyKeyService {
       ip = normalizeIp(input.ip);
       if (isIP(ip) === 0) throw new BadUserInputError('ip', `"${String(input.ip).slice(0, 60)}" is not an IP address`);
     }
-    const outcome = await this.verifier.verify({
-      secret: input.key,
-      ip,
-      scopeRequirements: requiredScopes.map((scope) => [scope]),
-      cost,
-      requireSession: input.requireSession ?? false,
-      operation,
-      recordUsageEvent: input.recordEvent ?? true,
-      // Platform-organization keys verify keys of every organization; others only their own.
-      organizationId: actor.inPlatformOrganization ? null : actor.organizationId,
-    });
+    return {
+      credentials: {
+        secret: input.key,
+        ip,
+        // Platform-organization keys verify keys of every organization; others only their own.
+        organizationId: actor.inPlatformOrganization ? null : actor.organizationId,
+      },
+      consumption: {
+        scopeRequirements: requiredScopes.map((scope) => [scope]),
+        cost,
+        requireSession: input.requireSession ?? false,
+        operation,
+        recordUsageEvent: input.recordEvent ?? true,
+      },
+    };
+  }
+
+  /** An outcome as verifyKey answers it. */
+  result(outcome: VerificationOutcome): VerifyKeyResult {
     const key = outcome.key;
-    this.count(actor, key?.organizationId ?? null, key?.id ?? null, outcome.code);
     return {
       valid: outcome.valid,
       code: outcome.code,
@@ -89,8 +104,8 @@ export class VerifyKeyService {
    * Only verifyKey is counted: keyward's own API calls are usage events, and every
    * verification by code is in /metrics.
    */
-  private count(actor: Actor, organizationId: string | null, apiKeyId: string | null, code: VerifyCode): void {
-    const owner = organizationId ?? actor.organizationId;
-    if (owner) this.outcomes.countOutcome(owner, apiKeyId, code);
+  count(actor: Actor, outcome: VerificationOutcome): void {
+    const owner = outcome.key?.organizationId ?? actor.organizationId;
+    if (owner) this.outcomes.countOutcome(owner, outcome.key?.id ?? null, outcome.code);
   }
 }

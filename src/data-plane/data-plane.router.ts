@@ -8,6 +8,7 @@ import { meteringHeaders, recordMeteredCall } from '../usage/metering.plugin';
 import { REFUSAL_ERROR } from '../auth/verify-code';
 import type { VerifyKey } from '../auth/verify-key.service';
 import type { RecordUsage } from '../usage/usage.service';
+import type { ReserveUsage, SettleUsage } from '../usage/usage-reservation.service';
 import { isStoreUnreachable } from '../db/store-errors';
 import { ErrorCode, HTTP_STATUS, KeywardError } from '../errors';
 import { inputCoercer, outputSerializer } from './wire-json';
@@ -19,6 +20,8 @@ import { DataPlaneOperation, openApiDocument } from './openapi';
  *
  *   POST /v1/verify        the verifyKey mutation       (caller needs keys:verify)
  *   POST /v1/usage         the recordUsage mutation     (caller needs usage:write)
+ *   POST /v1/reserve       the reserveUsage mutation    (caller needs keys:verify)
+ *   POST /v1/settle        the settleUsage mutation     (caller needs usage:write)
  *   GET  /v1/openapi.json  an OpenAPI 3.1 document of both (public)
  *
  * Each route is its GraphQL mutation without the GraphQL: the caller's key is authenticated by
@@ -34,6 +37,11 @@ export const DATA_PLANE_PATH = '/v1';
 export const DATA_PLANE_OPERATIONS: readonly DataPlaneOperation[] = [
   { path: '/v1/verify', mutation: 'verifyKey', scope: 'keys:verify', summary: 'Verify a key presented to your API', input: 'VerifyKeyInput', result: 'VerifyKeyResult' },
   { path: '/v1/usage', mutation: 'recordUsage', scope: 'usage:write', summary: 'Record what a request used (tokens, cost), once per idempotencyKey', input: 'RecordUsageInput', result: 'UsageRecorded' },
+  {
+    path: '/v1/reserve', mutation: 'reserveUsage', scope: 'keys:verify', input: 'ReserveUsageInput', result: 'UsageReservation',
+    summary: 'Verify a key and hold estimated tokens / dollars against its budgets before calling the model',
+  },
+  { path: '/v1/settle', mutation: 'settleUsage', scope: 'usage:write', summary: "Replace a reservation's hold with the usage the provider reported", input: 'SettleUsageInput', result: 'UsageRecorded' },
 ];
 
 export interface DataPlaneOptions {
@@ -60,6 +68,10 @@ export function dataPlaneRouter(app: App, schema: GraphQLSchema, options: DataPl
   router.post('/verify', json, route(app, schema, operation('/v1/verify'), options, (actor, body) => app.verifyKey.verify(actor, verifyInput(body))));
   const usageInput = inputCoercer<RecordUsage>(schema, 'RecordUsageInput');
   router.post('/usage', json, route(app, schema, operation('/v1/usage'), options, (actor, body) => app.usage.record(actor, usageInput(body))));
+  const reserveInput = inputCoercer<ReserveUsage>(schema, 'ReserveUsageInput');
+  router.post('/reserve', json, route(app, schema, operation('/v1/reserve'), options, (actor, body) => app.reservations.reserve(actor, reserveInput(body))));
+  const settleInput = inputCoercer<SettleUsage>(schema, 'SettleUsageInput');
+  router.post('/settle', json, route(app, schema, operation('/v1/settle'), options, (actor, body) => app.reservations.settle(actor, settleInput(body))));
 
   const document = JSON.stringify(openApiDocument(schema, DATA_PLANE_OPERATIONS, DATA_PLANE_VERSION));
   router.get('/openapi.json', (_req, res) => {

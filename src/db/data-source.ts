@@ -17,6 +17,8 @@ import { Wallets1764200000000 } from '../migrations/1764200000000-Wallets';
 import { KeyRateLimits1764300000000 } from '../migrations/1764300000000-KeyRateLimits';
 import { Analytics1764400000000 } from '../migrations/1764400000000-Analytics';
 import { UsageJournal1764700000000 } from '../migrations/1764700000000-UsageJournal';
+import { UsageReservations1764800000000 } from '../migrations/1764800000000-UsageReservations';
+import { UsageReservationEntity } from '../usage/usage-reservation.entity';
 import { WalletChallengeEntity } from '../wallets/wallet-challenge.entity';
 import { WebhookEndpointEntity } from '../webhooks/webhook-endpoint.entity';
 import { WebhookDeliveryEntity } from '../webhooks/webhook-delivery.entity';
@@ -29,10 +31,13 @@ export type DatabaseConfig =
 
 export const ENTITIES = [
   OrganizationEntity, ApiKeyEntity, QuotaEntity, AuditEntryEntity, QuotaCounterEntity, RateLimitEventEntity,
-  SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity, WebhookEndpointEntity, WebhookDeliveryEntity,
+  SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity, WebhookEndpointEntity, WebhookDeliveryEntity, UsageReservationEntity,
 ];
 /** In order; never `synchronize`. */
-export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000, Webhooks1764500000000, UsageJournal1764700000000];
+export const MIGRATIONS = [
+  Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000, Webhooks1764500000000,
+  UsageJournal1764700000000, UsageReservations1764800000000,
+];
 
 export function createDataSource(database: DatabaseConfig): DataSource {
   if (database.kind === 'sqlite') {

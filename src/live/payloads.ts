@@ -47,6 +47,7 @@ export interface SessionPayload {
   status: SessionStatus;
   tokenLimit: number;
   tokensUsed: number;
+  tokensHeld: number;
   requestCount: number;
   priceUsd: number;
   startedAt: Date;
@@ -68,7 +69,7 @@ export function apiKeyPayload(key: ApiKeyEntity): ApiKeyPayload {
 export function sessionPayload(session: SessionEntity): SessionPayload {
   return {
     id: session.id, organizationId: session.organizationId, apiKeyId: session.apiKeyId, status: session.status,
-    tokenLimit: session.tokenLimit, tokensUsed: session.tokensUsed, requestCount: session.requestCount, priceUsd: session.priceUsd,
+    tokenLimit: session.tokenLimit, tokensUsed: session.tokensUsed, tokensHeld: session.tokensHeld, requestCount: session.requestCount, priceUsd: session.priceUsd,
     startedAt: session.startedAt, expiresAt: session.expiresAt, endedAt: session.endedAt,
   };
 }

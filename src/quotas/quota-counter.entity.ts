@@ -12,4 +12,8 @@ export class QuotaCounterEntity {
 
   @Column({ type: 'double', default: 0 })
   used!: number;
+
+  /** What open reservations hold (reserveUsage); `used + held` never passes the limit when reserving. */
+  @Column({ type: 'double', default: 0 })
+  held!: number;
 }

@@ -21,8 +21,15 @@ export interface QuotaCounterStatements {
   ensure(manager: EntityManager, counter: CounterRef): Promise<void>;
   /** Whether the row exists. */
   exists(manager: EntityManager, counter: CounterRef): Promise<boolean>;
-  /** `used` of every counter that exists, by quota id. */
-  used(manager: EntityManager, counters: readonly CounterRef[]): Promise<Map<string, number>>;
+  /** `held += amount` if `used + held + amount <= limit` (reserveUsage); true when it was held. */
+  hold(manager: EntityManager, counter: CounterRef, amount: number, limit: number): Promise<boolean>;
+  /** `used` and `held` of every counter that exists, by quota id. */
+  used(manager: EntityManager, counters: readonly CounterRef[]): Promise<Map<string, CounterState>>;
+}
+
+export interface CounterState {
+  used: number;
+  held: number;
 }
 
 interface SqliteStatement {
@@ -34,7 +41,8 @@ interface SqliteDatabase {
 }
 
 const TAKE = 'UPDATE quota_counters SET used = used + ? WHERE quota_id = ? AND period_key = ? AND used + ? <= ?';
-const USED = 'SELECT used FROM quota_counters WHERE quota_id = ? AND period_key = ?';
+const HOLD = 'UPDATE quota_counters SET held = held + ? WHERE quota_id = ? AND period_key = ? AND used + held + ? <= ?';
+const USED = 'SELECT used, held FROM quota_counters WHERE quota_id = ? AND period_key = ?';
 
 /** The statements for the database behind `manager`. */
 export function quotaCounterStatements(manager: EntityManager): QuotaCounterStatements {
@@ -42,7 +50,7 @@ export function quotaCounterStatements(manager: EntityManager): QuotaCounterStat
 }
 
 class SqliteQuotaCounters implements QuotaCounterStatements {
-  private statements: { db: SqliteDatabase; take: SqliteStatement; ensure: SqliteStatement; used: SqliteStatement } | null = null;
+  private statements: { db: SqliteDatabase; take: SqliteStatement; hold: SqliteStatement; ensure: SqliteStatement; used: SqliteStatement } | null = null;
 
   private on(manager: EntityManager) {
     const db = (manager.connection.driver as unknown as { databaseConnection: SqliteDatabase }).databaseConnection;
@@ -50,6 +58,7 @@ class SqliteQuotaCounters implements QuotaCounterStatements {
       this.statements = {
         db,
         take: db.prepare(TAKE),
+        hold: db.prepare(HOLD),
         ensure: db.prepare('INSERT OR IGNORE INTO quota_counters (quota_id, period_key, used) VALUES (?, ?, 0)'),
         used: db.prepare(USED),
       };
@@ -61,6 +70,10 @@ class SqliteQuotaCounters implements QuotaCounterStatements {
     return this.on(manager).take.run(amount, counter.quotaId, counter.periodKey, amount, limit).changes > 0;
   }
 
+  async hold(manager: EntityManager, counter: CounterRef, amount: number, limit: number): Promise<boolean> {
+    return this.on(manager).hold.run(amount, counter.quotaId, counter.periodKey, amount, limit).changes > 0;
+  }
+
   async ensure(manager: EntityManager, counter: CounterRef): Promise<void> {
     this.on(manager).ensure.run(counter.quotaId, counter.periodKey);
   }
@@ -69,12 +82,12 @@ class SqliteQuotaCounters implements QuotaCounterStatements {
     return this.on(manager).used.get(counter.quotaId, counter.periodKey) !== undefined;
   }
 
-  async used(manager: EntityManager, counters: readonly CounterRef[]): Promise<Map<string, number>> {
+  async used(manager: EntityManager, counters: readonly CounterRef[]): Promise<Map<string, CounterState>> {
     const statement = this.on(manager).used;
-    const used = new Map<string, number>();
+    const used = new Map<string, CounterState>();
     for (const counter of counters) {
-      const row = statement.get(counter.quotaId, counter.periodKey) as { used: number } | undefined;
-      if (row) used.set(counter.quotaId, row.used);
+      const row = statement.get(counter.quotaId, counter.periodKey) as CounterState | undefined;
+      if (row) used.set(counter.quotaId, { used: row.used, held: row.held });
     }
     return used;
   }
@@ -100,6 +113,11 @@ class MysqlQuotaCounters implements QuotaCounterStatements {
     return result.affectedRows > 0;
   }
 
+  async hold(manager: EntityManager, counter: CounterRef, amount: number, limit: number): Promise<boolean> {
+    const result = await this.execute(manager, HOLD, [amount, counter.quotaId, counter.periodKey, amount, limit]) as { affectedRows: number };
+    return result.affectedRows > 0;
+  }
+
   async ensure(manager: EntityManager, counter: CounterRef): Promise<void> {
     await this.execute(manager, 'INSERT IGNORE INTO quota_counters (quota_id, period_key, used) VALUES (?, ?, 0)', [counter.quotaId, counter.periodKey]);
   }
@@ -108,15 +126,15 @@ class MysqlQuotaCounters implements QuotaCounterStatements {
     return ((await this.execute(manager, USED, [counter.quotaId, counter.periodKey])) as unknown[]).length > 0;
   }
 
-  async used(manager: EntityManager, counters: readonly CounterRef[]): Promise<Map<string, number>> {
-    const used = new Map<string, number>();
+  async used(manager: EntityManager, counters: readonly CounterRef[]): Promise<Map<string, CounterState>> {
+    const used = new Map<string, CounterState>();
     if (counters.length === 0) return used;
     const rows = await this.execute(
       manager,
-      `SELECT quota_id, used FROM quota_counters WHERE ${counters.map(() => '(quota_id = ? AND period_key = ?)').join(' OR ')}`,
+      `SELECT quota_id, used, held FROM quota_counters WHERE ${counters.map(() => '(quota_id = ? AND period_key = ?)').join(' OR ')}`,
       counters.flatMap((counter) => [counter.quotaId, counter.periodKey]),
-    ) as Array<{ quota_id: string; used: number }>;
-    for (const row of rows) used.set(row.quota_id, Number(row.used));
+    ) as Array<{ quota_id: string; used: number; held: number }>;
+    for (const row of rows) used.set(row.quota_id, { used: Number(row.used), held: Number(row.held) });
     return used;
   }
 }

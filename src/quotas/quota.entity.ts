@@ -22,6 +22,8 @@ export interface QuotaStatus {
   period: QuotaPeriod;
   limit: number;
   used: number;
+  /** What open reservations hold; `remaining` = limit − used − held. */
+  held: number;
   remaining: number;
   /** 0-100. */
   percentUsed: number;

@@ -2,7 +2,8 @@ import { DataSource, EntityManager, In } from 'typeorm';
 import { Meter, QuotaEntity, QuotaPeriod, QuotaSpec, QuotaStatus } from './quota.entity';
 import { periodKey, periodWindow } from './quota-period';
 import { QuotaCounterEntity } from './quota-counter.entity';
-import { QuotaCounterStatements, quotaCounterStatements } from './quota-counters';
+import { CounterState, QuotaCounterStatements, quotaCounterStatements } from './quota-counters';
+import type { HeldCounter } from '../usage/usage-reservation.entity';
 import { insertOrIncrement } from '../db/upsert';
 import { Clock } from '../clock';
 import { newId } from '../ids';
@@ -14,7 +15,13 @@ export type { QuotaSpec, QuotaStatus };
 
 export type QuotaOwner = { organizationId: string } | { apiKeyId: string };
 
-/** What clients see of one quota: limit, consumption in the current period and when it resets. */
+/**
+ * Gives back the holds of reservations whose TTL has passed (implemented by the reservation
+ * service). Quota reads call it when they see something held, so an expired hold never shows.
+ */
+export interface ExpiredHolds {
+  releaseExpired(): Promise<void>;
+}
 
 /** Who hears of quotas that moved (live subscribers; coalesced there). */
 export interface QuotaEvents {
@@ -37,6 +44,8 @@ export class QuotaService {
   /** Counter rows (quota|period) known to exist; see prepareCounters. */
   private readonly knownCounters = new Set<string>();
   private readonly counters: QuotaCounterStatements;
+  /** Set once the reservation service exists (app.ts). */
+  expiredHolds: ExpiredHolds | null = null;
 
   constructor(private readonly dataSource: DataSource, private readonly clock: Clock) {
     this.counters = quotaCounterStatements(dataSource.manager);
@@ -99,8 +108,10 @@ export class QuotaService {
   }
 
   /** Current status of each quota of the owner, with what the current period has used. */
-  async statuses(owner: QuotaOwner, manager: EntityManager = this.dataSource.manager): Promise<QuotaStatus[]> {
-    return this.statusesOf(await this.list(owner, manager), manager);
+  async statuses(owner: QuotaOwner): Promise<QuotaStatus[]> {
+    const quotas = await this.list(owner);
+    const statuses = await this.statusesOf(quotas);
+    return (await this.releasedExpiredHolds(statuses)) ? this.statusesOf(quotas) : statuses;
   }
 
   /** `statuses` of many owners in two queries (quotas, then counters), in the order of `owners`. */
@@ -112,7 +123,8 @@ export class QuotaService {
       ...(apiKeyIds.length ? [{ apiKeyId: In([...new Set(apiKeyIds)]) }] : []),
     ];
     const quotas = where.length ? await this.dataSource.getRepository(QuotaEntity).find({ where, order: { id: 'ASC' } }) : [];
-    const statuses = await this.statusesOf(quotas);
+    let statuses = await this.statusesOf(quotas);
+    if (await this.releasedExpiredHolds(statuses)) statuses = await this.statusesOf(quotas);
     return owners.map((owner) => statuses.filter((status) => ('organizationId' in owner
       ? status.apiKeyId === null && status.organizationId === owner.organizationId
       : status.apiKeyId === owner.apiKeyId)));
@@ -122,7 +134,14 @@ export class QuotaService {
     if (quotas.length === 0) return [];
     const now = this.clock.now();
     const used = await this.usedIn(manager, quotas, now);
-    return quotas.map((quota) => toStatus(quota, used.get(quota.id) ?? 0, now));
+    return quotas.map((quota) => toStatus(quota, used.get(quota.id) ?? EMPTY_COUNTER, now));
+  }
+
+  /** Lazy expiry, for reads outside transactions: true when something was held (and may have been given back). */
+  private async releasedExpiredHolds(statuses: readonly QuotaStatus[]): Promise<boolean> {
+    if (!this.expiredHolds || !statuses.some((status) => status.held > 0)) return false;
+    await this.expiredHolds.releaseExpired();
+    return true;
   }
 
   /**
@@ -145,7 +164,7 @@ export class QuotaService {
    * Step 9 of the verification pipeline, inside the caller's transaction. REQUESTS quotas take
    * `requests` with a conditional UPDATE (`used + cost <= limit`, a prepared statement: quota-counters.ts), so concurrent requests and
    * other instances can never be admitted past the limit; TOKENS and COST_USD refuse once
-   * used >= limit. Returns the first quota that refuses, having taken nothing from it; the
+   * used + held >= limit. Returns the first quota that refuses, having taken nothing from it; the
    * caller rolls the transaction back so earlier quotas give their units back too.
    */
   async consume(manager: EntityManager, quotas: readonly QuotaEntity[], requests: number): Promise<QuotaEntity | null> {
@@ -154,7 +173,8 @@ export class QuotaService {
     const used = await this.usedIn(manager, quotas.filter((quota) => quota.meter !== Meter.REQUESTS), now);
     for (const quota of quotas) {
       if (quota.meter !== Meter.REQUESTS) {
-        if ((used.get(quota.id) ?? 0) >= quota.limit) return quota;
+        const state = used.get(quota.id) ?? EMPTY_COUNTER;
+        if (state.used + state.held >= quota.limit) return quota;
         continue;
       }
       const counter = { quotaId: quota.id, periodKey: periodKey(quota.period, now) };
@@ -167,6 +187,38 @@ export class QuotaService {
     return null;
   }
 
+  /**
+   * reserveUsage, in the pipeline's transaction right after `consume`: holds `tokens` on every
+   * TOKENS quota and `costUsd` on every COST_USD quota with one conditional UPDATE each
+   * (`used + held + amount <= limit`), like REQUESTS. Returns the first quota that refuses (the
+   * caller rolls back, giving back what earlier quotas held) or what was held where.
+   */
+  async hold(manager: EntityManager, quotas: readonly QuotaEntity[], amounts: { tokens: number; costUsd: number }): Promise<{ refusing: QuotaEntity | null; held: HeldCounter[] }> {
+    const now = this.clock.now();
+    const held: HeldCounter[] = [];
+    for (const quota of quotas) {
+      const amount = quota.meter === Meter.TOKENS ? amounts.tokens : quota.meter === Meter.COST_USD ? amounts.costUsd : 0;
+      if (amount <= 0) continue;
+      const counter = { quotaId: quota.id, periodKey: periodKey(quota.period, now) };
+      if (!(await this.counters.hold(manager, counter, amount, quota.limit))) {
+        if (await this.counters.exists(manager, counter)) return { refusing: quota, held };
+        await this.counters.ensure(manager, counter);
+        if (!(await this.counters.hold(manager, counter, amount, quota.limit))) return { refusing: quota, held };
+      }
+      held.push({ ...counter, amount });
+    }
+    return { refusing: null, held };
+  }
+
+  /** Gives back what a reservation held (settled, released or expired), inside the caller's transaction. */
+  async unhold(manager: EntityManager, counters: readonly HeldCounter[]): Promise<void> {
+    for (const counter of counters) {
+      // Never below 0 (floating-point COST_USD sums); the same SQL on SQLite and MySQL.
+      await manager.query('UPDATE quota_counters SET held = CASE WHEN held > ? THEN held - ? ELSE 0 END WHERE quota_id = ? AND period_key = ?',
+        [counter.amount, counter.amount, counter.quotaId, counter.periodKey]);
+    }
+  }
+
   /** recordUsage: TOKENS / COST_USD consumption, added whole (the work already happened). */
   async add(manager: EntityManager, quotas: readonly QuotaEntity[], meter: Meter, amount: number): Promise<void> {
     const matching = quotas.filter((quota) => quota.meter === meter);
@@ -176,7 +228,7 @@ export class QuotaService {
       matching.map((quota) => ({ quota_id: quota.id, period_key: periodKey(quota.period, now), used: amount })));
   }
 
-  private async usedIn(manager: EntityManager, quotas: readonly QuotaEntity[], now: Date): Promise<Map<string, number>> {
+  private async usedIn(manager: EntityManager, quotas: readonly QuotaEntity[], now: Date): Promise<Map<string, CounterState>> {
     return this.counters.used(manager, quotas.map((quota) => ({ quotaId: quota.id, periodKey: periodKey(quota.period, now) })));
   }
 }
@@ -190,8 +242,10 @@ export function percentUsed(used: number, limit: number): number {
   return Math.min(99.99, Math.round((used / limit) * 10_000) / 100);
 }
 
-export function toStatus(quota: QuotaEntity, used: number, now: Date): QuotaStatus {
-  const remaining = Math.max(0, quota.limit - used);
+const EMPTY_COUNTER: CounterState = { used: 0, held: 0 };
+
+export function toStatus(quota: QuotaEntity, { used, held }: CounterState, now: Date): QuotaStatus {
+  const remaining = Math.max(0, quota.limit - used - held);
   return {
     organizationId: quota.organizationId,
     apiKeyId: quota.apiKeyId,
@@ -199,6 +253,7 @@ export function toStatus(quota: QuotaEntity, used: number, now: Date): QuotaStat
     period: quota.period,
     limit: quota.limit,
     used,
+    held,
     remaining,
     percentUsed: percentUsed(used, quota.limit),
     resetsAt: periodWindow(quota.period, now).resetsAt,

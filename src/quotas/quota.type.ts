@@ -24,7 +24,10 @@ export class QuotaStatus {
   @Field(() => Float)
   used!: number;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'What open reservations (reserveUsage) hold; used + held never exceeds limit when reserving.' })
+  held!: number;
+
+  @Field(() => Float, { description: 'limit − used − held, at least 0.' })
   remaining!: number;
 
   @Field(() => Float, { description: '0-100.' })

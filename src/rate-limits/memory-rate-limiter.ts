@@ -52,6 +52,14 @@ export class MemoryRateLimiter implements RateLimiter {
     }
   }
 
+  async charge(subject: string, limits: readonly RateLimitSpec[], units: number, now: Date): Promise<void> {
+    for (const limit of limits) {
+      const log = this.logFor(subject, limit, now.getTime());
+      take(log, units);
+      this.logs.set(keyOf(subject, limit), log);
+    }
+  }
+
   async peek(subject: string, limits: readonly RateLimitSpec[], now: Date): Promise<RateLimitWindowState[]> {
     return limits.map((limit) => {
       const log = this.logFor(subject, limit, now.getTime());
@@ -68,7 +76,7 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   /**
-   * A copy of the stored log (or a fresh one) moved to `nowMs`. Only consumes that take and
+   * A copy of the stored log (or a fresh one) moved to `nowMs`. Only consumes that take, charges and
    * resets store it back, as the Redis script writes only then: a refusal or a peek changes nothing.
    */
   private logFor(subject: string, limit: RateLimitSpec, nowMs: number): StoredLog {

@@ -1,5 +1,8 @@
-import { Arg, Ctx, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { RateLimitEvent, RateLimitState } from './rate-limit.type';
+import { RateLimit } from '../api-keys/api-key.type';
+import type { RateLimitSpec } from '../api-keys/api-key.entity';
+import { Meter } from '../quotas/quota.entity';
 import { RequireScope } from '../auth/directives';
 import { actorOf, Context } from '../context';
 
@@ -29,5 +32,14 @@ export class RateLimitResolver {
     @Ctx() ctx: Context,
   ) {
     return ctx.app.rateLimits.reset(actorOf(ctx), apiKeyId, name);
+  }
+}
+
+@Resolver(() => RateLimit)
+export class RateLimitMeterResolver {
+  /** Windows stored before meters existed count requests. */
+  @FieldResolver(() => Meter, { description: 'REQUESTS (each call\'s cost) or TOKENS (tokens held by reserveUsage: a tokens-per-window limit).' })
+  meter(@Root() limit: RateLimitSpec): Meter {
+    return limit.meter === 'TOKENS' ? Meter.TOKENS : Meter.REQUESTS;
   }
 }

@@ -52,6 +52,11 @@ export interface RateLimiter {
    * time its consume was called with.
    */
   refund(subject: string, limits: readonly RateLimitSpec[], cost: number, now: Date): Promise<void>;
+  /**
+   * Takes `units` from every window even past its limit: usage that already happened (a
+   * settled reservation using more tokens than it held), so later requests wait for it.
+   */
+  charge(subject: string, limits: readonly RateLimitSpec[], units: number, now: Date): Promise<void>;
   /** Current state without consuming. */
   peek(subject: string, limits: readonly RateLimitSpec[], now: Date): Promise<RateLimitWindowState[]>;
   /** Starts each window afresh: everything taken so far is forgotten. */

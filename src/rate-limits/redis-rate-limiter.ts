@@ -18,11 +18,11 @@ const EXPIRY_GRACE_MS = 60_000;
  * sum of its units, {highWater, refundFloor, used, t1, u1, t2, u2, …} (integers, times in ms),
  * and a window is read once per call.
  *
- * KEYS: one log per window. ARGV: op (consume | refund | peek | reset), now (ms; for refund the
+ * KEYS: one log per window. ARGV: op (consume | refund | charge | peek | reset), now (ms; for refund the
  * time the consume was called with), cost, maxEntries, expiryGraceMs, then per window: limit,
  * windowMs. Reply: consume → {admitted (1/0), then per window used, resetAtMs, admitAtMs}, each
  * window as it stands after the call, admitAtMs only when refused (nil: never, or not refused);
- * peek → the same with admitted 1; refund and reset → {}.
+ * peek → the same with admitted 1; refund, charge and reset → {}.
  */
 const SCRIPT = `
 local op = ARGV[1]
@@ -134,6 +134,16 @@ if op == 'refund' then
   return {}
 end
 
+if op == 'charge' then
+  for i = 1, #KEYS do
+    local log = load(i, windows[i].windowMs)
+    advance(log, windows[i].windowMs)
+    take(log)
+    save(i, log, windows[i].windowMs)
+  end
+  return {}
+end
+
 if op == 'reset' then
   for i = 1, #KEYS do
     local log = load(i, windows[i].windowMs)
@@ -171,7 +181,7 @@ return reply
 /** What EVALSHA names the script by (Redis caches scripts by their SHA-1). */
 export const SCRIPT_SHA = createHash('sha1').update(SCRIPT).digest('hex');
 
-type Operation = 'consume' | 'refund' | 'peek' | 'reset';
+type Operation = 'consume' | 'refund' | 'charge' | 'peek' | 'reset';
 
 /**
  * Sliding windows shared by every instance through Redis: each call is one script run over all
@@ -199,6 +209,13 @@ export class RedisRateLimiter implements RateLimiter {
     await this.orFallback(async () => {
       await this.script('refund', subject, limits, cost, now);
     }, (fallback) => fallback.refund(subject, limits, cost, now));
+  }
+
+  async charge(subject: string, limits: readonly RateLimitSpec[], units: number, now: Date): Promise<void> {
+    if (limits.length === 0) return;
+    await this.orFallback(async () => {
+      await this.script('charge', subject, limits, units, now);
+    }, (fallback) => fallback.charge(subject, limits, units, now));
   }
 
   async peek(subject: string, limits: readonly RateLimitSpec[], now: Date): Promise<RateLimitWindowState[]> {

@@ -22,6 +22,10 @@ export class SessionEntity extends KeyOwnedRow {
   @Column({ name: 'tokens_used', type: 'bigint', default: 0, transformer: bigintAsNumber })
   tokensUsed!: number;
 
+  /** What open reservations hold against the budget (reserveUsage with requireSession). */
+  @Column({ name: 'tokens_held', type: 'bigint', default: 0, transformer: bigintAsNumber })
+  tokensHeld!: number;
+
   @Column({ name: 'request_count', type: 'int', default: 0 })
   requestCount!: number;
 

@@ -57,6 +57,6 @@ export class SessionResolver {
 
   @FieldResolver(() => SafeIntScalar)
   tokensRemaining(@Root() session: SessionEntity): number {
-    return Math.max(0, session.tokenLimit - session.tokensUsed);
+    return Math.max(0, session.tokenLimit - session.tokensUsed - session.tokensHeld);
   }
 }

@@ -225,6 +225,33 @@ export class SessionService {
     return current;
   }
 
+  /**
+   * reserveUsage: holds `tokens` of an ACTIVE session's budget inside the caller's transaction,
+   * with one conditional UPDATE (`tokensUsed + tokensHeld + tokens <= tokenLimit`). False when
+   * the budget has no room.
+   */
+  async hold(tx: EntityManager, session: SessionEntity, tokens: number): Promise<boolean> {
+    if (tokens <= 0) return true;
+    const result = await tx.createQueryBuilder().update(SessionEntity)
+      .set({ tokensHeld: () => `tokens_held + ${Math.trunc(tokens)}` })
+      .where('id = :id AND status = :active AND tokens_used + tokens_held + :tokens <= token_limit', { id: session.id, active: SessionStatus.ACTIVE, tokens })
+      .execute();
+    if (!result.affected) return false;
+    session.tokensHeld += tokens;
+    return true;
+  }
+
+  /** Gives back what a reservation held on the session (never below 0); returns the session as it now is. */
+  async unhold(tx: EntityManager, sessionId: string, tokens: number): Promise<SessionEntity | null> {
+    if (tokens > 0) {
+      await tx.createQueryBuilder().update(SessionEntity)
+        .set({ tokensHeld: () => `CASE WHEN tokens_held > ${Math.trunc(tokens)} THEN tokens_held - ${Math.trunc(tokens)} ELSE 0 END` })
+        .where('id = :id', { id: sessionId })
+        .execute();
+    }
+    return tx.getRepository(SessionEntity).findOneBy({ id: sessionId });
+  }
+
   /** Marks every ACTIVE session whose time is up as EXPIRED; run periodically and before listings. */
   async sweep(): Promise<number> {
     const now = this.deps.clock.now();

@@ -26,6 +26,9 @@ export class Session {
   @Field(() => SafeIntScalar)
   tokensUsed!: number;
 
+  @Field(() => SafeIntScalar, { description: 'What open reservations (reserveUsage with requireSession) hold; tokensRemaining = tokenLimit − tokensUsed − tokensHeld.' })
+  tokensHeld!: number;
+
   @Field(() => Int)
   requestCount!: number;
 

@@ -17,6 +17,8 @@ export interface UsageEventInput {
   isError: boolean;
   latencyMs?: number | null;
   tokens?: number;
+  /** True when `tokens` is the characters / 4 estimate. */
+  tokensEstimated?: boolean;
   costUsd?: number;
 }
 
@@ -61,6 +63,7 @@ interface UsageEvent {
   costUsd: number;
   /** Milliseconds since the epoch. */
   at: number;
+  tokensEstimated: boolean;
 }
 
 interface Refusal {
@@ -84,13 +87,14 @@ interface OutcomeCount {
 
 /**
  * One journal line per record, a JSON array led by its kind:
- *   ["e", id, organizationId, apiKeyId, sessionId, operation, statusCode, isError, latencyMs, tokens, costUsd, at]
+ *   ["e", id, organizationId, apiKeyId, sessionId, operation, statusCode, isError, latencyMs, tokens, costUsd, at, tokensEstimated]
+ *       (tokensEstimated 0/1; absent in journals written before it existed: 0)
  *   ["k", apiKeyId, at]                         a verified use of a key (requestCount, lastUsedAt)
  *   ["o", hour, organizationId, apiKeyId, code]  a verifyKey outcome
  *   ["r", id, apiKeyId, organizationId, name, limit, operation, ip, at]   a rate-limit refusal
  */
 type JournalRecord =
-  | ['e', string, string, string, string | null, string, number | null, 0 | 1, number | null, number, number, number]
+  | ['e', string, string, string, string | null, string, number | null, 0 | 1, number | null, number, number, number, (0 | 1)?]
   | ['k', string, number]
   | ['o', string, string, string, VerifyCode]
   | ['r', string, string, string, string, number, string | null, string | null, number];
@@ -109,8 +113,8 @@ class Batch {
   apply(record: JournalRecord): void {
     switch (record[0]) {
       case 'e': {
-        const [, id, organizationId, apiKeyId, sessionId, operation, statusCode, isError, latencyMs, tokens, costUsd, at] = record;
-        this.events.push({ id, organizationId, apiKeyId, sessionId, operation, statusCode, isError: isError === 1, latencyMs, tokens, costUsd, at });
+        const [, id, organizationId, apiKeyId, sessionId, operation, statusCode, isError, latencyMs, tokens, costUsd, at, tokensEstimated] = record;
+        this.events.push({ id, organizationId, apiKeyId, sessionId, operation, statusCode, isError: isError === 1, latencyMs, tokens, costUsd, at, tokensEstimated: tokensEstimated === 1 });
         break;
       }
       case 'k': {
@@ -225,7 +229,8 @@ export class UsageBuffer {
   record(input: UsageEventInput): void {
     const at = this.clock.now();
     this.take(['e', newId('evt', at), input.organizationId, input.apiKeyId, input.sessionId ?? null, input.operation.slice(0, 200),
-      input.statusCode ?? null, input.isError ? 1 : 0, input.latencyMs ?? null, input.tokens ?? 0, input.costUsd ?? 0, at.getTime()]);
+      input.statusCode ?? null, input.isError ? 1 : 0, input.latencyMs ?? null, input.tokens ?? 0, input.costUsd ?? 0, at.getTime(),
+      input.tokensEstimated ? 1 : 0]);
     if (this.batch.events.length >= this.options.maxEvents && !this.flushing) void this.flush();
   }
 
@@ -341,13 +346,13 @@ export function hourOf(at: Date): string {
 type Row = Array<string | number | null>;
 
 const SUM_COLUMNS = ['requests', 'errors', 'tokens', 'cost_usd', 'latency_sum_ms', 'latency_count'] as const;
-const EVENT_COLUMNS = ['id', 'organization_id', 'api_key_id', 'session_id', 'operation', 'status_code', 'is_error', 'latency_ms', 'tokens', 'cost_usd', 'at'];
+const EVENT_COLUMNS = ['id', 'organization_id', 'api_key_id', 'session_id', 'operation', 'status_code', 'is_error', 'latency_ms', 'tokens', 'cost_usd', 'at', 'tokens_estimated'];
 const REFUSAL_COLUMNS = ['id', 'api_key_id', 'organization_id', 'name', 'limit_value', 'operation', 'ip', 'at'];
 
 /** The rows one batch adds to each table; dates in the database's own text form. */
 function rowsOf(batch: Batch, segments: readonly string[], now: Date, date: (ms: number) => string | Date) {
   return {
-    events: batch.events.map((e): Row => [e.id, e.organizationId, e.apiKeyId, e.sessionId, e.operation, e.statusCode, e.isError ? 1 : 0, e.latencyMs, e.tokens, e.costUsd, date(e.at) as string]),
+    events: batch.events.map((e): Row => [e.id, e.organizationId, e.apiKeyId, e.sessionId, e.operation, e.statusCode, e.isError ? 1 : 0, e.latencyMs, e.tokens, e.costUsd, date(e.at) as string, e.tokensEstimated ? 1 : 0]),
     daily: sums(batch.events, (e) => {
       const day = new Date(e.at).toISOString().slice(0, 10);
       return [`${day}\u0000${e.organizationId}\u0000${e.apiKeyId}\u0000${e.operation}`, [day, e.organizationId, e.apiKeyId, e.operation]];

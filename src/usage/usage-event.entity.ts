@@ -24,6 +24,10 @@ export class UsageEventEntity extends KeyOwnedRow {
   @Column({ type: 'bigint', default: 0, transformer: bigintAsNumber })
   tokens!: number;
 
+  /** True when `tokens` is the characters / 4 estimate; false for counted or reported tokens. */
+  @Column({ name: 'tokens_estimated', type: 'boolean', default: false })
+  tokensEstimated!: boolean;
+
   @Column({ name: 'cost_usd', type: 'double', default: 0 })
   costUsd!: number;
 

@@ -14,8 +14,10 @@ import { Transactions } from '../db/data-source';
 import { Clock } from '../clock';
 import { isDuplicateKey } from '../db/store-errors';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
-import { requireInt, requireText } from '../validation';
+import { optionalText, requireInt, requireText } from '../validation';
 import { VerifyCode } from '../auth/verify-code';
+import { ModelPrices, priceOf } from './model-prices';
+import { countTextTokens, estimateTokens } from './token-count';
 
 export interface RecordUsage {
   apiKeyId: string;
@@ -24,9 +26,16 @@ export interface RecordUsage {
   statusCode?: number | null;
   latencyMs?: number | null;
   tokens?: number | null;
-  /** When tokens is absent, tokens are estimated as ceil(characters / 4). */
+  /** The provider's split; tokens defaults to their sum, and they price costUsd with `model`. */
+  inputTokens?: number | null;
+  outputTokens?: number | null;
+  /** When no token count is given: counted with the o200k_base tokenizer (never stored). */
+  text?: string | null;
+  /** When neither tokens nor text are given, tokens are estimated as ceil(characters / 4). */
   characters?: number | null;
   costUsd?: number | null;
+  /** Prices costUsd when it is not given (MODEL_PRICES). */
+  model?: string | null;
   idempotencyKey: string;
 }
 
@@ -88,6 +97,7 @@ export interface UsageServiceDependencies {
   events: QuotaEvents & SessionEvents;
   /** TOKENS / COST_USD thresholds crossed, into the webhook outbox inside the recording transaction. */
   alerts: QuotaAlerts;
+  prices: ModelPrices;
 }
 
 export class UsageService {
@@ -103,10 +113,10 @@ export class UsageService {
     const idempotencyKey = requireText('idempotencyKey', input.idempotencyKey, 200);
     const statusCode = input.statusCode == null ? null : requireInt('statusCode', input.statusCode, 100, 599);
     const latencyMs = input.latencyMs == null ? null : nonNegative('latencyMs', input.latencyMs, DAY_MS);
-    const tokens = input.tokens != null
-      ? requireInt('tokens', input.tokens, 0, Number.MAX_SAFE_INTEGER)
-      : input.characters != null ? Math.ceil(requireInt('characters', input.characters, 0, Number.MAX_SAFE_INTEGER) / 4) : 0;
-    const costUsd = input.costUsd == null ? 0 : nonNegative('costUsd', input.costUsd, 1_000_000);
+    const { tokens, tokensEstimated, inputTokens, outputTokens } = tokensOf(input);
+    const model = optionalText('model', input.model, 200) ?? null;
+    const costUsd = input.costUsd != null ? nonNegative('costUsd', input.costUsd, 1_000_000)
+      : model !== null ? priceOf(this.deps.prices, model, { inputTokens, outputTokens, tokens }) : 0;
 
     const key = await this.deps.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: input.apiKeyId, deletedAt: IsNull() });
     // Platform-organization keys record for every organization; others only for their own.
@@ -151,7 +161,7 @@ export class UsageService {
       if (result.session) this.deps.events.session(result.session);
       this.deps.buffer.record({
         organizationId: key.organizationId, apiKeyId: key.id, sessionId: input.sessionId ?? null, operation,
-        statusCode, isError: statusCode !== null && statusCode >= 400, latencyMs, tokens, costUsd,
+        statusCode, isError: statusCode !== null && statusCode >= 400, latencyMs, tokens, tokensEstimated, costUsd,
       });
     }
     return result;
@@ -300,7 +310,26 @@ export class UsageService {
 }
 
 
-function nonNegative(field: string, value: number, max: number): number {
+/**
+ * Tokens of a usage record, most exact first: given, the provider's input + output, the text
+ * counted with the tokenizer, then the characters / 4 estimate (the only one marked estimated).
+ */
+function tokensOf(input: RecordUsage) {
+  const count = (field: string, value: number | null | undefined) => (value == null ? null : requireInt(field, value, 0, Number.MAX_SAFE_INTEGER));
+  const inputTokens = count('inputTokens', input.inputTokens);
+  const outputTokens = count('outputTokens', input.outputTokens);
+  const given = count('tokens', input.tokens);
+  if (given !== null) return { tokens: given, tokensEstimated: false, inputTokens, outputTokens };
+  if (inputTokens !== null || outputTokens !== null) return { tokens: (inputTokens ?? 0) + (outputTokens ?? 0), tokensEstimated: false, inputTokens, outputTokens };
+  if (input.text != null) {
+    if (typeof input.text !== 'string') throw new BadUserInputError('text', 'must be a string');
+    return { tokens: countTextTokens(input.text), tokensEstimated: false, inputTokens, outputTokens };
+  }
+  const characters = count('characters', input.characters);
+  return { tokens: characters === null ? 0 : estimateTokens(characters), tokensEstimated: characters !== null, inputTokens, outputTokens };
+}
+
+export function nonNegative(field: string, value: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) throw new BadUserInputError(field, 'must be a finite number');
   if (value < 0 || value > max) throw new BadUserInputError(field, `must be between 0 and ${max} (got ${value})`);
   return value;

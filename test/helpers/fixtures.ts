@@ -58,6 +58,7 @@ export function quotaStatus(
     period,
     limit,
     used,
+    held: 0,
     remaining: Math.max(0, limit - used),
     // Two decimals; 100 only once used up.
     percentUsed: used >= limit ? 100 : Math.min(99.99, Math.round((used / limit) * 10_000) / 100),

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config';
 
@@ -53,6 +55,15 @@ describe('parseConfig reads valid values', () => {
   it('reads PORT, HOST, LOG_LEVEL, SESSION_PRICE_USD and INTROSPECTION', () => {
     const config = parseConfig({ PORT: '8080', HOST: '127.0.0.1', LOG_LEVEL: 'DEBUG', SESSION_PRICE_USD: '2.5', INTROSPECTION: 'false' });
     expect(config).toMatchObject({ port: 8080, host: '127.0.0.1', logLevel: 'debug', sessionPriceUsd: 2.5, introspection: false });
+  });
+
+  it('reads MODEL_PRICES as JSON or from a JSON file (USD per 1M input / output tokens); none by default', () => {
+    expect(parseConfig({}).modelPrices.size).toBe(0);
+    const prices = { 'gpt-4o': { input: 2.5, output: 10 } };
+    expect([...parseConfig({ MODEL_PRICES: JSON.stringify(prices) }).modelPrices]).toEqual([['gpt-4o', { inputPerMillion: 2.5, outputPerMillion: 10 }]]);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kw-prices-')), 'prices.json');
+    fs.writeFileSync(file, JSON.stringify(prices));
+    expect(parseConfig({ MODEL_PRICES: file }).modelPrices.get('gpt-4o')).toEqual({ inputPerMillion: 2.5, outputPerMillion: 10 });
   });
 
   it('accepts a session price of 0', () => {
@@ -115,6 +126,10 @@ describe('parseConfig refuses bad values with a ConfigError naming the variable'
     ['WEBHOOK_RETRY_SCHEDULE=169h (more than a week)', { WEBHOOK_RETRY_SCHEDULE: '169h' }, 'WEBHOOK_RETRY_SCHEDULE'],
     ['WEBHOOK_RETRY_SCHEDULE with 21 retries', { WEBHOOK_RETRY_SCHEDULE: Array(21).fill('1s').join(',') }, 'WEBHOOK_RETRY_SCHEDULE'],
     ['WEBHOOK_ALLOW_PRIVATE=sometimes', { WEBHOOK_ALLOW_PRIVATE: 'sometimes' }, 'WEBHOOK_ALLOW_PRIVATE'],
+    ['MODEL_PRICES that is not JSON', { MODEL_PRICES: '{gpt-4o: 1}' }, 'MODEL_PRICES'],
+    ['MODEL_PRICES with a negative price', { MODEL_PRICES: '{"m":{"input":-1,"output":1}}' }, 'MODEL_PRICES'],
+    ['MODEL_PRICES with a missing output price', { MODEL_PRICES: '{"m":{"input":1}}' }, 'MODEL_PRICES'],
+    ['MODEL_PRICES naming a file that does not exist', { MODEL_PRICES: '/nonexistent/prices.json' }, 'MODEL_PRICES'],
   ])('%s', (_what, env, variable) => {
     const error = configError(env as NodeJS.ProcessEnv);
     expect(error.name).toBe('ConfigError');

@@ -155,6 +155,11 @@ export class KeywardClient {
   // same answers as the verifyKey / recordUsage mutations at a fraction of the cost.
   async verifyKey(input: ops.VerifyKeyInput) { return this.dataPlane<ops.VerifyKeyMutation['verifyKey']>('v1/verify', input); }
   async recordUsage(input: ops.RecordUsageInput) { return this.dataPlane<ops.RecordUsageMutation['recordUsage']>('v1/usage', input); }
+  // Reserve-then-settle (POST /v1/reserve, /v1/settle): hold an estimate before calling a model,
+  // then replace it with what the provider reported; release it if the call never happened.
+  async reserveUsage(input: ops.ReserveUsageInput) { return this.dataPlane<ops.ReserveUsageMutation['reserveUsage']>('v1/reserve', input); }
+  async settleUsage(input: ops.SettleUsageInput) { return this.dataPlane<ops.SettleUsageMutation['settleUsage']>('v1/settle', input); }
+  async releaseUsage(reservationId: string) { return (await this.request(ops.ReleaseUsageDocument, { reservationId })).releaseUsage; }
   async usage(range?: ops.UsageRange) { return (await this.request(ops.UsageDocument, { range })).usage; }
   async quotas(variables: ops.QuotasQueryVariables = {}) { return (await this.request(ops.QuotasDocument, variables)).quotas; }
   async rateLimitStatus(apiKeyId: string) { return (await this.request(ops.RateLimitStatusDocument, { apiKeyId })).rateLimitStatus; }

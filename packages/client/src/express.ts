@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { KeywardClient } from './client';
 import { KeywardClientError } from './client-error';
-import type { RecordUsageInput, VerifyKeyMutation } from './generated/graphql';
+import type { RecordUsageInput, SettleUsageInput, VerifyKeyMutation } from './generated/graphql';
 import { ErrorCode, HTTP_STATUS, keyFromHeaders, type PresentedKey, REFUSAL_ERROR, retryAfterSeconds, tightest } from './wire';
 
 /**
@@ -24,6 +24,10 @@ import { ErrorCode, HTTP_STATUS, keyFromHeaders, type PresentedKey, REFUSAL_ERRO
  *
  * The client's key is a service key of the platform organization holding `keys:verify` and
  * `usage:write` (and, so it never gets in the way, created with `rateLimits: []`).
+ *
+ * For model calls sold by the token, `reserve: { tokens, model }` holds the estimate with
+ * `reserveUsage` (POST /v1/reserve) before the handler runs and settles it after the response
+ * with `res.locals.keywardInputTokens` / `keywardOutputTokens` (POST /v1/settle).
  */
 
 /** What `verifyKey` answered, as the middleware passes it on. */
@@ -37,6 +41,8 @@ export interface KeywardVerified extends VerifyResult {
   cached: boolean;
   /** The operation name sent to keyward (and used for the usage record). */
   operation: string;
+  /** With the `reserve` option: the reservation the response settles. */
+  reservationId?: string;
 }
 
 /** `req.keyward` when keyward could not be reached and `onUnavailable` is 'fail-open'. */
@@ -51,13 +57,32 @@ export type KeywardRequestState = KeywardVerified | KeywardUnavailable;
 
 /** Where a failure reported to `onError` happened. */
 export interface KeywardErrorContext {
-  phase: 'verify' | 'recordUsage';
+  phase: 'verify' | 'recordUsage' | 'settleUsage';
   req: Request;
 }
 
 export interface KeywardMiddlewareOptions {
-  /** Talks to keyward with a service key holding `keys:verify` and `usage:write` (any object with these two methods will do). */
-  client: Pick<KeywardClient, 'verifyKey' | 'recordUsage'>;
+  /**
+   * Talks to keyward with a service key holding `keys:verify` and `usage:write` (any object with
+   * these methods will do; `reserve` needs reserveUsage, settleUsage and releaseUsage too).
+   */
+  client: Pick<KeywardClient, 'verifyKey' | 'recordUsage'> & Partial<Pick<KeywardClient, 'reserveUsage' | 'settleUsage' | 'releaseUsage'>>;
+  /**
+   * Reserve-then-settle, for APIs that sell model calls: the key is checked with `reserveUsage`
+   * (the same pipeline as verifyKey) holding `tokens` (and `model`'s price, or `costUsd`)
+   * against the budgets before the handler runs, so concurrent requests cannot overshoot them.
+   * After the response, `settleUsage` replaces the hold with what the handler put in
+   * `res.locals` (`keywardInputTokens` / `keywardOutputTokens`, or `keywardTokens`, and
+   * `keywardCostUsd`); a response of status 400 or more that reports no usage releases the hold
+   * instead. `req.keyward.reservationId` names it. Not combinable with `cache`.
+   */
+  reserve?: {
+    tokens: number | ((req: Request) => number);
+    model?: string | ((req: Request) => string);
+    costUsd?: number | ((req: Request) => number);
+    /** Default keyward's (300). */
+    ttlSeconds?: number;
+  };
   /** Scopes the presented key must all hold (e.g. `['inference:run']`); default none. */
   requiredScopes?: string[];
   /**
@@ -132,6 +157,9 @@ declare global {
       keywardCharacters?: number;
       /** Cost of this response in USD, charged to COST_USD quotas. */
       keywardCostUsd?: number;
+      /** With `reserve`: the provider's input and output tokens (tokens default to their sum; they price the model). */
+      keywardInputTokens?: number;
+      keywardOutputTokens?: number;
     }
   }
 }
@@ -160,11 +188,18 @@ export function keyward(options: KeywardMiddlewareOptions): RequestHandler {
   const now = options.now ?? Date.now;
   const operationOf = options.operation ?? defaultOperation;
   const cache = options.cache ? new VerificationCache(options.cache.ttlMs, options.cache.maxEntries ?? DEFAULT_CACHE_ENTRIES) : null;
+  const reserve = options.reserve ?? null;
+  if (reserve) {
+    if (cache) throw new TypeError('keyward(): reserve cannot be combined with cache (every request must hold its own budget)');
+    if (typeof client.reserveUsage !== 'function' || typeof client.settleUsage !== 'function' || typeof client.releaseUsage !== 'function') {
+      throw new TypeError('keyward(): reserve needs a client with reserveUsage, settleUsage and releaseUsage');
+    }
+  }
 
   const report = (error: unknown, phase: KeywardErrorContext['phase'], req: Request) => {
     try {
       if (options.onError) options.onError(error, { phase, req });
-      else console.error(`keyward: ${phase === 'verify' ? 'verifying an API key' : 'recording usage'} failed: ${(error as Error)?.message ?? String(error)}`);
+      else console.error(`keyward: ${phase === 'verify' ? 'verifying an API key' : phase === 'settleUsage' ? 'settling a reservation' : 'recording usage'} failed: ${(error as Error)?.message ?? String(error)}`);
     } catch {
       // A failing error handler must not take the app down.
     }
@@ -190,11 +225,22 @@ export function keyward(options: KeywardMiddlewareOptions): RequestHandler {
 
     let result = cacheKey ? cache!.get(cacheKey, now()) : null;
     const cached = result !== null;
+    let reservationId: string | null = null;
     if (!result) {
       try {
-        // When this middleware records the request's usage afterwards, the verification itself
-        // is not an event too: each request counts once.
-        result = await client.verifyKey({ key: secret, cost, requiredScopes, ip, operation, requireSession, recordEvent: !recordUsage });
+        if (reserve) {
+          const valueOf = <T>(option: T | ((req: Request) => T) | undefined) => (typeof option === 'function' ? (option as (req: Request) => T)(req) : option);
+          const reservation = await client.reserveUsage!({
+            key: secret, cost, requiredScopes, ip, operation, requireSession, tokens: valueOf(reserve.tokens), model: valueOf(reserve.model),
+            costUsd: valueOf(reserve.costUsd), ttlSeconds: reserve.ttlSeconds, idempotencyKey: randomUUID(),
+          });
+          result = reservation.verify;
+          reservationId = reservation.id ?? null;
+        } else {
+          // When this middleware records the request's usage afterwards, the verification itself
+          // is not an event too: each request counts once.
+          result = await client.verifyKey({ key: secret, cost, requiredScopes, ip, operation, requireSession, recordEvent: !recordUsage });
+        }
       } catch (error) {
         report(error, 'verify', req);
         if (!isUnavailable(error)) {
@@ -216,7 +262,25 @@ export function keyward(options: KeywardMiddlewareOptions): RequestHandler {
       if (cacheKey) cache!.set(cacheKey, result, now());
     }
 
-    req.keyward = { ...result, valid: true, failOpen: false, cached, operation };
+    req.keyward = { ...result, valid: true, failOpen: false, cached, operation, ...(reservationId && { reservationId }) };
+    if (reservationId) {
+      const id = reservationId;
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        const usage = settledUsageOf(res);
+        const done = usage === null && (res.statusCode >= 400 || !res.writableFinished)
+          ? client.releaseUsage!(id)
+          : client.settleUsage!({
+            reservationId: id, statusCode: res.statusCode, latencyMs: Math.round((performance.now() - started) * 1000) / 1000, ...usage,
+          });
+        done.catch((error: unknown) => report(error, 'settleUsage', req));
+      };
+      res.once('finish', end);
+      res.once('close', end);
+      return 'next';
+    }
     if (recordUsage && result.keyId) {
       const apiKeyId = result.keyId;
       const sessionId = result.session?.id ?? null;
@@ -355,6 +419,18 @@ function usageOf(res: Response): Pick<RecordUsageInput, 'tokens' | 'characters' 
   const characters = tokens === undefined ? count(keywardCharacters) : undefined;
   const costUsd = typeof keywardCostUsd === 'number' && Number.isFinite(keywardCostUsd) && keywardCostUsd >= 0 ? keywardCostUsd : undefined;
   return { ...(tokens !== undefined && { tokens }), ...(characters !== undefined && { characters }), ...(costUsd !== undefined && { costUsd }) };
+}
+
+/** What the handler reported for settleUsage (bad values dropped); null when it reported nothing. */
+function settledUsageOf(res: Response): Omit<SettleUsageInput, 'reservationId'> | null {
+  const count = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.ceil(value) : undefined);
+  const { keywardInputTokens, keywardOutputTokens, keywardTokens, keywardCostUsd } = res.locals;
+  const usage = {
+    inputTokens: count(keywardInputTokens), outputTokens: count(keywardOutputTokens), tokens: count(keywardTokens),
+    costUsd: typeof keywardCostUsd === 'number' && Number.isFinite(keywardCostUsd) && keywardCostUsd >= 0 ? keywardCostUsd : undefined,
+  };
+  const given = Object.entries(usage).filter(([, value]) => value !== undefined);
+  return given.length === 0 ? null : Object.fromEntries(given);
 }
 
 /**
