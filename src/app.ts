@@ -24,6 +24,7 @@ import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
 import { connectRedis, RedisConnections } from './redis';
 import { ALL_INSTANCES, Topic } from './live/topics';
 import { ClientAddressOf, clientAddressResolver } from './auth/client-address';
+import { OperationSlots } from './auth/operation-slots';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
 export interface App {
@@ -37,6 +38,8 @@ export interface App {
   /** Failed authentications per client address; limits from memory while Redis is down. */
   authFailureLimiter: RateLimiter;
   usageBuffer: UsageBuffer;
+  /** GraphQL operations executing per key on this instance (MAX_CONCURRENT_OPERATIONS_PER_KEY). */
+  operationSlots: OperationSlots;
   verifier: KeyVerifier;
   verifyKey: VerifyKeyService;
   audit: AuditLogService;
@@ -117,6 +120,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     rateLimiter,
     authFailureLimiter,
     usageBuffer,
+    operationSlots: new OperationSlots(config.maxConcurrentOperationsPerKey),
     verifier,
     verifyKey: new VerifyKeyService(verifier, usageBuffer),
     audit,

@@ -132,7 +132,7 @@ export async function createServer(app: App): Promise<KeywardServer> {
   expressApp.set('trust proxy', app.config.trustProxy);
 
   const inFlight = new InFlight();
-  const limits = graphqlLimits({ introspection: app.config.introspection });
+  const limits = graphqlLimits({ introspection: app.config.introspection, schemaDetailsNeedKey: app.config.schemaDetailsNeedKey });
   const apollo = new ApolloServer<Context>({
     schema,
     introspection: app.config.introspection,
