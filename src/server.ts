@@ -127,7 +127,13 @@ const httpStatusPlugin: ApolloServerPlugin<Context> = {
 export async function createServer(app: App): Promise<KeywardServer> {
   const schema = await buildKeywardSchema();
   const expressApp = express();
-  const httpServer = http.createServer(expressApp);
+  // Node checks these timeouts every connectionsCheckingInterval: a request whose headers or body
+  // trickle in is answered 408 and its connection closed within a second of its deadline.
+  const httpServer = http.createServer({
+    requestTimeout: app.config.requestTimeoutMs,
+    headersTimeout: app.config.headersTimeoutMs,
+    connectionsCheckingInterval: 1_000,
+  }, expressApp);
   expressApp.disable('x-powered-by');
   expressApp.set('trust proxy', app.config.trustProxy);
 

@@ -36,6 +36,11 @@ export class SocketRegistry {
     return count;
   }
 
+  /** Sockets of `keyId` open now. */
+  countOf(keyId: string): number {
+    return this.byKey.get(keyId)?.size ?? 0;
+  }
+
   add(connection: Connection): void {
     add(this.byKey, connection.keyId, connection);
     if (add(this.byOrganization, connection.organizationId, connection)) this.watch(connection.organizationId);

@@ -45,7 +45,9 @@ const FORBIDDEN_CODES: ReadonlySet<VerifyCode> = new Set([VerifyCode.ORGANIZATIO
 /**
  * A socket's `connection_init`: its key (from connectionParams) is authenticated exactly as an
  * HTTP request's is (failed-auth limit, pipeline steps 1–5: nothing consumed). A refusal closes
- * the socket with 4401 (the key does not work) or 4403 (it may not connect from here).
+ * the socket with 4401 (the key does not work) or 4403 (it may not connect from here); a key that
+ * already holds MAX_WEBSOCKETS_PER_KEY sockets on this instance gets 4029. A socket counts for
+ * its key from here until it closes.
  */
 async function authenticateConnection(app: App, registry: SocketRegistry, ctx: ConnectContext): Promise<boolean> {
   const { socket, request } = ctx.extra;
@@ -67,6 +69,12 @@ async function authenticateConnection(app: App, registry: SocketRegistry, ctx: C
     socket.close(forbidden ? LiveCloseCode.Forbidden : LiveCloseCode.Unauthorized, `${forbidden ? 'Forbidden' : 'Unauthorized'}: ${outcome.reason}`);
     return false;
   }
+  const perKey = app.config.maxWebSocketsPerKey;
+  if (registry.countOf(caller.key.id) >= perKey) {
+    logger.info({ code: 'TOO_MANY_CONNECTIONS', keyId: caller.key.id }, 'websocket refused');
+    socket.close(LiveCloseCode.TooManyConnections, `Too many connections: this API key already holds ${perKey} WebSockets on this server (MAX_WEBSOCKETS_PER_KEY)`);
+    return false;
+  }
   const connection: Connection = { socket, keyId: caller.key.id, organizationId: caller.organization.id, expiresAt: caller.key.expiresAt };
   Object.assign(ctx.extra, { caller, ip, connection });
   registry.add(connection);
@@ -83,12 +91,30 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
   // noServer: upgrades are handed over here. With `server`, ws would re-emit the HTTP server's
   // own errors (a port in use) as WebSocket server errors, which graphql-ws reports as a crash.
   const wss = new WebSocketServer({ noServer: true, path, maxPayload: 1024 * 1024 });
+  // Sockets per client address, counted from the upgrade (before any key is seen) until close.
+  const perAddress = new Map<string, number>();
   const onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!wss.shouldHandle(request)) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      const address = app.clientAddressOf(request) ?? 'unknown';
+      const limit = app.config.maxWebSocketsPerAddress;
+      const open = perAddress.get(address) ?? 0;
+      if (open >= limit) {
+        app.logger.info({ code: 'TOO_MANY_CONNECTIONS', ip: address }, 'websocket refused');
+        ws.close(LiveCloseCode.TooManyConnections, `Too many connections: this client address already holds ${limit} WebSockets on this server (MAX_WEBSOCKETS_PER_ADDRESS)`);
+        return;
+      }
+      perAddress.set(address, open + 1);
+      ws.once('close', () => {
+        const left = (perAddress.get(address) ?? 1) - 1;
+        if (left > 0) perAddress.set(address, left);
+        else perAddress.delete(address);
+      });
+      wss.emit('connection', ws, request);
+    });
   };
   httpServer.on('upgrade', onUpgrade);
   const registry = new SocketRegistry(app);
