@@ -174,9 +174,9 @@ export function makeDataDir(prefix: string): { dataDir: string; env: NodeJS.Proc
   dataDir = dir;
   const env: NodeJS.ProcessEnv = {
     ...process.env, KEYWARD_DATA_DIR: dir, LOG_LEVEL: 'warn', NODE_ENV: 'production',
-    // The load comes from one key and one address (50 connections, up to 10,000 sockets): the
+    // The subscription load comes from one key and one address (up to 10,000 sockets): the
     // per-key and per-address caps would measure themselves instead of keyward.
-    MAX_CONCURRENT_OPERATIONS_PER_KEY: '100000', MAX_WEBSOCKETS_PER_KEY: '100000', MAX_WEBSOCKETS_PER_ADDRESS: '100000',
+    MAX_WEBSOCKETS_PER_KEY: '100000', MAX_WEBSOCKETS_PER_ADDRESS: '100000',
   };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'KEYWARD_PEPPER', 'PORT', 'HOST', 'NODE_OPTIONS']) delete env[name];
   return { dataDir: dir, env };

@@ -24,7 +24,7 @@ import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
 import { connectRedis, RedisConnections } from './redis';
 import { ALL_INSTANCES, Topic } from './live/topics';
 import { ClientAddressOf, clientAddressResolver } from './auth/client-address';
-import { OperationSlots } from './auth/operation-slots';
+import { ExecutionBudget } from './auth/execution-budget';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
 export interface App {
@@ -38,8 +38,8 @@ export interface App {
   /** Failed authentications per client address; limits from memory while Redis is down. */
   authFailureLimiter: RateLimiter;
   usageBuffer: UsageBuffer;
-  /** GraphQL operations executing per key on this instance (MAX_CONCURRENT_OPERATIONS_PER_KEY). */
-  operationSlots: OperationSlots;
+  /** Cost of the GraphQL operations executing per key on this instance (MAX_CONCURRENT_COST_PER_KEY). */
+  executionBudget: ExecutionBudget;
   verifier: KeyVerifier;
   verifyKey: VerifyKeyService;
   audit: AuditLogService;
@@ -120,7 +120,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     rateLimiter,
     authFailureLimiter,
     usageBuffer,
-    operationSlots: new OperationSlots(config.maxConcurrentOperationsPerKey),
+    executionBudget: new ExecutionBudget(config.maxConcurrentCostPerKey),
     verifier,
     verifyKey: new VerifyKeyService(verifier, usageBuffer),
     audit,

@@ -46,8 +46,12 @@ export interface Config {
   walletKeyPreset: ScopePreset;
   /** New wallet organizations one client address may create per hour (WALLET_ORGANIZATIONS_PER_HOUR, default 5). */
   walletOrganizationsPerHour: number;
-  /** GraphQL operations over HTTP one key may have executing at once on an instance (MAX_CONCURRENT_OPERATIONS_PER_KEY, default 32). */
-  maxConcurrentOperationsPerKey: number;
+  /**
+   * Cost (graphql-limits.ts `operationCost`) of the GraphQL operations over HTTP one key may have
+   * executing at once on an instance (MAX_CONCURRENT_COST_PER_KEY, default 100,000: two operations
+   * at the cost limit, or tens of thousands of cheap ones).
+   */
+  maxConcurrentCostPerKey: number;
   /** WebSockets one key may hold open on an instance (MAX_WEBSOCKETS_PER_KEY, default 100). */
   maxWebSocketsPerKey: number;
   /** WebSockets one client address may hold open on an instance, authenticated or not (MAX_WEBSOCKETS_PER_ADDRESS, default 200). */
@@ -221,7 +225,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: parsePublicUrl(env.KEYWARD_PUBLIC_URL, host, port),
     walletKeyPreset: parsePreset('WALLET_KEY_PRESET', env.WALLET_KEY_PRESET, ScopePreset.INFERENCE),
     walletOrganizationsPerHour: parsePositiveInt('WALLET_ORGANIZATIONS_PER_HOUR', env.WALLET_ORGANIZATIONS_PER_HOUR, 5),
-    maxConcurrentOperationsPerKey: parsePositiveInt('MAX_CONCURRENT_OPERATIONS_PER_KEY', env.MAX_CONCURRENT_OPERATIONS_PER_KEY, 32),
+    maxConcurrentCostPerKey: parsePositiveInt('MAX_CONCURRENT_COST_PER_KEY', env.MAX_CONCURRENT_COST_PER_KEY, 100_000),
     maxWebSocketsPerKey: parsePositiveInt('MAX_WEBSOCKETS_PER_KEY', env.MAX_WEBSOCKETS_PER_KEY, 100),
     maxWebSocketsPerAddress: parsePositiveInt('MAX_WEBSOCKETS_PER_ADDRESS', env.MAX_WEBSOCKETS_PER_ADDRESS, 200),
     requestTimeoutMs: requestTimeoutSeconds * 1000,

@@ -38,6 +38,8 @@ export interface Context {
   verification: VerificationOutcome | null;
   /** How usage and logs name the operation: its name, or its root fields joined by "+". */
   operationLabel: string | null;
+  /** What the operation would resolve (graphql-limits.ts `operationCost`), once the request rules passed it. */
+  operationCost: number | null;
   /**
    * The HTTP request's id (X-Request-Id, accepted from the client when it looks safe, else
    * generated; echoed in the response), or the WebSocket connection's.
@@ -87,7 +89,7 @@ export async function buildContext(
 ): Promise<Context> {
   const secret = presentedKey(request.headers);
   const context: Context = {
-    app, ip: request.ip, keyPresented: secret !== null, caller: null, refusal: null, verification: null, operationLabel: null,
+    app, ip: request.ip, keyPresented: secret !== null, caller: null, refusal: null, verification: null, operationLabel: null, operationCost: null,
     requestId: scope.requestId, logger: scope.logger,
   };
   scope.onContext?.(context);

@@ -257,7 +257,8 @@ export const requestRulesPlugin: ApolloServerPlugin<Context> = {
     return {
       async didResolveOperation({ contextValue, operation, document, schema, request }) {
         if (!operation) return;
-        if (operationCost(schema, document, operation, request.variables ?? {}) > GRAPHQL_LIMITS.cost) {
+        const cost = operationCost(schema, document, operation, request.variables ?? {});
+        if (cost > GRAPHQL_LIMITS.cost) {
           throw new QueryTooComplexError('too many fields once list sizes are counted; ask for smaller pages or fewer aliases');
         }
         if (operation.operation === 'subscription') {
@@ -272,6 +273,7 @@ export const requestRulesPlugin: ApolloServerPlugin<Context> = {
         if (contextValue.app.config.schemaDetailsNeedKey && !contextValue.keyPresented && selectsIntrospection(operation, document)) {
           throw new KeywardError(ErrorCode.UNAUTHENTICATED, 'Introspection (__schema, __type) needs an API key on this server: send Authorization: Bearer <key> (in GraphiQL, in the Headers tab)');
         }
+        contextValue.operationCost = cost;
         contextValue.operationLabel = operationLabel(operation, fields);
       },
     };

@@ -6,7 +6,7 @@ import { REFUSAL_ERROR, VerifyCode } from './verify-code';
 import { rootFields } from '../graphql-limits';
 import { ErrorCode, KeywardError } from '../errors';
 import { secondsUntil } from '../clock';
-import type { OperationSlots } from './operation-slots';
+import type { ExecutionBudget } from './execution-budget';
 
 /** Public fields take 30 requests per minute per client address. */
 export const PUBLIC_RATE_LIMIT = { name: 'public', limit: 30, windowSeconds: 60 } as const;
@@ -27,14 +27,14 @@ async function limitPublicCall(context: Context, operation: string): Promise<voi
   throw new KeywardError(ErrorCode.RATE_LIMITED, reason);
 }
 
-/** A key with every operation slot taken is told to come back in this many seconds. */
+/** A key whose execution budget is taken is told to come back in this many seconds. */
 const BUSY_RETRY_AFTER_SECONDS = 1;
 
 /**
  * Answers a key that did not authenticate (the context builder found out) with its refusal, then,
- * for an authenticated caller once the operation is known: takes one of the key's operation slots
- * (all taken → 429 RATE_LIMITED; the slot is given back when the response is sent, however the
- * operation ended) and runs the consuming steps of the pipeline — the scopes of every root field
+ * for an authenticated caller once the operation is known: takes the operation's cost from the
+ * key's execution budget (MAX_CONCURRENT_COST_PER_KEY; no room → 429 RATE_LIMITED; given back when
+ * the response is sent, however the operation ended) and runs the consuming steps of the pipeline — the scopes of every root field
  * (@requireScope), then rate limits, quotas and session, cost 1 per operation. Anonymous
  * operations of @public fields take the per-address public limit. Runs after the request rules
  * (graphql-limits.ts), which name the operation only when it passed them: an operation they
@@ -42,7 +42,7 @@ const BUSY_RETRY_AFTER_SECONDS = 1;
  */
 export const enforcementPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
-    let slot: { slots: OperationSlots; subject: string } | null = null;
+    let held: { budget: ExecutionBudget; subject: string; units: number } | null = null;
     return {
       async didResolveOperation({ contextValue, operation, document, schema }) {
         const label = contextValue.operationLabel;
@@ -54,14 +54,15 @@ export const enforcementPlugin: ApolloServerPlugin<Context> = {
           if (rules.some((rule) => rule.isPublic)) await limitPublicCall(contextValue, label);
           return;
         }
-        const slots = contextValue.app.operationSlots;
+        const budget = contextValue.app.executionBudget;
         const subject = caller.key.lineageId ?? caller.key.id;
-        if (!slots.acquire(subject)) {
-          const reason = `This API key already has ${slots.perKey} operations executing on this instance (MAX_CONCURRENT_OPERATIONS_PER_KEY); send the next one when one of them has answered`;
+        const units = Math.max(1, contextValue.operationCost ?? 1);
+        if (!budget.take(subject, units)) {
+          const reason = `This API key's operations executing on this instance would cost more than ${budget.perKey} together with this one (cost ${units}; MAX_CONCURRENT_COST_PER_KEY); send it when one of them has answered`;
           contextValue.verification = refusedOutcome(VerifyCode.RATE_LIMITED, reason, { key: caller.key, organization: caller.organization, retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
           throw new KeywardError(ErrorCode.RATE_LIMITED, reason, {}, { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
         }
-        slot = { slots, subject };
+        held = { budget, subject, units };
         const outcome = await contextValue.app.verifier.consume(caller.authenticated, {
           scopeRequirements: rules.flatMap((rule) => (rule.anyOf ? [rule.anyOf] : [])),
           cost: 1,
@@ -71,10 +72,10 @@ export const enforcementPlugin: ApolloServerPlugin<Context> = {
         if (!outcome.valid) throw new KeywardError(REFUSAL_ERROR[outcome.code as keyof typeof REFUSAL_ERROR], outcome.reason);
       },
       // Apollo sends every response through here, errors included; a client that hung up does
-      // not end its operation, so neither does it give the slot back before this.
+      // not end its operation, so neither does it give the units back before this.
       async willSendResponse() {
-        slot?.slots.release(slot.subject);
-        slot = null;
+        held?.budget.giveBack(held.subject, held.units);
+        held = null;
       },
     };
   },

@@ -130,7 +130,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
     },
     connectionInitWaitTimeout: SUBSCRIPTION_LIMITS.connectionInitWaitTimeoutMs,
     context: (ctx): Context => ({
-      app, ip: ctx.extra.ip ?? null, keyPresented: true, caller: ctx.extra.caller ?? null, refusal: null, verification: null, operationLabel: null,
+      app, ip: ctx.extra.ip ?? null, keyPresented: true, caller: ctx.extra.caller ?? null, refusal: null, verification: null, operationLabel: null, operationCost: null,
       requestId: ctx.extra.requestId ?? '', logger: ctx.extra.logger ?? app.logger,
     }),
     onConnect: (ctx) => authenticateConnection(app, registry, ctx),
