@@ -82,12 +82,16 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   // Failed authentications stay limited while Redis is down: each instance then counts in its own memory.
   const authFailureLimiter = redis ? new RedisRateLimiter(redis.client, new MemoryRateLimiter()) : rateLimiter;
   const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger);
+  // While Redis is away its outage is logged once (redis.ts), not every PUBLISH that fails.
   const pubSub = redis
-    ? redisPubSub(redis.publisher, redis.subscriber, (error, command) => logger.warn({ err: error, command }, 'redis pub/sub command failed'))
+    ? redisPubSub(redis.publisher, redis.subscriber, (error, command) => {
+      if (redis.isUp) logger.warn({ err: error, command }, 'redis pub/sub command failed');
+    })
     : inProcessPubSub();
   const invalidations = redis ? pubSub.subscribe(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES)[Symbol.asyncIterator]() : null;
-  if (invalidations) {
+  if (redis && invalidations) {
     keyCache.broadcastTo((change) => pubSub.publish(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES, change));
+    redis.onAvailability((up) => (up ? keyCache.invalidationsResumed() : keyCache.invalidationsLost()));
     void (async () => {
       for (let next = await invalidations.next(); !next.done; next = await invalidations.next()) keyCache.applyRemote(next.value);
     })();

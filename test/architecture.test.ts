@@ -17,7 +17,7 @@ const FLOORS: ReadonlyArray<[name: string, files: readonly string[]]> = [
   ]],
   ['config', ['config.ts', 'auth/pepper.ts']],
   ['stores', [
-    'rate-limits/rate-limiter.ts', 'rate-limits/memory-rate-limiter.ts', 'rate-limits/redis-rate-limiter.ts', 'auth/key-cache.ts', 'auth/execution-budget.ts', 'usage/usage-buffer.ts', 'redis.ts', 'organizations/organization-lock.ts',
+    'rate-limits/rate-limiter.ts', 'rate-limits/memory-rate-limiter.ts', 'rate-limits/redis-rate-limiter.ts', 'auth/key-cache.ts', 'auth/execution-budget.ts', 'usage/usage-buffer.ts', 'redis.ts', 'outage-log.ts', 'organizations/organization-lock.ts',
     'live/pub-sub.ts', 'live/coalescer.ts', 'live/iterators.ts', 'live/topics.ts', 'live/payloads.ts',
   ]],
   ['domain', ['quotas/quota.service.ts', 'sessions/session.service.ts', 'audit-log/audit-log.service.ts']],

@@ -29,7 +29,7 @@ const VERIFY_COST = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input
 /** A revoked key must be refused by every instance, and its sockets closed, within this long. */
 const EVERYWHERE_WITHIN_MS = 1_000;
 const POLL_MS = 20;
-/** ioredis reconnects with a backoff of up to 2 s; the database pool reconnects on demand. */
+/** ioredis reconnects with a backoff of up to 0.5 s; the database pool reconnects on demand. */
 const RECOVERY_WITHIN_MS = 10_000;
 /** Once the proxy resets every connection, each instance notices at its next use. */
 const DOWN_WITHIN_MS = 3_000;
@@ -137,10 +137,13 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
     await database?.drop();
   }, 60_000);
 
-  /** A third instance whose Redis (and, if asked, database) connections go through proxies this test controls. */
-  async function startProxiedInstance(name: string, options: { proxyDatabase: boolean; env?: Record<string, string> }) {
-    const redisProxy = await TcpProxy.start({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
-    proxies.push(redisProxy);
+  /**
+   * Another instance whose Redis (and, if asked, database) connections go through proxies this
+   * test controls; `redisProxy` puts it behind the Redis proxy of another such instance.
+   */
+  async function startProxiedInstance(name: string, options: { proxyDatabase: boolean; env?: Record<string, string>; redisProxy?: TcpProxy }) {
+    const redisProxy = options.redisProxy ?? await TcpProxy.start({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    if (!options.redisProxy) proxies.push(redisProxy);
     const proxiedRedis = new URL(redisUrl.toString());
     proxiedRedis.host = `127.0.0.1:${redisProxy.port}`;
     let databaseProxy: TcpProxy | null = null;
@@ -452,6 +455,82 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       expect((await verifyOn(c, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
       expect((await verifyOn(c, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
       expect((await verifyOn(c, key.secret)).result).toEqual({ valid: false, code: 'RATE_LIMITED' });
+    });
+  });
+
+  describe('a revoke while Redis is away', () => {
+    /** Lines an instance logged with `message`, parsed. */
+    const logLines = (instance: Instance, message: string) => instance.logs.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.msg?.startsWith(message));
+
+    it('is refused on B within 1 s when A and B both lost Redis: their caches keep entries at most 1 s while it is away, and are dropped when it is back', async () => {
+      const { instance: a2, redisProxy } = await startProxiedInstance('A2', { proxyDatabase: false });
+      const { instance: b2 } = await startProxiedInstance('B2', { proxyDatabase: false, redisProxy });
+      const organization = await createOrganization(a2, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
+      const key = await createKey(a2, { organizationId: organization.id, rateLimits: [] });
+      const other = await createKey(a2, { organizationId: organization.id, rateLimits: [] });
+      // B2 has both keys in its verification cache, and a socket open with the first.
+      expect((await verifyOn(b2, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      expect((await verifyOn(b2, other.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      let closed: { code: number; reason: string; at: number } | null = null;
+      const feed = new Feed<Record<string, unknown>>(connect(b2, key.secret, (event) => { closed = { code: event.code, reason: event.reason, at: performance.now() }; }), QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
+      await feed.until(() => feed.events.length >= 1, 3_000, 'the snapshot on B2');
+
+      redisProxy.stop();
+      await pollUntil(() => readyz(b2), (r) => r.body?.redis === 'down', DOWN_WITHIN_MS, 'B2 to notice Redis is down');
+      await pollUntil(() => readyz(a2), (r) => r.body?.redis === 'down', DOWN_WITHIN_MS, 'A2 to notice Redis is down');
+      expect(ok(await a2.gql(REVOKE, { id: key.id, reason: 'revoked during a Redis outage' })).revokeApiKey.status).toBe('REVOKED');
+      const revokedAt = performance.now();
+      // No invalidation can reach B2, but it keeps nothing longer than a second meanwhile.
+      const whileDown = await pollUntil(() => verifyOn(b2, key.secret), (r) => r.result?.code === 'REVOKED', 3_000, 'B2 to answer REVOKED while Redis is away');
+      expect(performance.now() - revokedAt).toBeLessThan(EVERYWHERE_WITHIN_MS + POLL_MS);
+      expect(whileDown.value.result).toEqual({ valid: false, code: 'REVOKED' });
+      expect((await verifyOn(b2, other.secret)).result).toEqual({ valid: true, code: 'VALID' });
+
+      redisProxy.resume();
+      const back = performance.now();
+      const refused = await pollUntil(() => b2.gql(VIEWER, {}, { key: key.secret }), (r) => r.status === 401, 3_000, 'B2 to refuse the key with 401 after Redis is back');
+      expect(refused.value.code).toBe('KEY_REVOKED');
+      expect(performance.now() - back).toBeLessThan(EVERYWHERE_WITHIN_MS);
+      // The socket B2 missed the revoke for is closed once B2 is back on Redis.
+      await feed.until(() => closed !== null, 3_000, 'the socket on B2 to close');
+      expect(closed!.code).toBe(4403);
+      expect(closed!.at - back).toBeLessThan(EVERYWHERE_WITHIN_MS);
+      await pollUntil(() => readyz(b2), (r) => r.status === 200, RECOVERY_WITHIN_MS, 'B2 to reconnect to Redis');
+      await pollUntil(() => readyz(a2), (r) => r.status === 200, RECOVERY_WITHIN_MS, 'A2 to reconnect to Redis');
+
+      // Invalidations travel again: a key revoked now is refused on B2 within a second.
+      expect((await verifyOn(b2, other.secret)).result).toEqual({ valid: true, code: 'VALID' });
+      expect(ok(await a2.gql(REVOKE, { id: other.id, reason: 'after the outage' })).revokeApiKey.status).toBe('REVOKED');
+      const after = await pollUntil(() => verifyOn(b2, other.secret), (r) => r.result?.code === 'REVOKED', 3_000, 'B2 to answer REVOKED after the outage');
+      expect(after.elapsedMs).toBeLessThan(EVERYWHERE_WITHIN_MS);
+
+      // Each instance logged the outage in one line with the error's text, and its end in one more.
+      for (const instance of [a2, b2]) {
+        const down = logLines(instance, 'redis unreachable');
+        expect(down).toHaveLength(1);
+        expect(down[0].error).toMatch(/\w/);
+        expect(logLines(instance, 'redis reachable again')).toHaveLength(1);
+        expect(instance.logs.join('')).not.toContain('"err":{}');
+      }
+    });
+
+    it('is refused on B within 1 s of Redis coming back to A, when only A was cut off and revoked it meanwhile', async () => {
+      const { instance: a3, redisProxy } = await startProxiedInstance('A3', { proxyDatabase: false });
+      const organization = await createOrganization(a3);
+      const key = await createKey(a3, { organizationId: organization.id, rateLimits: [] });
+      // B (never cut off) has the key in its cache.
+      expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
+
+      redisProxy.stop();
+      await pollUntil(() => readyz(a3), (r) => r.body?.redis === 'down', DOWN_WITHIN_MS, 'A3 to notice Redis is down');
+      expect(ok(await a3.gql(REVOKE, { id: key.id, reason: 'revoked while cut off from Redis' })).revokeApiKey.status).toBe('REVOKED');
+      // Give A3's failed PUBLISH time to give up: B heard nothing.
+      await sleep(1_500);
+      redisProxy.resume();
+      const back = performance.now();
+      const refused = await pollUntil(() => verifyOn(b, key.secret), (r) => r.result?.code === 'REVOKED', 3_000, 'B to answer REVOKED once A3 is back on Redis');
+      expect(refused.value.result).toEqual({ valid: false, code: 'REVOKED' });
+      expect(performance.now() - back).toBeLessThan(EVERYWHERE_WITHIN_MS);
     });
   });
 

@@ -118,6 +118,10 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
   };
   httpServer.on('upgrade', onUpgrade);
   const registry = new SocketRegistry(app);
+  // Key and organization events missed while Redis was away: every connected key is looked at again.
+  const stopWatchingRedis = app.redis?.onAvailability((up) => {
+    if (up) registry.recheckAll().catch((error) => app.logger.warn({ err: error }, 'socket recheck after the Redis outage failed'));
+  });
   let openSubscriptions = 0;
 
   const disposable = useServer<Record<string, unknown>, Extra>({
@@ -154,6 +158,7 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
     },
     async stop() {
       httpServer.off('upgrade', onUpgrade);
+      stopWatchingRedis?.();
       registry.stop();
       for (const socket of wss.clients) socket.close(LiveCloseCode.GoingAway, 'Server shutting down');
       await disposable.dispose();
