@@ -98,7 +98,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   }
   const live = new LiveEvents(pubSub, clock);
   const audit = new AuditLogService(dataSource, clock);
-  const quotas = new QuotaService(dataSource, clock);
+  const quotas = new QuotaService(dataSource, clock, logger);
   const stores = { dataSource, transactions, clock };
   const sessions = new SessionService({ ...stores, audit, priceUsd: config.sessionPriceUsd, events: live });
   const apiKeys = new ApiKeyService({ ...stores, audit, quotas, pepper, keyCache, events: live });
@@ -143,6 +143,8 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       clearInterval(sweeper);
       live.flush();
       await usageBuffer.stop();
+      await quotas.payOwed();
+      quotas.stopGivingBack();
       await invalidations?.return?.();
       await redis?.close();
       if (dataSource.isInitialized) await dataSource.destroy();

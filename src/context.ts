@@ -6,7 +6,8 @@ import { authFailureBlock, countAuthFailure } from './auth/auth-failures';
 import { REFUSAL_ERROR, VerifyCode } from './auth/verify-code';
 import { ApiKeyEntity } from './api-keys/api-key.entity';
 import { OrganizationEntity } from './organizations/organization.entity';
-import { ErrorCode, KeywardError } from './errors';
+import { ErrorCode, KeywardError, storeUnavailableError } from './errors';
+import { isStoreUnreachable } from './db/store-errors';
 import type { Logger } from './logger';
 import { presentedKey } from './auth/presented-key';
 
@@ -94,7 +95,11 @@ export async function buildContext(
   };
   scope.onContext?.(context);
   if (secret === null) return context;
-  const { caller, refusal } = await authenticateCaller(app, secret, request.ip);
+  // A database (or Redis) that cannot be reached answers 503 with Retry-After, not Apollo's 500.
+  const { caller, refusal } = await authenticateCaller(app, secret, request.ip).catch((error: unknown) => {
+    if (isStoreUnreachable(error)) throw storeUnavailableError();
+    throw error;
+  });
   context.caller = caller;
   context.refusal = refusal;
   context.verification = refusal?.outcome ?? null;

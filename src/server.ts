@@ -13,7 +13,7 @@ import { enforcementPlugin } from './auth/enforcement.plugin';
 import { isStoreUnreachable } from './db/store-errors';
 import { attachLiveServer, LiveServer } from './live/ws-server';
 import { buildKeywardSchema } from './schema';
-import { ErrorCode, HTTP_STATUS, isErrorCode } from './errors';
+import { ErrorCode, HTTP_STATUS, isErrorCode, storeUnavailableError, UNAVAILABLE_RETRY_AFTER_SECONDS } from './errors';
 import { graphqlLimits, queryTooComplex, withoutSuggestions, withoutVariableValues } from './graphql-limits';
 import { graphiqlAssets, graphiqlPage, GRAPHIQL_ASSETS_PATH, wantsGraphiql } from './graphiql/graphiql';
 import { Metrics } from './metrics';
@@ -41,6 +41,7 @@ export interface KeywardServer {
 }
 
 function jsonError(res: Response, code: ErrorCode, message: string): void {
+  if (code === ErrorCode.UNAVAILABLE) res.setHeader('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
   res.status(HTTP_STATUS[code]).json({ errors: [{ message, extensions: { code } }] });
 }
 
@@ -62,7 +63,8 @@ function formatErrorFor(app: App) {
     const cause = unwrapResolverError(error);
     if (isStoreUnreachable(cause)) {
       app.logger.error({ err: cause }, 'backing store unreachable');
-      return { message: 'A backing store (database or Redis) is unreachable; retry shortly', path: formatted.path, extensions: { code: ErrorCode.UNAVAILABLE } };
+      const unavailable = storeUnavailableError();
+      return { message: unavailable.message, path: formatted.path, extensions: { code: unavailable.code, retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS } };
     }
     if (typeof code === 'string' && PASSTHROUGH_CODES.has(code)) return formatted;
     app.logger.error({ err: cause, path: formatted.path }, 'unexpected error');
@@ -110,15 +112,24 @@ class InFlight {
 /** How long shutdown waits for operations still executing (milliseconds). */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** A refused or failed operation answers with its code's HTTP status, not 200. */
+/**
+ * A refused or failed operation answers with its code's HTTP status, not 200; a 503 always
+ * says when to retry (Retry-After).
+ */
 const httpStatusPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
     return {
       async willSendResponse({ response, errors }) {
         if (!errors?.length || response.body.kind !== 'single') return;
-        if (response.http.status && response.http.status !== 200) return;
-        const first = response.body.singleResult.errors?.[0]?.extensions?.code;
-        response.http.status = isErrorCode(first) ? HTTP_STATUS[first] : 500;
+        // 500 is Apollo's own status for what a plugin hook threw (e.g. the pipeline's database
+        // read failing): the formatted code decides there too.
+        if (!response.http.status || response.http.status === 200 || response.http.status === 500) {
+          const first = response.body.singleResult.errors?.[0]?.extensions?.code;
+          response.http.status = isErrorCode(first) ? HTTP_STATUS[first] : 500;
+        }
+        if (response.http.status === HTTP_STATUS[ErrorCode.UNAVAILABLE] && !response.http.headers.has('retry-after')) {
+          response.http.headers.set('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+        }
       },
     };
   },
@@ -158,10 +169,10 @@ export async function createServer(app: App): Promise<KeywardServer> {
     // One plugin per concern, and their order matters (Apollo calls each hook in this order):
     // the request rules (in limits.plugins) name an operation only when it passed them, so the
     // enforcement plugin never consumes for a refused one; the status plugin sets the HTTP
-    // status the metering plugin records.
+    // status the enforcement plugin (a 503 gives back what it took) and the metering plugin read.
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(),
-      ...limits.plugins, enforcementPlugin, httpStatusPlugin, meteringPlugin, inFlight.plugin,
+      ...limits.plugins, httpStatusPlugin, enforcementPlugin, meteringPlugin, inFlight.plugin,
     ],
   });
   apollo.addPlugin(accessLogPlugin);

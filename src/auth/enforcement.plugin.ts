@@ -1,10 +1,11 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Context } from '../context';
 import { fieldRules } from './directives';
-import { admittedOutcome, refusedOutcome } from './key-verifier';
+import { admittedOutcome, Authenticated, refusedOutcome } from './key-verifier';
 import { REFUSAL_ERROR, VerifyCode } from './verify-code';
 import { rootFields } from '../graphql-limits';
-import { ErrorCode, KeywardError } from '../errors';
+import { ErrorCode, HTTP_STATUS, KeywardError, storeUnavailableError } from '../errors';
+import { isStoreUnreachable } from '../db/store-errors';
 import { secondsUntil } from '../clock';
 import type { ExecutionBudget } from './execution-budget';
 
@@ -27,6 +28,9 @@ async function limitPublicCall(context: Context, operation: string): Promise<voi
   throw new KeywardError(ErrorCode.RATE_LIMITED, reason);
 }
 
+/** What each GraphQL operation takes from the key's rate limits and REQUESTS quotas. */
+const OPERATION_COST = 1;
+
 /** A key whose execution budget is taken is told to come back in this many seconds. */
 const BUSY_RETRY_AFTER_SECONDS = 1;
 
@@ -43,6 +47,7 @@ const BUSY_RETRY_AFTER_SECONDS = 1;
 export const enforcementPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
     let held: { budget: ExecutionBudget; subject: string; units: number } | null = null;
+    let admitted: { authenticated: Authenticated; takenAt: Date } | null = null;
     return {
       async didResolveOperation({ contextValue, operation, document, schema }) {
         const label = contextValue.operationLabel;
@@ -63,19 +68,32 @@ export const enforcementPlugin: ApolloServerPlugin<Context> = {
           throw new KeywardError(ErrorCode.RATE_LIMITED, reason, {}, { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
         }
         held = { budget, subject, units };
+        const takenAt = contextValue.app.clock.now();
         const outcome = await contextValue.app.verifier.consume(caller.authenticated, {
           scopeRequirements: rules.flatMap((rule) => (rule.anyOf ? [rule.anyOf] : [])),
-          cost: 1,
+          cost: OPERATION_COST,
           operation: label,
+          recordsLater: true,
+        }).catch((error: unknown) => {
+          // The pipeline gave back what it took before throwing: 503 with Retry-After.
+          if (isStoreUnreachable(error)) throw storeUnavailableError();
+          throw error;
         });
         contextValue.verification = outcome;
         if (!outcome.valid) throw new KeywardError(REFUSAL_ERROR[outcome.code as keyof typeof REFUSAL_ERROR], outcome.reason);
+        admitted = { authenticated: caller.authenticated, takenAt };
       },
-      // Apollo sends every response through here, errors included; a client that hung up does
-      // not end its operation, so neither does it give the units back before this.
-      async willSendResponse() {
+      // Apollo sends every response through here, errors included (the status plugin before
+      // this one has set the status); a client that hung up does not end its operation, so
+      // neither does it give the units back before this.
+      async willSendResponse({ contextValue, response }) {
         held?.budget.giveBack(held.subject, held.units);
         held = null;
+        // Answered "retry" (a backing store is away): the operation leaves no charge.
+        if (admitted && response.http.status === HTTP_STATUS[ErrorCode.UNAVAILABLE]) {
+          await contextValue.app.verifier.giveBack(admitted.authenticated, OPERATION_COST, admitted.takenAt);
+        }
+        admitted = null;
       },
     };
   },

@@ -8,7 +8,8 @@ import type { App } from '../app';
 import { authenticateCaller, Caller, Context } from '../context';
 import { VerifyCode } from '../auth/verify-code';
 import { keyFromConnectionParams } from '@keyward/client/wire';
-import { ErrorCode } from '../errors';
+import { ErrorCode, storeUnavailableError, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../errors';
+import { isStoreUnreachable } from '../db/store-errors';
 import type { Logger } from '../logger';
 import { requestIdFrom } from '../request-log';
 import { Connection, SocketRegistry } from './socket-registry';
@@ -137,7 +138,19 @@ export function attachLiveServer(app: App, httpServer: http.Server, schema: Grap
       app, ip: ctx.extra.ip ?? null, keyPresented: true, caller: ctx.extra.caller ?? null, refusal: null, verification: null, operationLabel: null, operationCost: null,
       requestId: ctx.extra.requestId ?? '', logger: ctx.extra.logger ?? app.logger,
     }),
-    onConnect: (ctx) => authenticateConnection(app, registry, ctx),
+    onConnect: (ctx) => authenticateConnection(app, registry, ctx).catch((error: unknown) => {
+      if (!isStoreUnreachable(error)) throw error;
+      ctx.extra.logger?.warn({ code: ErrorCode.UNAVAILABLE }, 'websocket refused: a backing store is unreachable');
+      ctx.extra.socket.close(LiveCloseCode.TryAgainLater, `Unavailable: ${storeUnavailableError().message}`);
+      return false;
+    }),
+    // What failed because a backing store is away reads as UNAVAILABLE (the HTTP side answers 503).
+    onNext: (_ctx, _id, _payload, _args, result) => {
+      if (!result.errors?.some(isStoreUnreachable)) return undefined;
+      const { message, code } = storeUnavailableError();
+      const unavailable = { message, extensions: { code, retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS } };
+      return { ...result, errors: result.errors.map((error) => (isStoreUnreachable(error) ? { ...unavailable, path: error.path } : error.toJSON())) };
+    },
     onSubscribe: (ctx) => {
       if (Object.keys(ctx.subscriptions).length <= SUBSCRIPTION_LIMITS.perConnection) return undefined;
       return [new GraphQLError(`At most ${SUBSCRIPTION_LIMITS.perConnection} subscriptions per connection; complete one or open another connection`, {

@@ -1,11 +1,13 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Context } from '../context';
-import { tightest } from '@keyward/client/wire';
+import { ErrorCode, HTTP_STATUS, tightest } from '@keyward/client/wire';
 
 /**
  * What a metered operation leaves behind: X-RateLimit-* of the tightest window (Retry-After on a
- * refusal that knows when to come back) on the response, and one usage event — with its HTTP
- * status and latency — for every operation the pipeline admitted.
+ * refusal that knows when to come back) on the response, and for every operation the pipeline
+ * admitted a use of its key (requestCount, lastUsedAt) and one usage event, with its HTTP status
+ * and latency — unless it was answered 503 UNAVAILABLE: the client retries it, and the
+ * enforcement plugin has given back what it took.
  */
 export const meteringPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
@@ -24,6 +26,8 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
         if (outcome.retryAfterSeconds !== null) response.http.headers.set('retry-after', String(outcome.retryAfterSeconds));
         if (!outcome.valid || !outcome.key) return;
         const status = response.http.status ?? 200;
+        if (status === HTTP_STATUS[ErrorCode.UNAVAILABLE]) return;
+        contextValue.app.usageBuffer.touchKey(outcome.key.id);
         contextValue.app.usageBuffer.record({
           organizationId: outcome.key.organizationId,
           apiKeyId: outcome.key.id,

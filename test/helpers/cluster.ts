@@ -58,6 +58,8 @@ export interface SharedDatabase {
   /** mysql:// URL of the fresh database. */
   url: URL;
   name: string;
+  /** Runs one statement on the database directly (not through any instance); returns its rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   drop(): Promise<void>;
 }
 
@@ -90,6 +92,16 @@ export async function createSharedDatabase(server: URL): Promise<SharedDatabase>
   return {
     url,
     name,
+    async query<T>(sql: string, params: unknown[] = []) {
+      const connection = await adminConnection(server);
+      try {
+        await connection.query(`USE \`${name}\``);
+        const [rows] = await connection.query(sql, params);
+        return rows as T[];
+      } finally {
+        await connection.end();
+      }
+    },
     async drop() {
       const connection = await adminConnection(server);
       try {
