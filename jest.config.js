@@ -15,7 +15,7 @@ module.exports = {
     '^@keyward/client$': '<rootDir>/packages/client/src/index.ts',
     '^@keyward/client/(.*)$': '<rootDir>/packages/client/src/$1',
   },
-  globalSetup: '<rootDir>/test/helpers/global-setup.js',
+  globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   setupFiles: ['reflect-metadata'],
   testTimeout: 30_000,
 };

@@ -25,6 +25,11 @@ import { connectRedis, RedisConnections } from './redis';
 import { ALL_INSTANCES, Topic } from './live/topics';
 import { ClientAddressOf, clientAddressResolver } from './auth/client-address';
 import { ExecutionBudget } from './auth/execution-budget';
+import { WebhookSubscriptions } from './webhooks/webhook-subscriptions';
+import { WebhookOutbox } from './webhooks/webhook-outbox';
+import { WEBHOOK_TIMEOUT_MS, WebhookSender } from './webhooks/webhook-sender';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher';
+import { WebhookService } from './webhooks/webhook.service';
 
 /** Every long-lived piece of a running keyward, built once from the config. */
 export interface App {
@@ -56,7 +61,10 @@ export interface App {
   clientAddressOf: ClientAddressOf;
   live: LiveEvents;
   wallets: WalletService;
-  /** Flushes buffered usage and closes the database. */
+  webhooks: WebhookService;
+  /** Delivers the webhook outbox; started by the server (createServer), driven by `tick()` in tests. */
+  webhookDispatcher: WebhookDispatcher;
+  /** Stops webhook deliveries, flushes buffered usage and closes the database. */
   close(): Promise<void>;
 }
 
@@ -96,18 +104,34 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       for (let next = await invalidations.next(); !next.done; next = await invalidations.next()) keyCache.applyRemote(next.value);
     })();
   }
+  const subscriptions = new WebhookSubscriptions(dataSource);
+  const subscriptionChanges = redis ? pubSub.subscribe(Topic.WEBHOOK_SUBSCRIPTIONS_CHANGED, ALL_INSTANCES)[Symbol.asyncIterator]() : null;
+  if (subscriptionChanges) {
+    subscriptions.broadcastTo((change) => pubSub.publish(Topic.WEBHOOK_SUBSCRIPTIONS_CHANGED, ALL_INSTANCES, change));
+    void (async () => {
+      for (let next = await subscriptionChanges.next(); !next.done; next = await subscriptionChanges.next()) subscriptions.applyRemote(next.value);
+    })();
+  }
   const live = new LiveEvents(pubSub, clock);
   const audit = new AuditLogService(dataSource, clock);
   const quotas = new QuotaService(dataSource, clock, logger);
   const stores = { dataSource, transactions, clock };
-  const sessions = new SessionService({ ...stores, audit, priceUsd: config.sessionPriceUsd, events: live });
-  const apiKeys = new ApiKeyService({ ...stores, audit, quotas, pepper, keyCache, events: live });
+  // The outbox wakes the dispatcher, which is built from it: the call comes only once both exist.
+  const wake = () => webhookDispatcher.wake();
+  const outbox = new WebhookOutbox({ ...stores, subscriptions, quotas, logger, wake });
+  const webhookDispatcher = new WebhookDispatcher({
+    ...stores, logger, audit, pepper, subscriptions, outbox,
+    sender: new WebhookSender({ allowPrivate: config.webhookAllowPrivate, timeoutMs: WEBHOOK_TIMEOUT_MS, wallClock: systemClock }),
+    retrySchedule: config.webhookRetrySchedule,
+  });
+  const sessions = new SessionService({ ...stores, audit, priceUsd: config.sessionPriceUsd, events: live, alerts: outbox });
+  const apiKeys = new ApiKeyService({ ...stores, audit, quotas, pepper, keyCache, events: live, alerts: outbox });
   const organizations = new OrganizationService({ ...stores, audit, quotas, keyCache, events: live });
   const wallets = new WalletService({
     ...stores, organizations, apiKeys, audit, rateLimiter,
     policy: { publicUrl: config.publicUrl, defaultQuotas: config.walletDefaultQuotas, maxPreset: config.walletKeyPreset, organizationsPerHour: config.walletOrganizationsPerHour },
   });
-  const verifier = new KeyVerifier({ ...stores, pepper, cache: keyCache, rateLimiter, quotas, sessions, recorder: usageBuffer, events: live });
+  const verifier = new KeyVerifier({ ...stores, pepper, cache: keyCache, rateLimiter, quotas, sessions, recorder: usageBuffer, events: live, alerts: outbox });
   usageBuffer.start();
   const sweeper = setInterval(() => {
     sessions.sweep().catch((error) => logger.warn({ err: error }, 'session sweep failed'));
@@ -136,16 +160,20 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     redis,
     clientAddressOf: clientAddressResolver(config.trustProxy),
     live,
+    webhooks: new WebhookService({ ...stores, audit, pepper, subscriptions, outbox, allowPrivate: config.webhookAllowPrivate, wake }),
+    webhookDispatcher,
     rateLimits: new RateLimitService({ ...stores, audit, apiKeys, limiter: rateLimiter, buffer: usageBuffer, events: live }),
     sessions,
-    usage: new UsageService({ ...stores, quotas, sessions, buffer: usageBuffer, events: live }),
+    usage: new UsageService({ ...stores, quotas, sessions, buffer: usageBuffer, events: live, alerts: outbox }),
     async close() {
       clearInterval(sweeper);
+      await webhookDispatcher.stop();
       live.flush();
       await usageBuffer.stop();
       await quotas.payOwed();
       quotas.stopGivingBack();
       await invalidations?.return?.();
+      await subscriptionChanges?.return?.();
       await redis?.close();
       if (dataSource.isInitialized) await dataSource.destroy();
     },

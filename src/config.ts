@@ -60,6 +60,16 @@ export interface Config {
   requestTimeoutMs: number;
   /** Milliseconds a client has to send a request's headers (HTTP_HEADERS_TIMEOUT_SECONDS, default 10, at most the request timeout). */
   headersTimeoutMs: number;
+  /**
+   * Waits before each retry of a webhook delivery that failed, in milliseconds
+   * (WEBHOOK_RETRY_SCHEDULE, default 5s,5m,30m,2h,5h,10h): after the last one fails the delivery is FAILED.
+   */
+  webhookRetrySchedule: number[];
+  /**
+   * Deliver webhooks to private, loopback and link-local addresses (WEBHOOK_ALLOW_PRIVATE, default
+   * false): for tests and receivers inside your own network.
+   */
+  webhookAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -161,6 +171,26 @@ function parsePositiveInt(name: string, raw: string | undefined, fallback: numbe
   return value;
 }
 
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000 };
+/** The longest single wait between two attempts of one webhook delivery: a week. */
+const MAX_RETRY_DELAY_MS = 7 * 24 * 3_600_000;
+const MAX_RETRIES = 20;
+
+/** `5s,5m,30m,2h` → milliseconds; each entry a whole number of seconds, minutes or hours. */
+function parseRetrySchedule(name: string, raw: string | undefined, fallback: string): number[] {
+  const value = raw === undefined || raw.trim() === '' ? fallback : raw.trim();
+  const entries = value.split(',').map((entry) => entry.trim());
+  if (entries.length > MAX_RETRIES) throw new ConfigError(name, `allows at most ${MAX_RETRIES} retries, got ${entries.length}`);
+  return entries.map((entry) => {
+    const match = /^(\d+)(s|m|h)$/.exec(entry);
+    const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2]] : NaN;
+    if (!(ms > 0 && ms <= MAX_RETRY_DELAY_MS)) {
+      throw new ConfigError(name, `must be comma-separated delays such as 5s,5m,30m,2h (whole numbers with s, m or h; each above 0 and at most 168h), got "${entry}"`);
+    }
+    return ms;
+  });
+}
+
 function parsePreset(name: string, raw: string | undefined, fallback: ScopePreset): ScopePreset {
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = raw.trim().toUpperCase();
@@ -230,6 +260,8 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxWebSocketsPerAddress: parsePositiveInt('MAX_WEBSOCKETS_PER_ADDRESS', env.MAX_WEBSOCKETS_PER_ADDRESS, 200),
     requestTimeoutMs: requestTimeoutSeconds * 1000,
     headersTimeoutMs: headersTimeoutSeconds * 1000,
+    webhookRetrySchedule: parseRetrySchedule('WEBHOOK_RETRY_SCHEDULE', env.WEBHOOK_RETRY_SCHEDULE, '5s,5m,30m,2h,5h,10h'),
+    webhookAllowPrivate: parseBoolean('WEBHOOK_ALLOW_PRIVATE', env.WEBHOOK_ALLOW_PRIVATE, false),
   };
 }
 

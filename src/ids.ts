@@ -45,7 +45,8 @@ function increment(digits: number[]): number[] {
 let lastTime = -1;
 let lastRandom: number[] = [];
 
-export type IdPrefix = 'org' | 'key' | 'aud' | 'qta' | 'ses' | 'evt';
+/** `whk` webhook endpoints, `dlv` deliveries, `msg` webhook events (the webhook-id header). */
+export type IdPrefix = 'org' | 'key' | 'aud' | 'qta' | 'ses' | 'evt' | 'whk' | 'dlv' | 'msg';
 
 /**
  * A new id such as `key_01jd3m8k2a7x9q4w1z0c5b6n8r`: a prefix naming the kind, then a

@@ -25,6 +25,10 @@ import type { AccessRecord } from './request-log';
  *  keyward_usage_buffer_depth                   usage events and rate-limit log rows waiting to be written
  *  keyward_db_pool_connections{state}           MySQL/MariaDB: max, open, in_use, idle, waiting (read from
  *                                               mysql2's pool); SQLite: one connection (max = open = 1)
+ *  keyward_webhook_attempts_total{result}       webhook delivery attempts: delivered (2xx), http_error (any
+ *                                               other answer), timeout, network_error, blocked (SSRF guard)
+ *  keyward_webhook_deliveries_failed_total      deliveries that used up their retries (FAILED)
+ *  keyward_webhook_attempt_duration_seconds     webhook attempt latency (histogram)
  * plus Node's process metrics (process_*, nodejs_*).
  */
 export class Metrics {
@@ -60,11 +64,32 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(private readonly app: App) {
+  private readonly webhookAttempts = new Counter({
+    name: 'keyward_webhook_attempts_total',
+    help: 'Webhook delivery attempts by result: delivered (2xx), http_error (any other answer, redirects included), timeout, network_error, blocked (a private address).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly webhookDeliveriesFailed = new Counter({
+    name: 'keyward_webhook_deliveries_failed_total',
+    help: 'Webhook deliveries whose last scheduled attempt failed (status FAILED).',
+    registers: [this.registry],
+  });
+
+  private readonly webhookAttemptDuration = new Histogram({
+    name: 'keyward_webhook_attempt_duration_seconds',
+    help: 'Time taken by a webhook delivery attempt, from connecting to the end of the answer (at most 10 s).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  constructor(app: App) {
     const self = this;
     for (const code of [...Object.values(VerifyCode), 'ERROR']) this.verifications.inc({ code }, 0);
     for (const limiter of ['key', 'public', 'auth_failures']) this.rateLimitRefusals.inc({ limiter }, 0);
     for (const type of ['query', 'mutation', 'subscription', 'none']) this.httpDuration.zero({ operation_type: type });
+    for (const result of ['delivered', 'http_error', 'timeout', 'network_error', 'blocked']) this.webhookAttempts.inc({ result }, 0);
 
     new Gauge({
       name: 'keyward_active_subscriptions',
@@ -104,6 +129,11 @@ export class Metrics {
       this.verifications.inc({ code });
       this.verificationDuration.observe(seconds);
       if (code === VerifyCode.RATE_LIMITED) this.rateLimitRefusals.inc({ limiter: 'key' });
+    };
+    app.webhookDispatcher.observer = ({ result, seconds, gaveUp }) => {
+      this.webhookAttempts.inc({ result });
+      this.webhookAttemptDuration.observe(seconds);
+      if (gaveUp) this.webhookDeliveriesFailed.inc();
     };
   }
 

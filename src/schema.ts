@@ -15,10 +15,11 @@ import { SessionResolver } from './sessions/session.resolver';
 import { UsageResolver } from './usage/usage.resolver';
 import { LiveResolver } from './live/live.resolver';
 import { WalletResolver } from './wallets/wallet.resolver';
+import { WebhookDeliveryResolver, WebhookResolver } from './webhooks/webhook.resolver';
 
 export const RESOLVERS = [
   OrganizationResolver, ApiKeyResolver, ViewerResolver, AuditLogResolver, VerifyKeyResolver,
-  RateLimitResolver, QuotaResolver, SessionResolver, UsageResolver, LiveResolver, WalletResolver,
+  RateLimitResolver, QuotaResolver, SessionResolver, UsageResolver, LiveResolver, WalletResolver, WebhookResolver, WebhookDeliveryResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;

@@ -180,6 +180,8 @@ export async function createServer(app: App): Promise<KeywardServer> {
   const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
   const metrics = new Metrics(app);
   metrics.observeLive(live);
+  // A serving keyward delivers webhooks (a CLI process working on the database does not).
+  app.webhookDispatcher.start();
 
   // Once shutdown began, requests still arriving (e.g. on half-closed keep-alive sockets) are
   // refused without running: a client never sees an error for a call that was counted.

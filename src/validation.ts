@@ -1,7 +1,7 @@
 import { BadUserInputError } from './errors';
 import { isValidScope } from './auth/scopes';
 import { parseCidr } from './auth/ip-allowlist';
-import { looksLikeSecret } from './auth/key-format';
+import { secretKindIn } from './auth/key-format';
 
 /**
  * Input checks shared by every service. Each throws BadUserInputError naming the field,
@@ -60,7 +60,8 @@ export function requireText(field: string, value: unknown, maxLength: number): s
  * a pasted secret there would outlive its revocation. Refused, never echoed.
  */
 export function refuseSecret(field: string, text: string): void {
-  if (looksLikeSecret(text)) throw new BadUserInputError(field, 'looks like an API key secret; it was not stored');
+  const kind = secretKindIn(text);
+  if (kind) throw new BadUserInputError(field, `looks like ${kind}; it was not stored`);
 }
 
 /** Undefined stays undefined (not given); null stays null (clear it). */

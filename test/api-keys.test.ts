@@ -1,5 +1,6 @@
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey, KEY_FIELDS } from './helpers/fixtures';
+import { expectRefused, expectBadInput } from './helpers/expect';
 
 /**
  * The API-key lifecycle over GraphQL: create, read/list, update, enable/disable, revoke,
@@ -26,8 +27,8 @@ const SECRET_FORMAT = /^kw_live_[0-9A-Za-z]{38}$/;
 const TEST_SECRET_FORMAT = /^kw_test_[0-9A-Za-z]{38}$/;
 const ANY_SECRET = /kw_(live|test)_[0-9A-Za-z]{10,}/;
 
-const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read'];
-const WRITE_SCOPES = ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write'];
+const READ_SCOPES = ['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read', 'webhooks:read'];
+const WRITE_SCOPES = ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write', 'webhooks:read', 'webhooks:write'];
 const ADMIN_SCOPES = ['*'];
 const INFERENCE_SCOPES = ['inference:*', 'usage:read'];
 const DEFAULT_RATE_LIMITS = [
@@ -47,18 +48,6 @@ function ms(value: string | null | undefined): number | null {
 
 function byMeter<T extends { meter: string; period: string }>(quotas: T[]): T[] {
   return [...quotas].sort((a, b) => `${a.meter}/${a.period}`.localeCompare(`${b.meter}/${b.period}`));
-}
-
-function expectRefused(response: GraphQLResponse, status: number, code: string): void {
-  expect({ status: response.status, code: response.code }).toEqual({ status, code });
-}
-
-/** 400 BAD_USER_INPUT whose message names the field. */
-function expectBadInput(response: GraphQLResponse, field: string | RegExp): void {
-  expectRefused(response, 400, 'BAD_USER_INPUT');
-  const message = response.body.errors![0].message;
-  if (typeof field === 'string') expect(message).toContain(field);
-  else expect(message).toMatch(field);
 }
 
 describe('API keys over GraphQL', () => {
@@ -340,7 +329,7 @@ describe('API keys over GraphQL', () => {
       const other = await createOrganization(server);
       const before = await snapshot(other.id);
       const response = await create({ organizationId: other.id, name: 'intruder' }, tenantKey.secret);
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(await snapshot(other.id)).toEqual(before);
     });
 
@@ -405,13 +394,13 @@ describe('API keys over GraphQL', () => {
       const { key: tenantKey } = await createTenant(server);
       const other = await createTenant(server);
       const response = await server.gql(GET, { id: other.key.id }, { key: tenantKey.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data?.apiKey ?? null).toBeNull();
     });
 
     it('answers 404 NOT_FOUND for an id that does not exist', async () => {
       const response = await server.gql(GET, { id: 'key_0000000000000000000000000a' });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
     });
   });
 
@@ -443,7 +432,7 @@ describe('API keys over GraphQL', () => {
         const { key: tenantKey } = await createTenant(server);
         const other = await createOrganization(server);
         const response = await list({ organizationId: other.id }, {}, tenantKey.secret);
-        expectRefused(response, 404, 'NOT_FOUND');
+        expectRefused(response, 'NOT_FOUND');
       });
 
       it('filters by status ACTIVE, DISABLED, EXPIRED (by the clock) and REVOKED', async () => {
@@ -744,7 +733,7 @@ describe('API keys over GraphQL', () => {
       const target = await createKey(server, { organizationId: organization.id, preset: 'READ' });
       const before = await snapshot(organization.id);
       const response = await update(target.id, { name: 'should not stick', scopes: ['keys:*'] }, writer.secret);
-      expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(response, 'INSUFFICIENT_SCOPE');
       expect(response.body.errors![0].message).toContain('keys:*');
       const after = await getKey(target.id);
       expect(after.scopes).toEqual(READ_SCOPES);
@@ -778,7 +767,7 @@ describe('API keys over GraphQL', () => {
       const { key: tenantKey } = await createTenant(server);
       const other = await createTenant(server);
       const response = await update(other.key.id, { name: 'hijacked' }, tenantKey.secret);
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect((await getKey(other.key.id)).name).toBe(other.key.apiKey.name);
     });
 
@@ -811,7 +800,7 @@ describe('API keys over GraphQL', () => {
       expect(disabled.status).toBe(200);
       expect(disabled.body.data.setApiKeyEnabled.status).toBe('DISABLED');
       expect((await getKey(key.id)).status).toBe('DISABLED');
-      expectRefused(await server.gql(VIEWER, {}, { key: key.secret }), 401, 'KEY_DISABLED');
+      expectRefused(await server.gql(VIEWER, {}, { key: key.secret }), 'KEY_DISABLED');
 
       const enabled = await server.gql(SET_ENABLED, { id: key.id, enabled: true }, { key: tenantKey.secret });
       expect(enabled.body.data.setApiKeyEnabled.status).toBe('ACTIVE');
@@ -834,7 +823,7 @@ describe('API keys over GraphQL', () => {
     it("answers 404 NOT_FOUND for another organization's key", async () => {
       const { key: tenantKey } = await createTenant(server);
       const other = await createTenant(server);
-      expectRefused(await server.gql(SET_ENABLED, { id: other.key.id, enabled: false }, { key: tenantKey.secret }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(SET_ENABLED, { id: other.key.id, enabled: false }, { key: tenantKey.secret }), 'NOT_FOUND');
       expect((await getKey(other.key.id)).status).toBe('ACTIVE');
     });
   });
@@ -852,7 +841,7 @@ describe('API keys over GraphQL', () => {
       expect(ms(revoked.revokedAt)).toBe(server.clock.now().getTime());
       const stored = await getKey(key.id);
       expect([stored.status, stored.revokedReason, stored.revokedBy]).toEqual(['REVOKED', 'leaked in a log', tenantKey.id]);
-      expectRefused(await server.gql(VIEWER, {}, { key: key.secret }), 401, 'KEY_REVOKED');
+      expectRefused(await server.gql(VIEWER, {}, { key: key.secret }), 'KEY_REVOKED');
 
       const entry = await auditEntry(organizationId, 'api_key.revoke', key.id);
       expect(entry).toMatchObject({ action: 'api_key.revoke', targetId: key.id, actorKeyId: tenantKey.id, metadata: { reason: 'leaked in a log' } });
@@ -892,7 +881,7 @@ describe('API keys over GraphQL', () => {
       const revoked = await getKey(key.id);
       const before = await snapshot(organization.id);
       const response = await server.gql(mutation, { id: key.id, ...variables });
-      expectRefused(response, 400, 'BAD_USER_INPUT');
+      expectRefused(response, 'BAD_USER_INPUT');
       expect(await getKey(key.id)).toEqual(revoked);
       expect(await snapshot(organization.id)).toEqual(before);
     });
@@ -900,7 +889,7 @@ describe('API keys over GraphQL', () => {
     it("answers 404 NOT_FOUND for another organization's key", async () => {
       const { key: tenantKey } = await createTenant(server);
       const other = await createTenant(server);
-      expectRefused(await server.gql(REVOKE, { id: other.key.id, reason: 'x' }, { key: tenantKey.secret }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(REVOKE, { id: other.key.id, reason: 'x' }, { key: tenantKey.secret }), 'NOT_FOUND');
       expect((await getKey(other.key.id)).status).toBe('ACTIVE');
     });
   });
@@ -916,11 +905,11 @@ describe('API keys over GraphQL', () => {
       expect(response.status).toBe(200);
       expect(response.body.data.deleteApiKey).toBe(true);
 
-      expectRefused(await server.gql(GET, { id: doomed.id }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(GET, { id: doomed.id }), 'NOT_FOUND');
       const after = await list({ organizationId });
       expect(after.body.data.apiKeys.totalCount).toBe(2);
       expect(after.body.data.apiKeys.nodes.map((n: any) => n.id).sort()).toEqual([tenantKey.id, kept.id].sort());
-      expectRefused(await server.gql(VIEWER, {}, { key: doomed.secret }), 401, 'INVALID_API_KEY');
+      expectRefused(await server.gql(VIEWER, {}, { key: doomed.secret }), 'INVALID_API_KEY');
 
       const entry = await auditEntry(organizationId, 'api_key.delete', doomed.id);
       expect(entry).toMatchObject({ action: 'api_key.delete', targetType: 'api_key', targetId: doomed.id, actorKeyId: tenantKey.id });
@@ -937,14 +926,14 @@ describe('API keys over GraphQL', () => {
       const key = await createKey(server, { organizationId: organization.id });
       await server.gql(DELETE, { id: key.id });
       const before = await snapshot(organization.id);
-      expectRefused(await server.gql(mutation, { id: key.id, ...variables }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(mutation, { id: key.id, ...variables }), 'NOT_FOUND');
       expect(await snapshot(organization.id)).toEqual(before);
     });
 
     it("answers 404 NOT_FOUND for another organization's key and deletes nothing", async () => {
       const { key: tenantKey } = await createTenant(server);
       const other = await createTenant(server);
-      expectRefused(await server.gql(DELETE, { id: other.key.id }, { key: tenantKey.secret }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(DELETE, { id: other.key.id }, { key: tenantKey.secret }), 'NOT_FOUND');
       expect((await getKey(other.key.id)).status).toBe('ACTIVE');
     });
   });
@@ -981,7 +970,7 @@ describe('API keys over GraphQL', () => {
         expect((await server.gql(VIEWER, {}, { key: old.secret })).status).toBe(200);
       });
       await withClockAdvanced(3_600_000, async () => {
-        expectRefused(await server.gql(VIEWER, {}, { key: old.secret }), 401, 'KEY_EXPIRED');
+        expectRefused(await server.gql(VIEWER, {}, { key: old.secret }), 'KEY_EXPIRED');
         expect((await server.gql(VIEWER, {}, { key: secret })).status).toBe(200);
         expect((await getKey(old.id)).status).toBe('EXPIRED');
       });
@@ -993,7 +982,7 @@ describe('API keys over GraphQL', () => {
       const response = await server.gql(ROTATE, { id: old.id, grace: 0 });
       expect(response.status).toBe(200);
       expect(ms(response.body.data.rotateApiKey.previousKeyExpiresAt)).toBe(server.clock.now().getTime());
-      expectRefused(await server.gql(VIEWER, {}, { key: old.secret }), 401, 'KEY_EXPIRED');
+      expectRefused(await server.gql(VIEWER, {}, { key: old.secret }), 'KEY_EXPIRED');
       expect((await server.gql(VIEWER, {}, { key: response.body.data.rotateApiKey.secret })).status).toBe(200);
     });
 
@@ -1002,7 +991,7 @@ describe('API keys over GraphQL', () => {
       const old = await createKey(server, { organizationId: organization.id });
       const response = await server.gql(ROTATE, { id: old.id });
       expect(response.status).toBe(200);
-      expectRefused(await server.gql(VIEWER, {}, { key: old.secret }), 401, 'KEY_EXPIRED');
+      expectRefused(await server.gql(VIEWER, {}, { key: old.secret }), 'KEY_EXPIRED');
     });
 
     it('keeps every setting on the new key and moves the quotas to it', async () => {
@@ -1085,7 +1074,7 @@ describe('API keys over GraphQL', () => {
       const { key: tenantKey } = await createTenant(server);
       const other = await createTenant(server);
       const before = await snapshot(other.organizationId);
-      expectRefused(await server.gql(ROTATE, { id: other.key.id, grace: 0 }, { key: tenantKey.secret }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(ROTATE, { id: other.key.id, grace: 0 }, { key: tenantKey.secret }), 'NOT_FOUND');
       expect(await snapshot(other.organizationId)).toEqual(before);
     });
   });
@@ -1103,7 +1092,7 @@ describe('API keys over GraphQL', () => {
       const before = await snapshot(organizationId);
       expect(before.keys).toBe(3);
       const response = await create({ organizationId, name: 'one too many' });
-      expectRefused(response, 403, 'KEY_LIMIT_EXCEEDED');
+      expectRefused(response, 'KEY_LIMIT_EXCEEDED');
       expect(await snapshot(organizationId)).toEqual(before);
     });
 
@@ -1111,20 +1100,20 @@ describe('API keys over GraphQL', () => {
       const { organizationId, keys } = await limitedOrganization(3, 3);
       await server.gql(REVOKE, { id: keys[0].id, reason: 'make room' });
       expect((await create({ organizationId, name: 'fits now' })).status).toBe(200);
-      expectRefused(await create({ organizationId, name: 'full again' }), 403, 'KEY_LIMIT_EXCEEDED');
+      expectRefused(await create({ organizationId, name: 'full again' }), 'KEY_LIMIT_EXCEEDED');
     });
 
     it('frees a slot when a key is deleted', async () => {
       const { organizationId, keys } = await limitedOrganization(3, 3);
       await server.gql(DELETE, { id: keys[0].id });
       expect((await create({ organizationId, name: 'fits now' })).status).toBe(200);
-      expectRefused(await create({ organizationId, name: 'full again' }), 403, 'KEY_LIMIT_EXCEEDED');
+      expectRefused(await create({ organizationId, name: 'full again' }), 'KEY_LIMIT_EXCEEDED');
     });
 
     it('still counts disabled keys', async () => {
       const { organizationId, keys } = await limitedOrganization(3, 3);
       await server.gql(SET_ENABLED, { id: keys[0].id, enabled: false });
-      expectRefused(await create({ organizationId, name: 'no room' }), 403, 'KEY_LIMIT_EXCEEDED');
+      expectRefused(await create({ organizationId, name: 'no room' }), 'KEY_LIMIT_EXCEEDED');
     });
 
     it('rotates a key of a full organization, and rotation does not consume a slot', async () => {
@@ -1134,14 +1123,14 @@ describe('API keys over GraphQL', () => {
       expect((await create({ organizationId, name: 'third' })).status).toBe(200);
       const full = await server.gql(ROTATE, { id: keys[1].id, grace: 3600 });
       expect(full.status).toBe(200);
-      expectRefused(await create({ organizationId, name: 'fourth' }), 403, 'KEY_LIMIT_EXCEEDED');
+      expectRefused(await create({ organizationId, name: 'fourth' }), 'KEY_LIMIT_EXCEEDED');
     });
 
     it('applies the limit to keys created by a tenant key too', async () => {
       const organization = await createOrganization(server, { maxKeys: 2 });
       const tenantKey = await createKey(server, { organizationId: organization.id, preset: 'ADMIN' });
       expect((await create({ name: 'second' }, tenantKey.secret)).status).toBe(200);
-      expectRefused(await create({ name: 'third' }, tenantKey.secret), 403, 'KEY_LIMIT_EXCEEDED');
+      expectRefused(await create({ name: 'third' }, tenantKey.secret), 'KEY_LIMIT_EXCEEDED');
     });
   });
 
@@ -1156,7 +1145,7 @@ describe('API keys over GraphQL', () => {
       const writer = await createKey(server, { organizationId: organization.id, preset: 'WRITE' });
       const before = await snapshot(organization.id);
       const response = await create({ name: 'escalated', ...input }, writer.secret);
-      expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(response, 'INSUFFICIENT_SCOPE');
       expect(response.body.errors![0].message).toContain(named);
       expect(await snapshot(organization.id)).toEqual(before);
     });
@@ -1175,7 +1164,7 @@ describe('API keys over GraphQL', () => {
         const { organizationId, key: tenantKey } = await createTenant(server);
         const before = await snapshot(organizationId);
         const response = await create({ name: 'escalated', scopes: [scope] }, tenantKey.secret);
-        expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+        expectRefused(response, 'INSUFFICIENT_SCOPE');
         expect(await snapshot(organizationId)).toEqual(before);
       },
     );
@@ -1198,7 +1187,7 @@ describe('API keys over GraphQL', () => {
       const created = await create({ organizationId: organization.id, name: 'org admin', scopes: ['*'] });
       expect(created.status).toBe(200);
       const secret = created.body.data.createApiKey.secret;
-      expectRefused(await server.gql('{ organizations(first: 1) { totalCount } }', {}, { key: secret }), 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(await server.gql('{ organizations(first: 1) { totalCount } }', {}, { key: secret }), 'INSUFFICIENT_SCOPE');
       expect((await server.gql('{ viewer { scopes } }', {}, { key: secret })).body.data.viewer.scopes).toEqual(['*']);
     });
 

@@ -9,20 +9,21 @@ import path from 'node:path';
  */
 const FLOORS: ReadonlyArray<[name: string, files: readonly string[]]> = [
   ['foundation', ['errors.ts', 'clock.ts', 'ids.ts', 'scalars.ts']],
-  ['data', ['*/*.entity.ts', 'db/*.ts', 'migrations/*.ts', 'api-keys/api-key-events.ts']],
+  ['data', ['*/*.entity.ts', 'db/*.ts', 'migrations/*.ts', 'api-keys/api-key-events.ts', 'quotas/quota-alerts.ts']],
   ['rules', [
     'logger.ts', 'pagination.ts', 'validation.ts', 'auth/scopes.ts', 'auth/ip-allowlist.ts', 'auth/client-address.ts', 'auth/key-format.ts',
     'auth/actor.ts', 'auth/authorization.ts', 'auth/verify-code.ts', 'auth/presented-key.ts', 'quotas/quota-period.ts', 'rate-limits/effective-limits.ts',
-    'rate-limits/sliding-log.ts',
+    'rate-limits/sliding-log.ts', 'webhooks/webhook-address.ts', 'webhooks/webhook-secret.ts',
   ]],
   ['config', ['config.ts', 'auth/pepper.ts']],
   ['stores', [
     'rate-limits/rate-limiter.ts', 'rate-limits/memory-rate-limiter.ts', 'rate-limits/redis-rate-limiter.ts', 'auth/key-cache.ts', 'auth/execution-budget.ts', 'usage/usage-buffer.ts', 'redis.ts', 'outage-log.ts', 'organizations/organization-lock.ts',
     'live/pub-sub.ts', 'live/coalescer.ts', 'live/iterators.ts', 'live/topics.ts', 'live/payloads.ts',
+    'webhooks/webhook-subscriptions.ts', 'webhooks/webhook-sender.ts',
   ]],
   ['domain', ['quotas/quota.service.ts', 'sessions/session.service.ts', 'audit-log/audit-log.service.ts']],
   ['pipeline', ['auth/verification-sinks.ts', 'auth/key-verifier.ts']],
-  ['services', ['*/*.service.ts', 'live/live-events.ts']],
+  ['services', ['*/*.service.ts', 'live/live-events.ts', 'webhooks/webhook-outbox.ts', 'webhooks/webhook-dispatcher.ts']],
   ['app', ['app.ts', 'organizations/platform-bootstrap.ts']],
   ['transport', ['*']],
   ['entry', ['main.ts', 'cli/*.ts', 'cli/*/*.ts', 'client/*.ts', 'client/*/*.ts']],

@@ -1,6 +1,6 @@
-import WebSocket from 'ws';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
+import { RawSocket } from './helpers/ws';
 import { generateSecret } from '../src/auth/key-format';
 
 /**
@@ -287,22 +287,15 @@ describe('failed authentications per client address', () => {
   });
 
   describe('WebSocket connections', () => {
-    const PROTOCOL = 'graphql-transport-ws';
-
     /** Opens a socket from `ip`, sends connection_init with `secret`; 'ack' or how it was closed. */
-    function connect(ip: string, secret: string): Promise<'ack' | { code: number; reason: string }> {
-      const socket = new WebSocket(server.url.replace(/^http/, 'ws'), PROTOCOL, { headers: { 'x-forwarded-for': ip } });
-      return new Promise((resolve, reject) => {
-        socket.on('error', reject);
-        socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${secret}` } })));
-        socket.on('message', (data) => {
-          if (JSON.parse(data.toString()).type === 'connection_ack') {
-            socket.close(1000);
-            resolve('ack');
-          }
-        });
-        socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-      });
+    async function connect(ip: string, secret: string): Promise<'ack' | { code: number; reason: string }> {
+      const raw = new RawSocket(server.wsUrl, { headers: { 'x-forwarded-for': ip } });
+      const outcome = await raw.init({ authorization: `Bearer ${secret}` });
+      if (outcome === 'ack') {
+        raw.socket.close(1000);
+        return 'ack';
+      }
+      return { code: outcome.code, reason: outcome.reason };
     }
 
     it('counts connects with bad keys, then refuses every key from the address over HTTP and WebSocket', async () => {

@@ -1,13 +1,14 @@
 import http from 'node:http';
-import WebSocket from 'ws';
 import Redis from 'ioredis';
-import { createClient, Client } from 'graphql-ws';
-import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import type { Client } from 'graphql-ws';
+import { queryText, startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, KEY_FIELDS, uniqueName } from './helpers/fixtures';
 import { createSupersededKey } from './helpers/callers';
-import { expectRefused, ok, SECRET_PATTERN } from './helpers/responses';
-import { createWalletKey, newWalletAccount, signUpWithWallet, WALLET_CHALLENGE } from './helpers/wallet';
-import { assertRedisReachable, redisServerUrl } from './helpers/cluster';
+import { expectRefused, ok, SECRET_PATTERN } from './helpers/expect';
+import { createWalletKey, newWalletAccount, signUpWithWallet } from './helpers/wallet';
+import { WalletChallengeDocument } from './helpers/operations';
+import { describeWith, REDIS, redisServerUrl } from './helpers/services';
+import { Feed, liveClient, LiveClientOptions } from './helpers/ws';
 import { hashSecret } from '../src/auth/key-format';
 import { Topic } from '../src/live/topics';
 
@@ -19,6 +20,7 @@ import { Topic } from '../src/live/topics';
  * authorization.test.ts.
  */
 
+const API_KEY_CHANGED = 'subscription($o: ID) { apiKeyChanged(organizationId: $o) { type apiKey { id name status scopes hint expiresAt } } }';
 const VIEWER = '{ viewer { apiKey { id } } }';
 const API_KEY = `query($id: ID!) { apiKey(id: $id) { ${KEY_FIELDS} } }`;
 const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code keyId scopes rateLimits { name limit remaining windowSeconds } } }';
@@ -54,14 +56,9 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-/** A graphql-ws client over `ws` whose upgrade request carries `headers` (e.g. X-Forwarded-For). */
-function socketClient(server: TestServer, secret: string, headers: Record<string, string> = {}, on: Parameters<typeof createClient>[0]['on'] = {}): Client {
-  class WebSocketWithHeaders extends WebSocket {
-    constructor(address: string | URL, protocols?: string | string[]) {
-      super(address, protocols, { headers });
-    }
-  }
-  return createClient({ url: server.url.replace(/^http/, 'ws'), webSocketImpl: WebSocketWithHeaders, connectionParams: { apiKey: secret }, retryAttempts: 0, lazy: false, onNonLazyError: () => {}, on });
+/** A graphql-ws client whose upgrade request carries `headers` (e.g. X-Forwarded-For). */
+function socketClient(server: TestServer, secret: string, headers: Record<string, string> = {}, on: LiveClientOptions['on'] = {}): Client {
+  return liveClient(server.wsUrl, secret, { keyAs: 'apiKey', headers, on });
 }
 
 /** Opens a socket: its close code if the server closed it before acknowledging, else what `viewer` answers over it. */
@@ -254,7 +251,7 @@ describe('issue 11 reproductions', () => {
 
       it("walletChallenge names the configured domain and URI, never the request's Host header", async () => {
         const account = newWalletAccount();
-        const response = await postWithHost(wallet.url, 'evil.example', { query: WALLET_CHALLENGE, variables: { address: account.address } });
+        const response = await postWithHost(wallet.url, 'evil.example', { query: queryText(WalletChallengeDocument), variables: { address: account.address } });
         expect(response.status).toBe(200);
         const message = response.body.data.walletChallenge.message as string;
         expect(message.split('\n')[0]).toBe('keys.example.com wants you to sign in with your Ethereum account:');
@@ -597,20 +594,20 @@ describe('issue 11 reproductions', () => {
       const expiresAt = new Date(server.clock.now().getTime() + 7 * 86_400_000).toISOString();
       const client = socketClient(server, server.adminKey);
       try {
-        const events: any[] = [];
-        client.subscribe({ query: 'subscription($o: ID) { apiKeyChanged(organizationId: $o) { type apiKey { id name status scopes hint expiresAt } } }', variables: { o: organizationId } }, {
-          next: (result) => events.push(result.data ?? result.errors), error: (error) => events.push(error), complete: () => {},
-        });
+        const feed = new Feed<unknown>(client, API_KEY_CHANGED, { o: organizationId }, 'apiKeyChanged');
         await sleep(300); // the subscription is in place (apiKeyChanged sends no first event)
         ok(await server.gql(UPDATE_KEY, { id: key.id, input: { name: 'renamed', expiresAt } }));
-        for (const deadline = Date.now() + 2_000; events.length === 0 && Date.now() < deadline;) await sleep(20);
-        expect(events).toEqual([{ apiKeyChanged: { type: 'UPDATED', apiKey: { id: key.id, name: 'renamed', status: 'ACTIVE', scopes: key.apiKey.scopes, hint: key.apiKey.hint, expiresAt } } }]);
+        await feed.take(1, 2_000);
+        expect({ events: feed.data, errors: feed.errors }).toEqual({
+          events: [{ type: 'UPDATED', apiKey: { id: key.id, name: 'renamed', status: 'ACTIVE', scopes: key.apiKey.scopes, hint: key.apiKey.hint, expiresAt } }],
+          errors: [],
+        });
       } finally {
         await client.dispose();
       }
     });
 
-    describe('through Redis (TEST_REDIS_URL)', () => {
+    describeWith([REDIS], 'through Redis (TEST_REDIS_URL)', () => {
       let redisUrl: URL;
       let scaled: TestServer;
       let listener: Redis;
@@ -618,7 +615,6 @@ describe('issue 11 reproductions', () => {
 
       beforeAll(async () => {
         redisUrl = redisServerUrl();
-        await assertRedisReachable(redisUrl);
         scaled = await startTestServer({ env: { REDIS_URL: redisUrl.toString() } });
         listener = new Redis(redisUrl.toString());
         listener.on('pmessage', (_pattern, channel, message) => messages.push({ channel, message }));
@@ -634,14 +630,12 @@ describe('issue 11 reproductions', () => {
         const expiresAt = new Date(scaled.clock.now().getTime() + 7 * 86_400_000).toISOString();
         const client = socketClient(scaled, scaled.adminKey);
         try {
-          const events: any[] = [];
-          client.subscribe({ query: 'subscription($o: ID) { apiKeyChanged(organizationId: $o) { type apiKey { id name status scopes hint expiresAt } } }', variables: { o: organization.id } }, {
-            next: (result) => events.push(result.data ?? result.errors), error: (error) => events.push(error), complete: () => {},
-          });
+          const feed = new Feed<unknown>(client, API_KEY_CHANGED, { o: organization.id }, 'apiKeyChanged');
           await sleep(300); // the subscription (and its Redis SUBSCRIBE) is in place
           const key = await createKey(scaled, { organizationId: organization.id, expiresAt, meta: { team: 'ml' }, rateLimits: [] });
+          await feed.take(1);
           for (const deadline = Date.now() + 3_000; Date.now() < deadline; await sleep(20)) {
-            if (events.length > 0 && messages.some(({ message }) => message.includes(key.id) && message.includes(key.apiKey.name))) break;
+            if (messages.some(({ message }) => message.includes(key.id) && message.includes(key.apiKey.name))) break;
           }
 
           const published = messages.filter(({ message }) => message.includes(key.id));
@@ -652,7 +646,10 @@ describe('issue 11 reproductions', () => {
             expect(message).not.toContain(hash);
             expect(message).not.toContain(key.secret);
           }
-          expect(events).toEqual([{ apiKeyChanged: { type: 'CREATED', apiKey: { id: key.id, name: key.apiKey.name, status: 'ACTIVE', scopes: key.apiKey.scopes, hint: key.apiKey.hint, expiresAt } } }]);
+          expect({ events: feed.data, errors: feed.errors }).toEqual({
+            events: [{ type: 'CREATED', apiKey: { id: key.id, name: key.apiKey.name, status: 'ACTIVE', scopes: key.apiKey.scopes, hint: key.apiKey.hint, expiresAt } }],
+            errors: [],
+          });
         } finally {
           await client.dispose();
         }

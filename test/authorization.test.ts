@@ -1,9 +1,8 @@
-import WebSocket from 'ws';
-import { createClient } from 'graphql-ws';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, uniqueName } from './helpers/fixtures';
 import { buildCallers, Caller, CALLER_KINDS, CALLER_NAMES, CallerKind, Callers } from './helpers/callers';
-import { expectRefused, ok, REFUSAL_STATUS, SECRET_PATTERN } from './helpers/responses';
+import { expectRefused, ok, REFUSAL_STATUS, SECRET_PATTERN } from './helpers/expect';
+import { liveClient } from './helpers/ws';
 
 /**
  * The authorization matrix of issue 11: every key and organization mutation × the eight
@@ -439,7 +438,7 @@ describe('authorization matrix (issue 11)', () => {
     ];
 
     it.each(SUBSCRIPTIONS)('subscription %s by TA on tenant B: NOT_FOUND, no event', async (_what, query, variables) => {
-      const client = createClient({ url: server.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { apiKey: callers.byKind.TA.secret }, retryAttempts: 0 });
+      const client = liveClient(server.wsUrl, callers.byKind.TA.secret, { keyAs: 'apiKey', lazy: true });
       try {
         const outcome = await new Promise<{ events: number; code: unknown }>((resolve) => {
           let events = 0;

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
+import { KeywardProcesses, ProcessResult } from './helpers/processes';
 import { isWellFormedSecret } from '../src/auth/key-format';
 
 /**
@@ -12,18 +12,11 @@ import { isWellFormedSecret } from '../src/auth/key-format';
  * when stale) against an in-process server, with KEYWARD_URL/KEYWARD_API_KEY in the
  * environment and a temp dir as working directory (no `.env` is picked up).
  */
-const BIN = path.join(__dirname, '..', 'bin', 'keyward.js');
 const SECRET = /kw_(live|test)_[0-9A-Za-z]{38}/g;
 const WARNING = 'Store this secret now: it will not be shown again.';
 const DAY_MS = 86_400_000;
 
 jest.setTimeout(60_000);
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface RunOptions {
   /** KEYWARD_API_KEY; default the platform admin key; null leaves it unset. */
@@ -34,6 +27,7 @@ interface RunOptions {
   input?: string;
 }
 
+const processes = new KeywardProcesses();
 let server: TestServer;
 let cwd: string;
 let adminKeyId: string;
@@ -49,22 +43,13 @@ afterAll(async () => {
   fs.rmSync(cwd, { recursive: true, force: true });
 });
 
-function keyward(args: string[], options: RunOptions = {}): Promise<CliResult> {
+function keyward(args: string[], options: RunOptions = {}): Promise<ProcessResult> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['KEYWARD_URL', 'KEYWARD_API_KEY', 'DATABASE_URL', 'KEYWARD_PEPPER', 'KEYWARD_DATA_DIR']) delete env[name];
   env.KEYWARD_URL = options.url ?? server.url;
   const key = options.key === undefined ? server.adminKey : options.key;
   if (key !== null) env.KEYWARD_API_KEY = key;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, cwd, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (chunk) => { stdout += chunk; });
-    child.stderr!.on('data', (chunk) => { stderr += chunk; });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    if (options.input !== undefined) child.stdin!.end(options.input);
-  });
+  return processes.cli(args, env, cwd, options.input);
 }
 
 /** Runs a command with --json, expects exit code 0 and one JSON document on stdout. */
@@ -75,7 +60,8 @@ async function keywardJson<T = any>(args: string[], options: RunOptions = {}): P
   return JSON.parse(result.stdout) as T;
 }
 
-function expectRefused(result: CliResult, code: string): void {
+/** Exit code 1, nothing on stdout, and one line on stderr ending in the refusal code. */
+function expectCliRefused(result: ProcessResult, code: string): void {
   expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: '' });
   expect(result.stderr).toMatch(new RegExp(`^keyward: .+ \\(${code}\\)\\n$`));
 }
@@ -167,7 +153,7 @@ describe('keyward orgs', () => {
     const suspended = await keywardJson(['orgs', 'suspend', organizationId]);
     expect(suspended).toMatchObject({ id: organizationId, status: 'SUSPENDED' });
     const refused = await keyward(['keys', 'list'], { key: key.secret });
-    expectRefused(refused, 'ORGANIZATION_SUSPENDED');
+    expectCliRefused(refused, 'ORGANIZATION_SUSPENDED');
 
     const activated = await keyward(['orgs', 'activate', organizationId]);
     expect(activated.code).toBe(0);
@@ -179,13 +165,13 @@ describe('keyward orgs', () => {
   it("refuses orgs show of another organization with a tenant's key: exit 1, NOT_FOUND", async () => {
     const { key } = await createTenant(server);
     const other = await createOrganization(server);
-    expectRefused(await keyward(['orgs', 'show', other.id], { key: key.secret }), 'NOT_FOUND');
+    expectCliRefused(await keyward(['orgs', 'show', other.id], { key: key.secret }), 'NOT_FOUND');
   });
 
   it('refuses orgs create to a key without platform:admin: exit 1, INSUFFICIENT_SCOPE, nothing created', async () => {
     const { key } = await createTenant(server);
     const name = uniqueName('Nope');
-    expectRefused(await keyward(['orgs', 'create', '--name', name], { key: key.secret }), 'INSUFFICIENT_SCOPE');
+    expectCliRefused(await keyward(['orgs', 'create', '--name', name], { key: key.secret }), 'INSUFFICIENT_SCOPE');
     const page = await keywardJson(['orgs', 'list', '--first', '500']);
     expect(page.nodes.map((organization: any) => organization.name)).not.toContain(name);
   });
@@ -234,7 +220,7 @@ describe('keyward keys', () => {
     expect(result.stdout.split(WARNING)).toHaveLength(2);
     expect(result.stdout).toMatch(/Created API key key_[0-9a-z]{26}\./);
     expect(result.stdout).toMatch(/^Name: +Human key$/m);
-    expect(result.stdout).toMatch(/^Scopes: +audit:read, keys:read, org:read, sessions:read, usage:read$/m);
+    expect(result.stdout).toMatch(/^Scopes: +audit:read, keys:read, org:read, sessions:read, usage:read, webhooks:read$/m);
     expect(result.stdout).toMatch(/^Rate limits: +per-minute 60\/60s, per-hour 1000\/3600s$/m);
     expect(result.stderr).toBe('');
   });
@@ -253,7 +239,7 @@ describe('keyward keys', () => {
     const { organizationId } = await createTenant(server);
     const created = await keywardJson(['keys', 'create', '--org', organizationId, '--name', 'Service', '--no-rate-limit', '--preset', 'WRITE']);
     expect(created.apiKey.rateLimits).toEqual([]);
-    expect(created.apiKey.scopes).toEqual(['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write']);
+    expect(created.apiKey.scopes).toEqual(['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write', 'webhooks:read', 'webhooks:write']);
   });
 
   it('keys list --json filters by organization, status, environment and search', async () => {
@@ -350,7 +336,7 @@ describe('keyward keys', () => {
   it('keys update reports the server\'s BAD_USER_INPUT naming the field, and changes nothing', async () => {
     const key = await createKey(server, { name: 'Unchanged' });
     const result = await keyward(['keys', 'update', key.id, '--name', 'New', '--owner-email', 'not-an-email']);
-    expectRefused(result, 'BAD_USER_INPUT');
+    expectCliRefused(result, 'BAD_USER_INPUT');
     expect(result.stderr).toContain('ownerEmail');
     expect((await keywardJson(['keys', 'show', key.id])).name).toBe('Unchanged');
   });
@@ -419,11 +405,11 @@ describe('keyward keys', () => {
     const organization = await createOrganization(server);
     const key = await createKey(server, { organizationId: organization.id });
     expect(await keywardJson(['keys', 'delete', key.id])).toEqual({ id: key.id, deleted: true });
-    expectRefused(await keyward(['keys', 'show', key.id]), 'NOT_FOUND');
+    expectCliRefused(await keyward(['keys', 'show', key.id]), 'NOT_FOUND');
     expect((await keywardJson(['keys', 'list', '--org', organization.id])).nodes).toEqual([]);
 
     const again = await keyward(['keys', 'delete', key.id]);
-    expectRefused(again, 'NOT_FOUND');
+    expectCliRefused(again, 'NOT_FOUND');
   });
 
   it('keys delete prints a confirmation in human form', async () => {
@@ -456,14 +442,14 @@ describe('keyward keys', () => {
   it('refuses keys create for another organization with a tenant key: exit 1, NOT_FOUND', async () => {
     const { key } = await createTenant(server);
     const other = await createOrganization(server);
-    expectRefused(await keyward(['keys', 'create', '--org', other.id, '--name', 'intruder'], { key: key.secret }), 'NOT_FOUND');
+    expectCliRefused(await keyward(['keys', 'create', '--org', other.id, '--name', 'intruder'], { key: key.secret }), 'NOT_FOUND');
     expect((await keywardJson(['keys', 'list', '--org', other.id])).nodes).toEqual([]);
   });
 
   it('refuses keys create over maxKeys with exit 1 and KEY_LIMIT_EXCEEDED', async () => {
     const organization = await createOrganization(server, { maxKeys: 1 });
     await createKey(server, { organizationId: organization.id });
-    expectRefused(await keyward(['keys', 'create', '--org', organization.id, '--name', 'one too many']), 'KEY_LIMIT_EXCEEDED');
+    expectCliRefused(await keyward(['keys', 'create', '--org', organization.id, '--name', 'one too many']), 'KEY_LIMIT_EXCEEDED');
   });
 });
 
@@ -570,7 +556,7 @@ describe('keyward sessions', () => {
 
   it('refuses sessions create without credits: exit 1, SESSION_BALANCE_EMPTY', async () => {
     const { key } = await createTenant(server);
-    expectRefused(await keyward(['sessions', 'create'], { key: key.secret }), 'SESSION_BALANCE_EMPTY');
+    expectCliRefused(await keyward(['sessions', 'create'], { key: key.secret }), 'SESSION_BALANCE_EMPTY');
   });
 
   it('refuses sessions credit without --idempotency-key as a usage error (exit 2)', async () => {
@@ -630,7 +616,7 @@ describe('keyward verify', () => {
 describe('keyward CLI errors and help', () => {
   it('revoking an unknown key exits 1 with "keyward: <message> (NOT_FOUND)" on stderr and nothing on stdout', async () => {
     const result = await keyward(['keys', 'revoke', 'key_00000000000000000000000000', '--reason', 'gone']);
-    expectRefused(result, 'NOT_FOUND');
+    expectCliRefused(result, 'NOT_FOUND');
   });
 
   it('a bad --preset is a usage error: exit 2 naming the option and the allowed presets', async () => {
@@ -659,26 +645,26 @@ describe('keyward CLI errors and help', () => {
 
   it('a server-side BAD_USER_INPUT exits 1 with the field in the message', async () => {
     const result = await keyward(['keys', 'list', '--first', '0']);
-    expectRefused(result, 'BAD_USER_INPUT');
+    expectCliRefused(result, 'BAD_USER_INPUT');
     expect(result.stderr).toContain('first');
   });
 
   it('an unreachable KEYWARD_URL exits 1 saying keyward is unreachable there (NETWORK_ERROR)', async () => {
     const result = await keyward(['orgs', 'list'], { url: 'http://127.0.0.1:9/graphql' });
-    expectRefused(result, 'NETWORK_ERROR');
+    expectCliRefused(result, 'NETWORK_ERROR');
     expect(result.stderr).toContain('unreachable at http://127.0.0.1:9/graphql');
   });
 
   it('a missing KEYWARD_API_KEY exits 1 saying how to give one', async () => {
     const result = await keyward(['keys', 'list'], { key: null });
-    expectRefused(result, 'UNAUTHENTICATED');
+    expectCliRefused(result, 'UNAUTHENTICATED');
     expect(result.stderr).toContain('KEYWARD_API_KEY');
   });
 
   it('an unknown API key exits 1 with INVALID_API_KEY', async () => {
     const fake = await createKey(server, {});
     await keywardJson(['keys', 'delete', fake.id]);
-    expectRefused(await keyward(['orgs', 'show'], { key: fake.secret }), 'INVALID_API_KEY');
+    expectCliRefused(await keyward(['orgs', 'show'], { key: fake.secret }), 'INVALID_API_KEY');
   });
 
   it('--url and --api-key override KEYWARD_URL and KEYWARD_API_KEY', async () => {

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { ChildProcess, spawn } from 'node:child_process';
-import { createTestDatabase, TestDatabase, USING_MYSQL } from './helpers/database';
+import { USING_MYSQL } from './helpers/database';
+import net from 'node:net';
+import { KeywardProcesses, MAIN, ServerProcess } from './helpers/processes';
 import { isWellFormedSecret } from '../src/auth/key-format';
 
 /**
@@ -10,126 +10,17 @@ import { isWellFormedSecret } from '../src/auth/key-format';
  * each test on a fresh database. jest's globalSetup rebuilds dist/ when it is stale.
  * Processes run with the temp data dir as working directory so no `.env` is picked up.
  */
-const ROOT = path.join(__dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'keyward.js');
-const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
-const PEPPER = 'cli-test-pepper-0123456789abcdef';
 const SECRET = /kw_(live|test)_[0-9A-Za-z]{38}/g;
-const STARTUP_TIMEOUT_MS = 20_000;
 
 jest.setTimeout(90_000);
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const children: ChildProcess[] = [];
-const databases: TestDatabase[] = [];
-
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await new Promise((resolve) => child.once('exit', resolve));
-    }
-  }
-  for (const database of databases.splice(0)) await database.drop();
-});
-
-/** A fresh database and the environment that points the CLI and the server at it. */
-async function freshEnvironment(): Promise<{ env: NodeJS.ProcessEnv; dataDir: string }> {
-  const database = await createTestDatabase();
-  databases.push(database);
-  const env: NodeJS.ProcessEnv = { ...process.env, KEYWARD_DATA_DIR: database.dataDir, LOG_LEVEL: 'info' };
-  for (const name of ['DATABASE_URL', 'KEYWARD_PEPPER', 'PORT', 'HOST', 'REDIS_URL', 'TRUST_PROXY', 'INTROSPECTION', 'SESSION_PRICE_USD']) delete env[name];
-  if (database.config.kind === 'mysql') {
-    env.DATABASE_URL = database.config.url;
-    env.KEYWARD_PEPPER = PEPPER;
-  }
-  return { env, dataDir: database.dataDir };
-}
-
-function run(script: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): ChildProcess {
-  const child = spawn(process.execPath, [script, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return child;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = run(BIN, args, env, cwd);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (chunk) => { stdout += chunk; });
-    child.stderr!.on('data', (chunk) => { stderr += chunk; });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-interface ServerProcess {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts `node dist/src/main.js` and waits until /healthz answers (at most 20 s). */
-async function startServer(env: NodeJS.ProcessEnv, cwd: string): Promise<ServerProcess> {
-  const port = await freePort();
-  const child = run(MAIN, [], { ...env, PORT: String(port), HOST: '127.0.0.1' }, cwd);
-  let output = '';
-  child.stdout!.on('data', (chunk) => { output += chunk; });
-  child.stderr!.on('data', (chunk) => { output += chunk; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server exited during start (code ${child.exitCode}):\n${output}`);
-    try {
-      const response = await fetch(`${base}/healthz`);
-      if (response.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the server did not answer /healthz within ${STARTUP_TIMEOUT_MS} ms:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { child, url: `${base}/graphql`, output: () => output, exited };
-}
-
-async function gql(url: string, secret: string, query: string): Promise<{ status: number; body: any }> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
-    body: JSON.stringify({ query }),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const processes = new KeywardProcesses();
+afterEach(() => processes.cleanup());
 
 describe('keyward CLI', () => {
-  beforeAll(() => {
-    if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (jest's globalSetup should have built it)`);
-  });
-
   it('init --json prints exactly one JSON line with organizationId, apiKeyId and secret, and exits 0', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const result = await cli(['init', '--json'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const result = await processes.cli(['init', '--json'], env, dataDir);
     expect(result.code).toBe(0);
     expect(result.stdout.endsWith('\n')).toBe(true);
     const lines = result.stdout.split('\n').filter((line) => line !== '');
@@ -144,13 +35,13 @@ describe('keyward CLI', () => {
   });
 
   it('refuses a second init with exit code 1, a clear message on stderr and no secret', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const first = await cli(['init', '--json'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const first = await processes.cli(['init', '--json'], env, dataDir);
     expect(first.code).toBe(0);
     const { organizationId } = JSON.parse(first.stdout);
 
     for (const args of [['init'], ['init', '--json']]) {
-      const again = await cli(args, env, dataDir);
+      const again = await processes.cli(args, env, dataDir);
       expect(again.code).toBe(1);
       expect(again.stderr).toMatch(/already initialized/i);
       // "changes nothing": the platform organization is still the first one.
@@ -162,8 +53,8 @@ describe('keyward CLI', () => {
   });
 
   it('prints the secret exactly once in the human init output, with the ids and a warning to store it', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const result = await cli(['init'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const result = await processes.cli(['init'], env, dataDir);
     expect(result.code).toBe(0);
     const secrets: string[] = [...result.stdout.matchAll(SECRET)].map((match) => match[0]);
     expect(secrets).toHaveLength(1);
@@ -175,56 +66,56 @@ describe('keyward CLI', () => {
   });
 
   it('migrate applies the migrations on a fresh database and exits 0, and init works after it', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const migrated = await cli(['migrate'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const migrated = await processes.cli(['migrate'], env, dataDir);
     expect(migrated.code).toBe(0);
     expect(migrated.stdout).toContain('migrations applied');
-    const again = await cli(['migrate'], env, dataDir);
+    const again = await processes.cli(['migrate'], env, dataDir);
     expect(again.code).toBe(0);
-    const init = await cli(['init', '--json'], env, dataDir);
+    const init = await processes.cli(['init', '--json'], env, dataDir);
     expect(init.code).toBe(0);
     expect(isWellFormedSecret(JSON.parse(init.stdout).secret)).toBe(true);
   });
 
   (USING_MYSQL ? it.skip : it)('generates the SQLite pepper into the data dir with mode 0600', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    expect((await cli(['init', '--json'], env, dataDir)).code).toBe(0);
+    const { env, dataDir } = await processes.environment();
+    expect((await processes.cli(['init', '--json'], env, dataDir)).code).toBe(0);
     const stat = fs.statSync(path.join(dataDir, 'pepper'));
     expect(stat.mode & 0o777).toBe(0o600);
     expect(fs.existsSync(path.join(dataDir, 'keyward.sqlite'))).toBe(true);
   });
 
   it('exits 1 naming the variable when the configuration is bad', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const result = await cli(['init', '--json'], { ...env, LOG_LEVEL: 'loud' }, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const result = await processes.cli(['init', '--json'], { ...env, LOG_LEVEL: 'loud' }, dataDir);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('LOG_LEVEL');
     expect(result.stdout).not.toMatch(SECRET);
   });
 
   it('init --org-name names the platform organization', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const init = await cli(['init', '--json', '--org-name', 'Acme Platform'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const init = await processes.cli(['init', '--json', '--org-name', 'Acme Platform'], env, dataDir);
     expect(init.code).toBe(0);
     const { secret, organizationId } = JSON.parse(init.stdout);
-    const server = await startServer(env, dataDir);
-    const response = await gql(server.url, secret, '{ viewer { organization { id name } } }');
+    const server = await processes.startServer(env, dataDir);
+    const response = await server.gql('{ viewer { organization { id name } } }', {}, { key: secret });
     expect(response.status).toBe(200);
     expect(response.body.data.viewer.organization).toEqual({ id: organizationId, name: 'Acme Platform' });
     server.child.kill('SIGTERM');
-    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(await server.exited).toMatchObject({ code: 0, signal: null });
   });
 });
 
 describe('keyward server process', () => {
   it('starts on PORT/HOST, accepts the init secret over HTTP and exits 0 on SIGTERM', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const init = await cli(['init', '--json'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const init = await processes.cli(['init', '--json'], env, dataDir);
     expect(init.code).toBe(0);
     const { secret, organizationId, apiKeyId } = JSON.parse(init.stdout);
 
-    const server = await startServer(env, dataDir);
-    const response = await gql(server.url, secret, '{ viewer { organization { id name } apiKey { id } scopes } }');
+    const server = await processes.startServer(env, dataDir);
+    const response = await server.gql('{ viewer { organization { id name } apiKey { id } scopes } }', {}, { key: secret });
     expect(response.status).toBe(200);
     expect(response.body.data.viewer).toEqual({ organization: { id: organizationId, name: 'Platform' }, apiKey: { id: apiKeyId }, scopes: ['*'] });
 
@@ -232,14 +123,14 @@ describe('keyward server process', () => {
     expect(ready.status).toBe(200);
 
     server.child.kill('SIGTERM');
-    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(await server.exited).toMatchObject({ code: 0, signal: null });
     expect(server.output()).not.toMatch(SECRET);
     expect(server.output()).toContain('listening');
   });
 
   it('refuses a bad configuration at start with exit code 1 and a message naming the variable', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const child = run(MAIN, [], { ...env, PORT: 'abc' }, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const child = processes.spawn(MAIN, [], { ...env, PORT: 'abc' }, dataDir);
     let stderr = '';
     child.stderr!.on('data', (chunk) => { stderr += chunk; });
     const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
@@ -250,60 +141,60 @@ describe('keyward server process', () => {
 
 describe('the first hour', () => {
   it('init says which database it used, in the human output and (with --json) on stderr', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const human = await cli(['init'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const human = await processes.cli(['init'], env, dataDir);
     expect(human.code).toBe(0);
     const database = USING_MYSQL ? /Database: +MySQL\/MariaDB database kw_test_[0-9a-f]+ on 127\.0\.0\.1:3306/ : new RegExp(`Database: +SQLite database ${path.join(dataDir, 'keyward.sqlite')} \\(data directory ${dataDir}\\)`);
     expect(human.stdout).toMatch(database);
     expect(human.stdout).not.toContain('keyward:keyward@');
 
-    const other = await freshEnvironment();
-    const json = await cli(['init', '--json'], other.env, other.dataDir);
+    const other = await processes.environment();
+    const json = await processes.cli(['init', '--json'], other.env, other.dataDir);
     expect(json.code).toBe(0);
     expect(json.stdout.trim().split('\n')).toHaveLength(1);
     expect(json.stderr).toMatch(USING_MYSQL ? /initialized MySQL\/MariaDB database kw_test_/ : /initialized SQLite database /);
   });
 
   it('keys create --direct makes a working platform key on the database when the init secret is lost, and it is audited', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const init = await cli(['init', '--json'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const init = await processes.cli(['init', '--json'], env, dataDir);
     const lost = JSON.parse(init.stdout);
-    const recovered = await cli(['keys', 'create', '--direct', '--name', 'platform admin (recovered)', '--scope', '*', '--no-rate-limit', '--json'], env, dataDir);
+    const recovered = await processes.cli(['keys', 'create', '--direct', '--name', 'platform admin (recovered)', '--scope', '*', '--no-rate-limit', '--json'], env, dataDir);
     expect(recovered.code).toBe(0);
     expect(recovered.stderr).toContain('created directly in');
     const created = JSON.parse(recovered.stdout);
     expect(created.apiKey).toMatchObject({ organizationId: lost.organizationId, name: 'platform admin (recovered)', scopes: ['*'] });
     expect(isWellFormedSecret(created.secret)).toBe(true);
 
-    const server = await startServer(env, dataDir);
+    const server = await processes.startServer(env, dataDir);
     // The new key works, revokes the lost one, and the audit log says the key came from no key.
-    const revoked = await gql(server.url, created.secret, `mutation { revokeApiKey(id: "${lost.apiKeyId}", reason: "secret lost") { status } }`);
+    const revoked = await server.gql(`mutation { revokeApiKey(id: "${lost.apiKeyId}", reason: "secret lost") { status } }`, {}, { key: created.secret });
     expect(revoked.body.data.revokeApiKey.status).toBe('REVOKED');
-    const audit = await gql(server.url, created.secret, '{ auditLog(first: 10) { nodes { action actorKeyId targetId } } }');
+    const audit = await server.gql('{ auditLog(first: 10) { nodes { action actorKeyId targetId } } }', {}, { key: created.secret });
     expect(audit.body.data.auditLog.nodes).toEqual(expect.arrayContaining([
       { action: 'api_key.create', actorKeyId: null, targetId: created.apiKey.id },
       { action: 'api_key.revoke', actorKeyId: created.apiKey.id, targetId: lost.apiKeyId },
     ]));
-    const refused = await gql(server.url, lost.secret, '{ viewer { scopes } }');
+    const refused = await server.gql('{ viewer { scopes } }', {}, { key: lost.secret });
     expect(refused.status).toBe(401);
     server.child.kill('SIGTERM');
-    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(await server.exited).toMatchObject({ code: 0, signal: null });
   });
 
   it('keys create --direct before init says to run init first and creates no key', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const result = await cli(['keys', 'create', '--direct', '--name', 'too early'], env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const result = await processes.cli(['keys', 'create', '--direct', '--name', 'too early'], env, dataDir);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/no platform organization in .+: run `keyward init` first \(NOT_FOUND\)/);
   });
 
   it('says in one line that the port is in use, without a stack trace, and exits 1', async () => {
-    const { env, dataDir } = await freshEnvironment();
+    const { env, dataDir } = await processes.environment();
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
     const { port } = blocker.address() as net.AddressInfo;
     try {
-      const child = run(MAIN, [], { ...env, PORT: String(port), HOST: '127.0.0.1' }, dataDir);
+      const child = processes.spawn(MAIN, [], { ...env, PORT: String(port), HOST: '127.0.0.1' }, dataDir);
       let output = '';
       child.stdout!.on('data', (chunk) => { output += chunk; });
       child.stderr!.on('data', (chunk) => { output += chunk; });
@@ -317,24 +208,24 @@ describe('the first hour', () => {
   });
 
   it('tells at start what to do next: run init on a fresh database, open the console once initialized', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const fresh = await startServer(env, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const fresh = await processes.startServer(env, dataDir);
     const origin = fresh.url.replace('/graphql', '');
     await waitForOutput(fresh, 'npx keyward init');
     expect(fresh.output()).toContain(`then open ${origin}/console and paste the key it prints`);
     fresh.child.kill('SIGTERM');
     await fresh.exited;
 
-    expect((await cli(['init', '--json'], env, dataDir)).code).toBe(0);
-    const initialized = await startServer(env, dataDir);
+    expect((await processes.cli(['init', '--json'], env, dataDir)).code).toBe(0);
+    const initialized = await processes.startServer(env, dataDir);
     await waitForOutput(initialized, `console: ${initialized.url.replace('/graphql', '')}/console`);
     initialized.child.kill('SIGTERM');
     await initialized.exited;
   });
 
   it('a KEYWARD_URL without the /graphql path gets a hint naming it', async () => {
-    const { env, dataDir } = await freshEnvironment();
-    const result = await cli(['keys', 'list'], { ...env, KEYWARD_URL: 'http://127.0.0.1:4999', KEYWARD_API_KEY: 'kw_live_x' }, dataDir);
+    const { env, dataDir } = await processes.environment();
+    const result = await processes.cli(['keys', 'list'], { ...env, KEYWARD_URL: 'http://127.0.0.1:4999', KEYWARD_API_KEY: 'kw_live_x' }, dataDir);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe('keyward: KEYWARD_URL http://127.0.0.1:4999 has no path: the GraphQL endpoint is /graphql, e.g. http://127.0.0.1:4999/graphql (BAD_USER_INPUT)\n');
   });

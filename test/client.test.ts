@@ -186,7 +186,7 @@ describe('KeywardClient', () => {
       expect(apiKey).toMatchObject({
         organizationId, name: 'ci', environment: 'TEST', status: 'ACTIVE', ownerEmail: 'ci@example.com', meta: { team: 'ml' },
         hint: `${created.secret.slice(0, 8)}…${created.secret.slice(-4)}`,
-        scopes: ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write'],
+        scopes: ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write', 'webhooks:read', 'webhooks:write'],
         rateLimits: [{ name: 'per-minute', limit: 60, windowSeconds: 60 }, { name: 'per-hour', limit: 1000, windowSeconds: 3600 }],
         revokedAt: null, rotatedFromId: null, requestCount: 0,
       });

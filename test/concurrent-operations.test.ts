@@ -1,6 +1,6 @@
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization } from './helpers/fixtures';
-import { expectRefused, ok } from './helpers/responses';
+import { expectRefused, ok } from './helpers/expect';
 
 /**
  * MAX_CONCURRENT_COST_PER_KEY: each GraphQL operation of a key holds its cost (the fields it

@@ -1,7 +1,9 @@
-import { Browser, BrowserContext, Page } from 'playwright-core';
-import { startTestServer, TestServer } from './helpers/server';
+import { Page } from 'playwright-core';
+import type { TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
-import { launchChromium, PageWatch, screenshotPath, watchPage } from './helpers/browser';
+import { PageWatch, screenshotPath, useBrowserHarness } from './helpers/browser';
+import { CHROMIUM, describeWith } from './helpers/services';
+import { verifySignature, WebhookReceiver } from './helpers/webhook-receiver';
 
 /**
  * The console at /console, driven by Debian's headless Chromium against a real server. Every
@@ -18,41 +20,25 @@ const LIVE_WITHIN_MS = 1_000;
 const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
 
 // page.evaluate callbacks run in the page; the project's tsconfig has no DOM lib, hence (globalThis as any).
-describe('keyward console', () => {
+describeWith([CHROMIUM], 'keyward console', () => {
+  // Webhook receivers of these tests listen on 127.0.0.1.
+  const harness = useBrowserHarness({ clockStart: new Date().toISOString(), env: { WEBHOOK_ALLOW_PRIVATE: 'true' } }, BROWSER_TIMEOUT);
   let server: TestServer;
-  let browser: Browser | undefined;
   let base: string;
-  const contexts: BrowserContext[] = [];
-
-  beforeAll(async () => {
-    server = await startTestServer({ clockStart: new Date().toISOString() });
+  beforeAll(() => {
+    server = harness.server;
     base = server.url.replace(/\/graphql$/, '');
-    browser = await launchChromium();
-  }, BROWSER_TIMEOUT);
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  }, BROWSER_TIMEOUT);
 
   interface Opened extends PageWatch {
     page: Page;
   }
 
   async function open(viewport = { width: 1280, height: 800 }): Promise<Opened> {
-    if (!browser) throw new Error('the browser did not start');
-    const context = await browser.newContext({ viewport });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.setDefaultTimeout(UI_TIMEOUT);
-    const watch = await watchPage(page);
-    const response = await page.goto(`${base}/console`, { waitUntil: 'load' });
+    const opened = await harness.openPage(viewport, UI_TIMEOUT);
+    const response = await opened.page.goto(`${base}/console`, { waitUntil: 'load' });
     expect(response?.status()).toBe(200);
-    return { page, ...watch };
+    return opened;
   }
 
   /** Types the key into the password field and presses Enter; resolves once the console shows. */
@@ -137,7 +123,7 @@ describe('keyward console', () => {
     await signIn(page, server.adminKey);
 
     const nav = page.getByRole('navigation', { name: 'Console' });
-    await expect(nav.getByRole('link').allTextContents()).resolves.toEqual(['Overview', 'Keys', 'Usage', 'Sessions', 'Audit log', 'Organizations']);
+    await expect(nav.getByRole('link').allTextContents()).resolves.toEqual(['Overview', 'Keys', 'Usage', 'Sessions', 'Audit log', 'Webhooks', 'Organizations']);
     const organizations = await page.getByLabel('Organization').locator('option').allTextContents();
     expect(organizations).toEqual(expect.arrayContaining(['Platform', acme.name, globex.name]));
     await goTo(page, 'Organizations');
@@ -171,7 +157,7 @@ describe('keyward console', () => {
     await signIn(page, tenant.key.secret);
 
     const nav = page.getByRole('navigation', { name: 'Console' });
-    await expect(nav.getByRole('link').allTextContents()).resolves.toEqual(['Overview', 'Keys', 'Usage', 'Sessions', 'Audit log']);
+    await expect(nav.getByRole('link').allTextContents()).resolves.toEqual(['Overview', 'Keys', 'Usage', 'Sessions', 'Audit log', 'Webhooks']);
     await expect(page.getByLabel('Organization').count()).resolves.toBe(0);
     const organization = await page.getByTestId('organization-name').textContent();
     const tenantName = (await server.gql('query($id: ID) { organization(id: $id) { name } }', { id: tenant.organizationId })).body.data.organization.name;
@@ -360,6 +346,63 @@ describe('keyward console', () => {
     await expectClean(opened);
   }, BROWSER_TIMEOUT);
 
+  it('adds a webhook endpoint showing its signing secret once, sends a test, and retries the failed delivery by hand', async () => {
+    const hooks = await WebhookReceiver.start();
+    try {
+      const tenant = await createTenant(server, { name: uniqueName('Hooks org') });
+      hooks.answer(500);
+      const opened = await open();
+      const { page } = opened;
+      await signIn(page, tenant.key.secret);
+      await goTo(page, 'Webhooks');
+      await page.getByText('No endpoints yet — add one to hear of quotas, keys and sessions.').waitFor();
+
+      await page.getByRole('button', { name: 'Add endpoint' }).click();
+      let dialog = page.getByRole('dialog');
+      await dialog.getByLabel('URL').fill(hooks.url());
+      await dialog.getByLabel('Description').fill('billing backend');
+      await dialog.getByLabel('Key revoked').check();
+      await dialog.getByRole('button', { name: 'Add endpoint' }).click();
+
+      dialog = page.getByRole('dialog', { name: 'Endpoint created' });
+      const secret = await dialog.getByLabel('Secret').inputValue();
+      expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+      expect(await placesShowing(page, secret)).toBe(1);
+      const shown = await pageText(page);
+      expect(shown.storage.session).not.toContain(secret);
+      expect(shown.storage.local).not.toContain(secret);
+      await page.screenshot({ path: screenshotPath('console-webhook-secret-once.png') });
+      await dialog.getByRole('button', { name: 'I have stored it' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      const row = page.locator('tbody tr', { hasText: hooks.url() });
+      await row.waitFor();
+      await expect(row.textContent()).resolves.toContain('QUOTA_THRESHOLD, QUOTA_EXHAUSTED, KEY_REVOKED');
+      expect(await placesShowing(page, secret)).toBe(0);
+
+      await row.getByRole('button', { name: `Manage ${hooks.url()}` }).click();
+      dialog = page.getByRole('dialog', { name: `Endpoint: ${hooks.url()}` });
+      await dialog.getByRole('button', { name: 'Send test' }).click();
+      const delivery = dialog.locator('tbody tr').first();
+      await delivery.getByText('HTTP 500').waitFor();
+      await delivery.locator('.badge-pending').waitFor();
+      await delivery.getByRole('button', { name: 'Retry' }).click();
+      await delivery.locator('.badge-succeeded').waitFor();
+      expect(hooks.received.map((request) => request.answeredWith)).toEqual([500, 200]);
+      expect(hooks.received[1].headers['webhook-id']).toBe(hooks.received[0].headers['webhook-id']);
+      expect(verifySignature(secret, hooks.received[1])).toEqual(hooks.received[1].json);
+      await page.screenshot({ path: screenshotPath('console-webhook-deliveries.png'), fullPage: true });
+
+      await dialog.getByRole('button', { name: 'Disable' }).click();
+      await dialog.locator('.badge-disabled').waitFor();
+      await dialog.getByRole('button', { name: 'Close' }).click();
+      await row.locator('.badge-disabled').waitFor();
+      expect((await pageText(page)).text).not.toContain(secret);
+      await expectClean(opened);
+    } finally {
+      await hooks.close();
+    }
+  }, BROWSER_TIMEOUT);
+
   for (const [name, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]] as const) {
     it(`fits a ${viewport.width}×${viewport.height} screen on every page without scrolling sideways, and is reachable by keyboard`, async () => {
       const opened = await open(viewport);
@@ -369,7 +412,7 @@ describe('keyward console', () => {
       await page.keyboard.type(server.adminKey);
       await page.keyboard.press('Enter');
       await page.locator('.topbar').waitFor();
-      for (const label of ['Overview', 'Keys', 'Usage', 'Sessions', 'Audit log', 'Organizations']) {
+      for (const label of ['Overview', 'Keys', 'Usage', 'Sessions', 'Audit log', 'Webhooks', 'Organizations']) {
         await goTo(page, label);
         await page.waitForLoadState('networkidle');
         const overflow = await page.evaluate(() => {

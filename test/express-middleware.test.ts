@@ -3,6 +3,7 @@ import net from 'node:net';
 import express, { Express } from 'express';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, CreatedKey } from './helpers/fixtures';
+import { ok } from './helpers/expect';
 import { KeywardClient, KeywardClientError } from '@keyward/client';
 import { keyward, KeywardMiddlewareOptions, KeywardErrorContext } from '@keyward/client/express';
 
@@ -102,7 +103,7 @@ async function call(url: string, path: string, options: { key?: string; via?: 'b
 
 const predict = (url: string, key?: string, body: Record<string, unknown> = {}) => call(url, '/v1/predict', { key, body });
 
-function expectRefused(answer: Answer, status: number, code: string): void {
+function expectMiddlewareRefused(answer: Answer, status: number, code: string): void {
   expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status, code });
   expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
   expect(typeof answer.body.error.message).toBe('string');
@@ -115,18 +116,17 @@ async function customerKey(input: Record<string, unknown> = {}): Promise<Created
   return createKey(server, { organizationId: organization.id, scopes: ['inference:run'], ...input });
 }
 
-async function ok<T = any>(query: string, variables: Record<string, unknown>, key?: string): Promise<T> {
-  const response = await server.gql(query, variables, { key });
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
+/** The data of a GraphQL call to keyward itself (by default as the platform admin). */
+async function keywardData(query: string, variables: Record<string, unknown>, key?: string): Promise<any> {
+  return ok(await server.gql(query, variables, { key }));
 }
 
 async function usageOf(apiKeyId: string): Promise<{ requests: number; errors: number; tokens: number; byOperation: Bucket[] }> {
-  return (await ok(USAGE, { range: { apiKeyId } })).usage;
+  return (await keywardData(USAGE, { range: { apiKeyId } })).usage;
 }
 
 async function remaining(apiKeyId: string): Promise<Record<string, number>> {
-  const states: Array<{ name: string; remaining: number }> = (await ok(RATE_LIMIT_STATUS, { id: apiKeyId })).rateLimitStatus;
+  const states: Array<{ name: string; remaining: number }> = (await keywardData(RATE_LIMIT_STATUS, { id: apiKeyId })).rateLimitStatus;
   return Object.fromEntries(states.map((state) => [state.name, state.remaining]));
 }
 
@@ -268,7 +268,7 @@ describe('admitting a request', () => {
     const refused = await call(direct, '/v1/predict', { key: key.secret, body: {}, headers: forwarded });
     const admitted = await call(behindProxy, '/v1/predict', { key: key.secret, body: {}, headers: forwarded });
 
-    expectRefused(refused, 403, 'FORBIDDEN_IP');
+    expectMiddlewareRefused(refused, 403, 'FORBIDDEN_IP');
     expect(admitted.status).toBe(200);
   });
 });
@@ -281,7 +281,7 @@ describe('key sources', () => {
 
     const answer = await call(url, `/v1/items/1?api_key=${key.secret}`);
 
-    expectRefused(answer, 401, 'UNAUTHENTICATED');
+    expectMiddlewareRefused(answer, 401, 'UNAUTHENTICATED');
     expect(verifyCalls).not.toHaveBeenCalled();
   });
 
@@ -296,7 +296,7 @@ describe('key sources', () => {
 
     expect([fromQuery.status, fromHeader.status]).toEqual([200, 200]);
     expect(fromQuery.body.keyward.keyId).toBe(key.id);
-    expectRefused(otherParameter, 401, 'UNAUTHENTICATED');
+    expectMiddlewareRefused(otherParameter, 401, 'UNAUTHENTICATED');
   });
 
   it('ignores the headers when keyFrom.header is false', async () => {
@@ -307,7 +307,7 @@ describe('key sources', () => {
     const fromHeader = await call(url, '/v1/items/1', { key: key.secret });
     const fromQuery = await call(url, `/v1/items/1?api_key=${key.secret}`);
 
-    expectRefused(fromHeader, 401, 'UNAUTHENTICATED');
+    expectMiddlewareRefused(fromHeader, 401, 'UNAUTHENTICATED');
     expect(fromHeader.body.error.message).toContain('api_key');
     expect(fromQuery.status).toBe(200);
   });
@@ -330,10 +330,10 @@ describe('refusals', () => {
     const emptyBearer = await call(url, '/v1/predict', { body: {}, headers: { authorization: 'Bearer ' } });
     const basic = await call(url, '/v1/predict', { body: {}, headers: { authorization: 'Basic dXNlcjpwYXNz' } });
 
-    expectRefused(answer, 401, 'UNAUTHENTICATED');
+    expectMiddlewareRefused(answer, 401, 'UNAUTHENTICATED');
     expect(answer.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    expectRefused(emptyBearer, 401, 'UNAUTHENTICATED');
-    expectRefused(basic, 401, 'UNAUTHENTICATED');
+    expectMiddlewareRefused(emptyBearer, 401, 'UNAUTHENTICATED');
+    expectMiddlewareRefused(basic, 401, 'UNAUTHENTICATED');
     expect(verifyCalls).not.toHaveBeenCalled();
   });
 
@@ -344,7 +344,7 @@ describe('refusals', () => {
 
     const answer = await call(url, '/v1/predict', { key: key.secret, via: 'x-api-key', body: {}, headers: { authorization: 'Basic dXNlcjpwYXNz' } });
 
-    expectRefused(answer, 401, 'UNAUTHENTICATED');
+    expectMiddlewareRefused(answer, 401, 'UNAUTHENTICATED');
     expect(answer.body.error.message).toMatch(/Authorization header must be "Bearer/);
     expect(verifyCalls).not.toHaveBeenCalled();
   });
@@ -358,8 +358,8 @@ describe('refusals', () => {
     const malformed = await predict(url, 'not-a-key');
     const wrongChecksum = await predict(url, tampered);
 
-    expectRefused(malformed, 401, 'INVALID_API_KEY');
-    expectRefused(wrongChecksum, 401, 'INVALID_API_KEY');
+    expectMiddlewareRefused(malformed, 401, 'INVALID_API_KEY');
+    expectMiddlewareRefused(wrongChecksum, 401, 'INVALID_API_KEY');
     expect(malformed.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });
 
@@ -369,18 +369,18 @@ describe('refusals', () => {
     const key = await customerKey();
     expect((await predict(url, key.secret)).status).toBe(200);
 
-    await ok('mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { status } }', { id: key.id });
+    await keywardData('mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { status } }', { id: key.id });
 
-    expectRefused(await predict(url, key.secret), 401, 'KEY_REVOKED');
+    expectMiddlewareRefused(await predict(url, key.secret), 401, 'KEY_REVOKED');
   });
 
   it('refuses a disabled key with 401 KEY_DISABLED', async () => {
     const { client } = serviceClient();
     const url = await platformApi({ client });
     const key = await customerKey();
-    await ok('mutation($id: ID!) { setApiKeyEnabled(id: $id, enabled: false) { status } }', { id: key.id });
+    await keywardData('mutation($id: ID!) { setApiKeyEnabled(id: $id, enabled: false) { status } }', { id: key.id });
 
-    expectRefused(await predict(url, key.secret), 401, 'KEY_DISABLED');
+    expectMiddlewareRefused(await predict(url, key.secret), 401, 'KEY_DISABLED');
   });
 
   it('refuses an expired key with 401 KEY_EXPIRED', async () => {
@@ -391,7 +391,7 @@ describe('refusals', () => {
 
     server.clock.advance(2 * 3600_000);
     try {
-      expectRefused(await predict(url, key.secret), 401, 'KEY_EXPIRED');
+      expectMiddlewareRefused(await predict(url, key.secret), 401, 'KEY_EXPIRED');
     } finally {
       server.clock.advance(-2 * 3600_000);
     }
@@ -404,7 +404,7 @@ describe('refusals', () => {
 
     const answer = await predict(url, key.secret);
 
-    expectRefused(answer, 403, 'INSUFFICIENT_SCOPE');
+    expectMiddlewareRefused(answer, 403, 'INSUFFICIENT_SCOPE');
     expect(answer.body.error.message).toContain('inference:fine-tune');
     expect(answer.headers.get('www-authenticate')).toBeNull();
   });
@@ -413,9 +413,9 @@ describe('refusals', () => {
     const { client } = serviceClient();
     const url = await platformApi({ client });
     const key = await customerKey();
-    await ok('mutation($id: ID!) { setOrganizationStatus(id: $id, status: SUSPENDED) { status } }', { id: key.organizationId });
+    await keywardData('mutation($id: ID!) { setOrganizationStatus(id: $id, status: SUSPENDED) { status } }', { id: key.organizationId });
 
-    expectRefused(await predict(url, key.secret), 403, 'ORGANIZATION_SUSPENDED');
+    expectMiddlewareRefused(await predict(url, key.secret), 403, 'ORGANIZATION_SUSPENDED');
   });
 
   it('answers 429 RATE_LIMITED with Retry-After and X-RateLimit-* once a window is used up', async () => {
@@ -432,7 +432,7 @@ describe('refusals', () => {
       const answer = await predict(url, key.secret);
 
       // The first call's unit frees up 60 s after it, 40 s from now.
-      expectRefused(answer, 429, 'RATE_LIMITED');
+      expectMiddlewareRefused(answer, 429, 'RATE_LIMITED');
       expect(answer.headers.get('retry-after')).toBe('40');
       expect([answer.headers.get('x-ratelimit-limit'), answer.headers.get('x-ratelimit-remaining'), answer.headers.get('x-ratelimit-reset')])
         .toEqual(['2', '0', epochSeconds(first + 60_000)]);
@@ -451,7 +451,7 @@ describe('refusals', () => {
 
     const answer = await predict(url, key.secret);
 
-    expectRefused(answer, 429, 'QUOTA_EXCEEDED');
+    expectMiddlewareRefused(answer, 429, 'QUOTA_EXCEEDED');
     expect(answer.headers.get('retry-after')).toBe(String(Math.ceil((midnight - now) / 1000)));
     // The refused request took nothing from the rate limits: the first call's unit only.
     expect([answer.headers.get('x-ratelimit-limit'), answer.headers.get('x-ratelimit-remaining')]).toEqual(['60', '59']);
@@ -464,7 +464,7 @@ describe('refusals', () => {
 
     const answer = await predict(url, key.secret);
 
-    expectRefused(answer, 429, 'QUOTA_EXCEEDED');
+    expectMiddlewareRefused(answer, 429, 'QUOTA_EXCEEDED');
     expect(answer.headers.get('retry-after')).toBeNull();
   });
 
@@ -473,7 +473,7 @@ describe('refusals', () => {
     const url = await platformApi({ client, requireSession: true });
     const key = await customerKey();
 
-    expectRefused(await predict(url, key.secret), 402, 'NO_ACTIVE_SESSION');
+    expectMiddlewareRefused(await predict(url, key.secret), 402, 'NO_ACTIVE_SESSION');
   });
 
   it('records no usage for a refused request', async () => {
@@ -481,7 +481,7 @@ describe('refusals', () => {
     const url = await platformApi({ client, requiredScopes: ['inference:admin'] });
     const key = await customerKey();
 
-    expectRefused(await predict(url, key.secret, { tokens: 5 }), 403, 'INSUFFICIENT_SCOPE');
+    expectMiddlewareRefused(await predict(url, key.secret, { tokens: 5 }), 403, 'INSUFFICIENT_SCOPE');
     await new Promise((resolve) => setTimeout(resolve, 200));
 
     expect(recordCalls).not.toHaveBeenCalled();
@@ -547,15 +547,15 @@ describe('usage recording', () => {
     const { client } = serviceClient();
     const url = await platformApi({ client, requireSession: true });
     const key = await customerKey({ scopes: ['inference:run', 'sessions:write'] });
-    await ok('mutation($input: AddSessionCreditsInput!) { addSessionCredits(input: $input) { available } }',
+    await keywardData('mutation($input: AddSessionCreditsInput!) { addSessionCredits(input: $input) { available } }',
       { input: { organizationId: key.organizationId, sessions: 1, idempotencyKey: `credits-${key.id}` } });
-    const session = (await ok('mutation { createSession(input: { tokenLimit: 1000 }) { id } }', {}, key.secret)).createSession;
+    const session = (await keywardData('mutation { createSession(input: { tokenLimit: 1000 }) { id } }', {}, key.secret)).createSession;
 
     const answer = await predict(url, key.secret, { tokens: 11 });
 
     expect(answer.status).toBe(200);
     expect(answer.body.keyward.session).toMatchObject({ id: session.id, status: 'ACTIVE' });
-    const charged = await eventually(async () => (await ok(SESSION, { id: session.id })).session, (state) => state.tokensUsed > 0);
+    const charged = await eventually(async () => (await keywardData(SESSION, { id: session.id })).session, (state) => state.tokensUsed > 0);
     expect(charged.tokensUsed).toBe(11);
   });
 
@@ -598,9 +598,9 @@ describe('local cache of valid results', () => {
 
     expect((await predict(url, key.secret)).body.keyward.cached).toBe(false);
     expect((await predict(url, key.secret)).body.keyward.cached).toBe(false);
-    await ok('mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { status } }', { id: key.id });
+    await keywardData('mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { status } }', { id: key.id });
 
-    expectRefused(await predict(url, key.secret), 401, 'KEY_REVOKED');
+    expectMiddlewareRefused(await predict(url, key.secret), 401, 'KEY_REVOKED');
     expect(verifyCalls).toHaveBeenCalledTimes(3);
   });
 
@@ -638,7 +638,7 @@ describe('local cache of valid results', () => {
     const url = await platformApi({ client, cache: { ttlMs: 10_000 } });
     const key = await customerKey();
     expect((await predict(url, key.secret)).status).toBe(200);
-    await ok('mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { status } }', { id: key.id });
+    await keywardData('mutation($id: ID!) { revokeApiKey(id: $id, reason: "leaked") { status } }', { id: key.id });
 
     const withinTtl = await predict(url, key.secret);
     server.clock.advance(10_000);
@@ -647,7 +647,7 @@ describe('local cache of valid results', () => {
 
       expect(withinTtl.status).toBe(200);
       expect(withinTtl.body.keyward.cached).toBe(true);
-      expectRefused(afterTtl, 401, 'KEY_REVOKED');
+      expectMiddlewareRefused(afterTtl, 401, 'KEY_REVOKED');
     } finally {
       server.clock.advance(-10_000);
     }
@@ -658,8 +658,8 @@ describe('local cache of valid results', () => {
     const url = await platformApi({ client, requiredScopes: ['inference:admin'], cache: { ttlMs: 60_000 } });
     const key = await customerKey();
 
-    expectRefused(await predict(url, key.secret), 403, 'INSUFFICIENT_SCOPE');
-    expectRefused(await predict(url, key.secret), 403, 'INSUFFICIENT_SCOPE');
+    expectMiddlewareRefused(await predict(url, key.secret), 403, 'INSUFFICIENT_SCOPE');
+    expectMiddlewareRefused(await predict(url, key.secret), 403, 'INSUFFICIENT_SCOPE');
     expect(verifyCalls).toHaveBeenCalledTimes(2);
   });
 
@@ -674,7 +674,7 @@ describe('local cache of valid results', () => {
     const otherAddress = await call(url, '/v1/predict', { key: key.secret, body: {}, headers: { 'x-forwarded-for': '198.51.100.1' } });
     const otherCost = await call(url, '/v1/predict', { key: key.secret, body: {}, headers: { ...allowed, 'x-units': '3' } });
 
-    expectRefused(otherAddress, 403, 'FORBIDDEN_IP');
+    expectMiddlewareRefused(otherAddress, 403, 'FORBIDDEN_IP');
     expect(otherCost.status).toBe(200);
     expect(otherCost.body.keyward.cached).toBe(false);
     expect(verifyCalls).toHaveBeenCalledTimes(3);
@@ -688,7 +688,7 @@ describe('local cache of valid results', () => {
 
     server.clock.advance(61_000);
     try {
-      expectRefused(await predict(url, key.secret), 401, 'KEY_EXPIRED');
+      expectMiddlewareRefused(await predict(url, key.secret), 401, 'KEY_EXPIRED');
     } finally {
       server.clock.advance(-61_000);
     }
@@ -704,7 +704,7 @@ describe('when keyward cannot be reached', () => {
 
     const answer = await predict(url, key.secret);
 
-    expectRefused(answer, 503, 'UNAVAILABLE');
+    expectMiddlewareRefused(answer, 503, 'UNAVAILABLE');
     expect(answer.body.keyward).toBeUndefined();
     expect(errors).toHaveLength(1);
     expect(errors[0].phase).toBe('verify');
@@ -733,7 +733,7 @@ describe('when keyward cannot be reached', () => {
 
     const answer = await predict(url, key.secret);
 
-    expectRefused(answer, 500, 'INTERNAL_SERVER_ERROR');
+    expectMiddlewareRefused(answer, 500, 'INTERNAL_SERVER_ERROR');
     expect(answer.body.keyward).toBeUndefined();
     expect((errors[0] as KeywardClientError).code).toBe('INSUFFICIENT_SCOPE');
   });

@@ -1,12 +1,13 @@
-import { Browser, BrowserContext, Page, Response, WebSocket as PageSocket } from 'playwright-core';
-import { startTestServer, TestServer } from './helpers/server';
+import { BrowserContext, Page, Response, WebSocket as PageSocket } from 'playwright-core';
+import type { TestServer } from './helpers/server';
 import { createKey, createOrganization, uniqueName } from './helpers/fixtures';
-import { launchChromium, PageWatch, screenshotPath, watchPage } from './helpers/browser';
+import { PageWatch, screenshotPath, useBrowserHarness } from './helpers/browser';
+import { CHROMIUM, describeWith } from './helpers/services';
 
 /**
  * GraphiQL at GET /graphql, driven by a real headless Chromium (Debian's, never a downloaded one).
  * Every request to a host other than the test server is aborted and recorded, so the page has
- * to work offline.
+ * to work offline. Skipped without Chromium (failed in CI).
  */
 const BROWSER_TIMEOUT = 60_000;
 const UI_TIMEOUT = 15_000;
@@ -26,24 +27,12 @@ interface SocketRecord {
 }
 
 // page.evaluate callbacks run in the page; the project's tsconfig has no DOM lib, hence (globalThis as any).document.
-describe('GraphiQL page', () => {
+describeWith([CHROMIUM], 'GraphiQL page', () => {
+  const harness = useBrowserHarness({}, BROWSER_TIMEOUT);
   let server: TestServer;
-  let browser: Browser | undefined;
-  const contexts: BrowserContext[] = [];
-
-  beforeAll(async () => {
-    server = await startTestServer();
-    browser = await launchChromium();
-  }, BROWSER_TIMEOUT);
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
+  beforeAll(() => {
+    server = harness.server;
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  }, BROWSER_TIMEOUT);
 
   /**
    * A fresh browser context (own storage, so no history from other tests) on GraphiQL.
@@ -51,12 +40,7 @@ describe('GraphiQL page', () => {
    * socket's close code and reason (Playwright reports a close without them).
    */
   async function openGraphiql(options: { recordSockets?: boolean } = {}): Promise<OpenedPage> {
-    if (!browser) throw new Error('the browser did not start');
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.setDefaultTimeout(UI_TIMEOUT);
-    const watch = await watchPage(page);
+    const { page, context, ...watch } = await harness.openPage({ width: 1400, height: 900 }, UI_TIMEOUT);
     if (options.recordSockets) {
       await page.addInitScript(() => {
         const scope = globalThis as any;

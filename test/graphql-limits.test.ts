@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DocumentNode, Kind, OperationDefinitionNode, parse, print, separateOperations } from 'graphql';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, KEY_FIELDS } from './helpers/fixtures';
-import { ok } from './helpers/responses';
+import { ok } from './helpers/expect';
 import { buildKeywardSchema } from '../src/schema';
 import { GRAPHQL_LIMITS, operationCost } from '../src/graphql-limits';
 import * as consoleQueries from '../console/src/queries';

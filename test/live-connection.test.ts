@@ -1,8 +1,8 @@
-import WebSocket from 'ws';
-import { createClient, Client } from 'graphql-ws';
-import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
 import { generateSecret } from '../src/auth/key-format';
+import { between, near, ok } from './helpers/expect';
+import { LiveClients, RawSocket } from './helpers/ws';
 
 /**
  * The graphql-ws connection itself: authentication once at connection_init (4401 / 4403),
@@ -11,7 +11,6 @@ import { generateSecret } from '../src/auth/key-format';
  * subscriptions per connection. Events are tested in live.test.ts.
  */
 
-const PROTOCOL = 'graphql-transport-ws';
 const RATE_LIMIT_CHANGED = 'subscription($apiKeyId: ID!) { rateLimitChanged(apiKeyId: $apiKeyId) { apiKeyId name remaining } }';
 const RATE_LIMIT_STATUS = 'query($id: ID!) { rateLimitStatus(apiKeyId: $id) { name limit remaining } }';
 const VIEWER = '{ viewer { apiKey { id } } }';
@@ -19,130 +18,29 @@ const VIEWER = '{ viewer { apiKey { id } } }';
 /** A key that stops working must have its sockets closed within this long. */
 const CLOSE_WITHIN_MS = 1_000;
 
-interface Closed {
-  code: number;
-  reason: string;
-  at: number;
-}
-
-interface Message {
-  type: string;
-  id?: string;
-  payload?: any;
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function ok<T = any>(response: GraphQLResponse<T>): T {
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
-}
-
-/** A raw graphql-transport-ws socket: every message received, and how and when it closed. */
-class RawSocket {
-  readonly messages: Message[] = [];
-  readonly closed: Promise<Closed>;
-  readonly opened: Promise<void>;
-  private readonly listeners = new Set<() => void>();
-  closedWith: Closed | null = null;
-
-  constructor(readonly socket: WebSocket) {
-    this.opened = new Promise((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('error', reject);
-    });
-    this.closed = new Promise((resolve) => {
-      socket.once('close', (code, reason) => {
-        this.closedWith = { code, reason: reason.toString(), at: performance.now() };
-        this.changed();
-        resolve(this.closedWith);
-      });
-    });
-    socket.on('message', (data) => {
-      this.messages.push(JSON.parse(data.toString()) as Message);
-      this.changed();
-    });
-    socket.on('error', () => {});
-  }
-
-  get isOpen(): boolean {
-    return this.socket.readyState === WebSocket.OPEN;
-  }
-
-  send(message: Message): void {
-    this.socket.send(JSON.stringify(message));
-  }
-
-  /** Resolves once `predicate` holds (or the socket closed); fails after `timeoutMs` showing what arrived. */
-  until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!predicate()) return;
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.listeners.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; messages ${JSON.stringify(this.messages)}, closed ${JSON.stringify(this.closedWith)}`));
-      }, timeoutMs);
-      this.listeners.add(check);
-    });
-  }
-
-  /** Sends connection_init; resolves with 'ack', or with the close if the server closed instead. */
-  async init(payload?: Record<string, unknown>): Promise<'ack' | Closed> {
-    await this.opened;
-    this.send(payload === undefined ? { type: 'connection_init' } : { type: 'connection_init', payload });
-    await this.until(() => this.acked || this.closedWith !== null, 5_000, 'connection_ack or close');
-    return this.acked ? 'ack' : this.closedWith!;
-  }
-
-  get acked(): boolean {
-    return this.messages.some((message) => message.type === 'connection_ack');
-  }
-
-  /** Runs a query over the socket; resolves with its `next` payload. */
-  async query(query: string, id = `q-${Math.random().toString(36).slice(2)}`): Promise<any> {
-    this.send({ id, type: 'subscribe', payload: { query } });
-    await this.until(() => this.messages.some((message) => message.id === id && (message.type === 'next' || message.type === 'error')), 3_000, `the result of ${id}`);
-    return this.messages.find((message) => message.id === id)!.payload;
-  }
-
-  private changed(): void {
-    for (const listener of [...this.listeners]) listener();
-  }
-}
 
 describe('live connections', () => {
   let server: TestServer;
-  let wsUrl: string;
   let sockets: RawSocket[] = [];
-  let clients: Client[] = [];
+  const clients = new LiveClients();
 
-  beforeAll(async () => {
-    server = await startTestServer();
-    wsUrl = server.url.replace(/^http/, 'ws');
-  });
+  beforeAll(async () => { server = await startTestServer(); });
   afterEach(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
-    clients = [];
-    for (const raw of sockets) if (raw.socket.readyState !== WebSocket.CLOSED) raw.socket.terminate();
-    await Promise.all(sockets.map((raw) => raw.closed));
-    sockets = [];
+    await clients.disposeAll();
+    await Promise.all(sockets.splice(0).map((raw) => raw.terminate()));
   });
   afterAll(async () => { await server.close(); });
 
-  function open(): RawSocket {
-    const raw = new RawSocket(new WebSocket(wsUrl, PROTOCOL));
+  function open(options?: { autoPong?: boolean }): RawSocket {
+    const raw = new RawSocket(server.wsUrl, options);
     sockets.push(raw);
     return raw;
   }
 
   /** A socket that completed connection_init with `{ authorization: "Bearer <secret>" }`. */
-  async function connected(secret: string): Promise<RawSocket> {
-    const raw = open();
+  async function connected(secret: string, options?: { autoPong?: boolean }): Promise<RawSocket> {
+    const raw = open(options);
     const outcome = await raw.init({ authorization: `Bearer ${secret}` });
     if (outcome !== 'ack') throw new Error(`expected connection_ack, got close ${JSON.stringify(outcome)}`);
     return raw;
@@ -336,6 +234,35 @@ describe('live connections', () => {
     });
   });
 
+  /*
+   * README: "keep-alive pings every 15 s". Real time (the server's keep-alive interval is not
+   * configurable), so this one test waits two intervals: ~32 s. Fails while graphql-ws's own
+   * 12 s keep-alive runs beside the hand-written 15 s loop (issue 16 item 4).
+   */
+  describe('keep-alive', () => {
+    const KEEP_ALIVE_MS = 15_000;
+    const TOLERANCE_MS = 2_000;
+
+    it('pings every socket once every 15 s, and drops a socket that stops answering pongs by the next ping', async () => {
+      const { key } = await createTenant(server);
+      const answering = await connected(key.secret);
+      const answeringSince = performance.now();
+      const mute = await connected(key.secret, { autoPong: false });
+      const muteSince = performance.now();
+
+      await sleep(2 * KEEP_ALIVE_MS + TOLERANCE_MS);
+
+      // One ping per interval, no more (a second keep-alive would show as extra pings).
+      expect(answering.pings.map((at) => Math.round(at - answeringSince))).toEqual([near(KEEP_ALIVE_MS, TOLERANCE_MS), near(2 * KEEP_ALIVE_MS, TOLERANCE_MS)]);
+      expect(answering.isOpen).toBe(true);
+      await expectStillWorking(answering, key.id);
+      // The mute socket got its ping, missed the pong, and was cut (1006: no close frame) by the next one.
+      expect(mute.pings.length).toBeGreaterThanOrEqual(1);
+      expect(mute.closedWith && { code: mute.closedWith.code, afterMs: Math.round(mute.closedWith.at - muteSince) })
+        .toEqual({ code: 1006, afterMs: between(KEEP_ALIVE_MS - TOLERANCE_MS, 2 * KEEP_ALIVE_MS + TOLERANCE_MS) });
+    }, 2 * 15_000 + 15_000);
+  });
+
   describe('graphql-ws protocol limits', () => {
     it('closes a connection that sends no connection_init with 4408 after about 3 s', async () => {
       const raw = open();
@@ -357,8 +284,7 @@ describe('live connections', () => {
     it('refuses the 51st subscription of a connection with RATE_LIMITED, keeps the other 50 working, and frees a slot when one completes', async () => {
       const { organizationId, key: watcher } = await createTenant(server);
       const target = await createKey(server, { organizationId, rateLimits: [{ name: 'minute', limit: 1000, windowSeconds: 60 }] });
-      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { apiKey: watcher.secret }, retryAttempts: 0 });
-      clients.push(client);
+      const client = clients.connect(server.wsUrl, watcher.secret, { keyAs: 'apiKey', lazy: true });
 
       type Seen = { remaining: number[]; errors: Array<{ message: string; extensions?: { code?: string } }>; completed: boolean };
       const subscribe = (seen: Seen) => client.subscribe<{ rateLimitChanged: { remaining: number } }>({ query: RATE_LIMIT_CHANGED, variables: { apiKeyId: target.id } }, {
@@ -402,8 +328,7 @@ describe('live connections', () => {
     it('frees the slots of subscriptions that ended with an error', async () => {
       const { key: watcher } = await createTenant(server);
       const other = await createOrganization(server);
-      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { apiKey: watcher.secret }, retryAttempts: 0 });
-      clients.push(client);
+      const client = clients.connect(server.wsUrl, watcher.secret, { keyAs: 'apiKey', lazy: true });
       const run = (query: string, variables: Record<string, unknown>) => new Promise<string | undefined>((resolve) => {
         let code: string | undefined;
         client.subscribe<unknown>({ query, variables }, {
@@ -432,14 +357,14 @@ describe('WebSockets per key and per client address (MAX_WEBSOCKETS_PER_KEY=3, M
     wsUrl = server.url.replace(/^http/, 'ws');
   });
   afterEach(async () => {
-    for (const raw of sockets) if (raw.socket.readyState !== WebSocket.CLOSED) raw.socket.terminate();
+    for (const raw of sockets) raw.socket.terminate();
     await Promise.all(sockets.map((raw) => raw.closed));
     sockets = [];
   });
   afterAll(async () => { await server.close(); });
 
   function open(address: string): RawSocket {
-    const raw = new RawSocket(new WebSocket(wsUrl, PROTOCOL, { headers: { 'x-forwarded-for': address } }));
+    const raw = new RawSocket(wsUrl, { headers: { 'x-forwarded-for': address } });
     sockets.push(raw);
     return raw;
   }

@@ -1,7 +1,11 @@
-import WebSocket from 'ws';
-import { createClient, Client } from 'graphql-ws';
-import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
-import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
+import type { Client } from 'graphql-ws';
+import { startTestServer, TestServer } from './helpers/server';
+import { createKey, createOrganization, createTenant, CreatedKey, quotaStatus } from './helpers/fixtures';
+import { ok } from './helpers/expect';
+import { Feed, LiveClients, roundTrip } from './helpers/ws';
+import {
+  QuotaChangedDocument, QuotasDocument, RateLimitChangedDocument, RateLimitStateFieldsFragment, RateLimitStatusDocument, ResetRateLimitDocument, SessionFieldsFragment,
+} from './helpers/operations';
 
 /**
  * Live updates over graphql-ws (same /graphql path): quotaChanged, rateLimitChanged,
@@ -10,18 +14,12 @@ import { createKey, createOrganization, createTenant, CreatedKey } from './helpe
  * Connection-level behaviour (close codes, the subscription cap) is in live-connection.test.ts.
  */
 
-const QUOTA_FIELDS = 'organizationId apiKeyId meter period limit used remaining percentUsed resetsAt';
-const QUOTA_CHANGED = `subscription($organizationId: ID, $apiKeyId: ID) { quotaChanged(organizationId: $organizationId, apiKeyId: $apiKeyId) { ${QUOTA_FIELDS} } }`;
-const RATE_LIMIT_FIELDS = 'apiKeyId name limit remaining windowSeconds resetAt';
-const RATE_LIMIT_CHANGED = `subscription($apiKeyId: ID!) { rateLimitChanged(apiKeyId: $apiKeyId) { ${RATE_LIMIT_FIELDS} } }`;
 const SESSION_FIELDS = 'id organizationId apiKeyId status tokenLimit tokensUsed tokensRemaining requestCount endedAt';
 const SESSION_CHANGED = `subscription($organizationId: ID) { sessionChanged(organizationId: $organizationId) { ${SESSION_FIELDS} } }`;
 const API_KEY_CHANGED = 'subscription($organizationId: ID) { apiKeyChanged(organizationId: $organizationId) { type at apiKey { id organizationId name status rotatedFromId } } }';
 
-const QUOTAS = `query($organizationId: ID, $apiKeyId: ID) { quotas(organizationId: $organizationId, apiKeyId: $apiKeyId) { ${QUOTA_FIELDS} } }`;
 const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
 const RECORD = 'mutation($input: RecordUsageInput!) { recordUsage(input: $input) { recorded } }';
-const RESET_RATE_LIMIT = `mutation($apiKeyId: ID!) { resetRateLimit(apiKeyId: $apiKeyId) { ${RATE_LIMIT_FIELDS} } }`;
 const ADD_CREDITS = 'mutation($input: AddSessionCreditsInput!) { addSessionCredits(input: $input) { available } }';
 const CREATE_SESSION = `mutation($input: CreateSessionInput) { createSession(input: $input) { ${SESSION_FIELDS} } }`;
 const TERMINATE_SESSION = `mutation($id: ID!) { terminateSession(id: $id) { ${SESSION_FIELDS} } }`;
@@ -30,39 +28,12 @@ const TERMINATE_SESSION = `mutation($id: ID!) { terminateSession(id: $id) { ${SE
 const AT_ONCE_MS = 100;
 /** Long enough for any coalesced event (250 ms window) to have been delivered. */
 const QUIET_MS = 500;
+/** The README's "at most ~4 events per second" per subject: one per 250 ms. */
+const EVENT_INTERVAL_MS = 250;
 
-interface QuotaStatus {
-  organizationId: string | null;
-  apiKeyId: string | null;
-  meter: string;
-  period: string;
-  limit: number;
-  used: number;
-  remaining: number;
-  percentUsed: number;
-  resetsAt: string | null;
-}
-
-interface RateLimitState {
-  apiKeyId: string;
-  name: string;
-  limit: number;
-  remaining: number;
-  windowSeconds: number;
-  resetAt: string;
-}
-
-interface Session {
-  id: string;
-  organizationId: string;
-  apiKeyId: string;
-  status: string;
-  tokenLimit: number;
-  tokensUsed: number;
-  tokensRemaining: number;
-  requestCount: number;
-  endedAt: string | null;
-}
+/** What SESSION_CHANGED and the session mutations here select. */
+type Session = Omit<SessionFieldsFragment, 'priceUsd' | 'startedAt' | 'expiresAt'>;
+type RateLimitState = RateLimitStateFieldsFragment;
 
 interface ApiKeyEvent {
   type: string;
@@ -70,136 +41,19 @@ interface ApiKeyEvent {
   apiKey: { id: string; organizationId: string; name: string; status: string; rotatedFromId: string | null };
 }
 
-interface LiveError {
-  message: string;
-  extensions?: { code?: string; [k: string]: unknown };
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function ok<T = any>(response: GraphQLResponse<T>): T {
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
-}
-
-/**
- * The events of one subscription, each with its arrival time (performance.now()), and the
- * errors it ended with (an `error` message, or a `next` carrying errors).
- */
-class Feed<T> {
-  readonly events: Array<{ data: T; at: number }> = [];
-  readonly errors: LiveError[] = [];
-  completed = false;
-  readonly unsubscribe: () => void;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(client: Client, query: string, variables: Record<string, unknown>, private readonly field: string) {
-    this.unsubscribe = client.subscribe<Record<string, T>>({ query, variables }, {
-      next: (result) => {
-        if (result.errors) this.errors.push(...(result.errors as LiveError[]));
-        const data = result.data?.[this.field];
-        if (data !== undefined && data !== null) this.events.push({ data, at: performance.now() });
-        this.changed();
-      },
-      error: (error: unknown) => {
-        this.errors.push(...toLiveErrors(error));
-        this.changed();
-      },
-      complete: () => {
-        this.completed = true;
-        this.changed();
-      },
-    });
-  }
-
-  get data(): T[] {
-    return this.events.map((event) => event.data);
-  }
-
-  /** Resolves once `predicate` holds; fails after `timeoutMs` showing what arrived. */
-  until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!predicate()) return;
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.listeners.delete(check);
-        reject(new Error(`${this.field}: timed out after ${timeoutMs} ms waiting for ${what}; got events ${JSON.stringify(this.data)}, errors ${JSON.stringify(this.errors)}, completed ${this.completed}`));
-      }, timeoutMs);
-      this.listeners.add(check);
-    });
-  }
-
-  /** The first `count` events (waits for them). */
-  async take(count: number, timeoutMs = 3_000): Promise<T[]> {
-    await this.until(() => this.events.length >= count, timeoutMs, `${count} event(s)`);
-    return this.data.slice(0, count);
-  }
-
-  /** The first error (waits for it). */
-  async error(timeoutMs = 3_000): Promise<LiveError> {
-    await this.until(() => this.errors.length > 0, timeoutMs, 'an error');
-    return this.errors[0];
-  }
-
-  private changed(): void {
-    for (const listener of [...this.listeners]) listener();
-  }
-}
-
-function toLiveErrors(error: unknown): LiveError[] {
-  if (Array.isArray(error)) return error as LiveError[];
-  if (error && typeof error === 'object' && 'code' in error && typeof (error as { code: unknown }).code === 'number') {
-    const { code, reason } = error as { code: number; reason?: string };
-    return [{ message: `socket closed ${code} ${reason ?? ''}`, extensions: { code: `CLOSE_${code}` } }];
-  }
-  return [{ message: error instanceof Error ? error.message : String(error) }];
-}
 
 describe('live updates', () => {
   let server: TestServer;
-  let wsUrl: string;
-  let clients: Client[] = [];
+  const clients = new LiveClients();
 
-  beforeAll(async () => {
-    server = await startTestServer();
-    wsUrl = server.url.replace(/^http/, 'ws');
-  });
-  afterEach(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
-    clients = [];
-  });
+  beforeAll(async () => { server = await startTestServer(); });
+  afterEach(async () => { await clients.disposeAll(); });
   afterAll(async () => { await server.close(); });
 
   /** A graphql-ws client authenticated with `secret` (disposed after each test). */
   function connect(secret: string): Client {
-    const client = createClient({
-      url: wsUrl,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${secret}` },
-      retryAttempts: 0,
-      lazy: false,
-      onNonLazyError: () => {},
-    });
-    clients.push(client);
-    return client;
-  }
-
-  function watch<T>(client: Client, query: string, variables: Record<string, unknown>, field: string): Feed<T> {
-    return new Feed<T>(client, query, variables, field);
-  }
-
-  /**
-   * A round trip on the connection that involves the database: subscriptions sent before it
-   * (without a snapshot to wait for) are listening once it returns.
-   */
-  async function settled(client: Client): Promise<void> {
-    const feed = new Feed<unknown>(client, '{ organization { id } }', {}, 'organization');
-    await feed.until(() => feed.completed || feed.errors.length > 0, 3_000, 'the round trip');
+    return clients.connect(server.wsUrl, secret);
   }
 
   /** verifyKey (by the platform admin, which has no limits of its own); returns when the response arrived. */
@@ -232,20 +86,6 @@ describe('live updates', () => {
     return new Date(server.clock.now().getTime() + windowSeconds * 1000).toISOString();
   }
 
-  function quota(owner: { organizationId: string } | { apiKeyId: string }, meter: string, period: string, limit: number, used: number, resetsAt: string | null): QuotaStatus {
-    return {
-      organizationId: 'organizationId' in owner ? owner.organizationId : null,
-      apiKeyId: 'apiKeyId' in owner ? owner.apiKeyId : null,
-      meter,
-      period,
-      limit,
-      used,
-      remaining: Math.max(0, limit - used),
-      percentUsed: Math.min(100, (used / limit) * 100),
-      resetsAt,
-    };
-  }
-
   describe('quotaChanged', () => {
     it("sends one event per current quota of the organization, then only the quota that changed (REQUESTS) after a verifyKey", async () => {
       const organization = await createOrganization(server, {
@@ -253,41 +93,41 @@ describe('live updates', () => {
       });
       const watcher = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
       const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
-      const feed = watch<QuotaStatus>(connect(watcher.secret), QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
+      const feed = Feed.watch(connect(watcher.secret), QuotaChangedDocument, { organizationId: organization.id }, 'quotaChanged');
 
       const snapshot = await feed.take(2);
       const owner = { organizationId: organization.id };
       expect([...snapshot].sort((a, b) => a.meter.localeCompare(b.meter))).toEqual([
-        quota(owner, 'REQUESTS', 'DAY', 100, 0, nextUtcMidnight()),
-        quota(owner, 'TOKENS', 'MONTH', 5000, 0, nextMonthStart()),
+        quotaStatus(owner, 'REQUESTS', 'DAY', 100, 0, nextUtcMidnight()),
+        quotaStatus(owner, 'TOKENS', 'MONTH', 5000, 0, nextMonthStart()),
       ]);
 
       const answeredAt = await verify(key.secret);
       await feed.take(3);
-      expect(feed.data[2]).toEqual(quota(owner, 'REQUESTS', 'DAY', 100, 1, nextUtcMidnight()));
+      expect(feed.data[2]).toEqual(quotaStatus(owner, 'REQUESTS', 'DAY', 100, 1, nextUtcMidnight()));
       // The first change after a quiet period goes out at once.
       expect(feed.events[2].at - answeredAt).toBeLessThan(AT_ONCE_MS);
       // The TOKENS quota did not change: no event for it.
       await sleep(QUIET_MS);
-      expect(feed.data.slice(2)).toEqual([quota(owner, 'REQUESTS', 'DAY', 100, 1, nextUtcMidnight())]);
+      expect(feed.data.slice(2)).toEqual([quotaStatus(owner, 'REQUESTS', 'DAY', 100, 1, nextUtcMidnight())]);
     });
 
     it('sends the TOKENS quota of the organization after recordUsage, the 80 % crossing at once', async () => {
       const organization = await createOrganization(server, { quotas: [{ meter: 'TOKENS', period: 'MONTH', limit: 1000 }] });
       const watcher = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
       const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
-      const feed = watch<QuotaStatus>(connect(watcher.secret), QUOTA_CHANGED, {}, 'quotaChanged');
+      const feed = Feed.watch(connect(watcher.secret), QuotaChangedDocument, {}, 'quotaChanged');
       const owner = { organizationId: organization.id };
-      expect(await feed.take(1)).toEqual([quota(owner, 'TOKENS', 'MONTH', 1000, 0, nextMonthStart())]);
+      expect(await feed.take(1)).toEqual([quotaStatus(owner, 'TOKENS', 'MONTH', 1000, 0, nextMonthStart())]);
 
       await recordUsage({ apiKeyId: key.id, tokens: 250 });
       await feed.take(2);
-      expect(feed.data[1]).toEqual(quota(owner, 'TOKENS', 'MONTH', 1000, 250, nextMonthStart()));
+      expect(feed.data[1]).toEqual(quotaStatus(owner, 'TOKENS', 'MONTH', 1000, 250, nextMonthStart()));
 
       // Inside the coalescing window of the previous event, but it crosses 80 %.
       const crossedAt = await recordUsage({ apiKeyId: key.id, tokens: 600 });
       await feed.take(3);
-      expect(feed.data[2]).toEqual(quota(owner, 'TOKENS', 'MONTH', 1000, 850, nextMonthStart()));
+      expect(feed.data[2]).toEqual(quotaStatus(owner, 'TOKENS', 'MONTH', 1000, 850, nextMonthStart()));
       expect(feed.events[2].at - crossedAt).toBeLessThan(AT_ONCE_MS);
     });
 
@@ -296,13 +136,13 @@ describe('live updates', () => {
       const watcher = await createKey(server, { organizationId, scopes: ['usage:read'], rateLimits: [] });
       const key = await createKey(server, { organizationId, rateLimits: [], quotas: [{ meter: 'REQUESTS', period: 'LIFETIME', limit: 5 }] });
       const client = connect(watcher.secret);
-      const keyFeed = watch<QuotaStatus>(client, QUOTA_CHANGED, { apiKeyId: key.id }, 'quotaChanged');
+      const keyFeed = Feed.watch(client, QuotaChangedDocument, { apiKeyId: key.id }, 'quotaChanged');
       const owner = { apiKeyId: key.id };
-      expect(await keyFeed.take(1)).toEqual([quota(owner, 'REQUESTS', 'LIFETIME', 5, 0, null)]);
+      expect(await keyFeed.take(1)).toEqual([quotaStatus(owner, 'REQUESTS', 'LIFETIME', 5, 0, null)]);
 
       const answeredAt = await verify(key.secret);
       await keyFeed.take(2);
-      expect(keyFeed.data[1]).toEqual(quota(owner, 'REQUESTS', 'LIFETIME', 5, 1, null));
+      expect(keyFeed.data[1]).toEqual(quotaStatus(owner, 'REQUESTS', 'LIFETIME', 5, 1, null));
       expect(keyFeed.events[1].at - answeredAt).toBeLessThan(AT_ONCE_MS);
       await sleep(QUIET_MS);
       // Only the key's quota: the organization's own quota (which also counted) is another subject.
@@ -314,7 +154,7 @@ describe('live updates', () => {
       const organization = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 10 }] });
       const watcher = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
       const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
-      const feed = watch<QuotaStatus>(connect(watcher.secret), QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
+      const feed = Feed.watch(connect(watcher.secret), QuotaChangedDocument, { organizationId: organization.id }, 'quotaChanged');
       expect((await feed.take(1))[0].used).toBe(0);
 
       // Ten verifications back to back: 1 → 10 used of 10.
@@ -334,14 +174,42 @@ describe('live updates', () => {
       expect(changes[0].at - answeredAt[1]).toBeLessThan(AT_ONCE_MS);
       // 80 %: exactly the state after the 8th call, at once.
       const at80 = changes.find((event) => event.data.used === 8);
-      expect(at80?.data).toEqual(quota({ organizationId: organization.id }, 'REQUESTS', 'DAY', 10, 8, nextUtcMidnight()));
+      expect(at80?.data).toEqual(quotaStatus({ organizationId: organization.id }, 'REQUESTS', 'DAY', 10, 8, nextUtcMidnight()));
       expect(at80!.at - answeredAt[8]).toBeLessThan(AT_ONCE_MS);
       // 100 %: at once, and it is the last event, equal to the final state.
       const last = changes[changes.length - 1];
-      expect(last.data).toEqual(quota({ organizationId: organization.id }, 'REQUESTS', 'DAY', 10, 10, nextUtcMidnight()));
+      expect(last.data).toEqual(quotaStatus({ organizationId: organization.id }, 'REQUESTS', 'DAY', 10, 10, nextUtcMidnight()));
       expect(last.at - answeredAt[10]).toBeLessThan(AT_ONCE_MS);
-      const final = ok(await server.gql(QUOTAS, { organizationId: organization.id })).quotas;
+      const final = ok(await server.gql(QuotasDocument, { organizationId: organization.id })).quotas;
       expect(final).toEqual([last.data]);
+    });
+  });
+
+  describe('coalescing: about 4 events per second per subject', () => {
+    it('sends a burst of verifications as at most one event per 250 ms plus the 80 % and 100 % crossings, the last one the final state', async () => {
+      const limit = 200;
+      const organization = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit }] });
+      const watcher = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
+      const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
+      const feed = Feed.watch(connect(watcher.secret), QuotaChangedDocument, { organizationId: organization.id }, 'quotaChanged');
+      expect((await feed.take(1))[0].used).toBe(0);
+
+      // Every event of the burst is sent after it started, so the events' span bounds the sends'.
+      const burstStarted = performance.now();
+      for (let call = 1; call <= limit; call += 1) await verify(key.secret);
+      await feed.until(() => feed.data.some((status) => status.used === limit), 2_000, 'the 100 % event');
+      await sleep(QUIET_MS);
+
+      const changes = feed.events.slice(1);
+      const spanMs = changes[changes.length - 1].at - burstStarted;
+      // Each event at least EVENT_INTERVAL_MS after the one before; only the two crossings go out sooner.
+      expect(changes.length).toBeLessThanOrEqual(Math.floor(spanMs / EVENT_INTERVAL_MS) + 1 + 2);
+      const used = changes.map((event) => event.data.used);
+      expect(used).toEqual([...used].sort((a, b) => a - b));
+      expect(used).toContain(limit * 0.8);
+      const final = ok(await server.gql(QuotasDocument, { organizationId: organization.id })).quotas;
+      expect(final).toEqual([quotaStatus({ organizationId: organization.id }, 'REQUESTS', 'DAY', limit, limit, nextUtcMidnight())]);
+      expect(changes[changes.length - 1].data).toEqual(final[0]);
     });
   });
 
@@ -353,7 +221,7 @@ describe('live updates', () => {
         organizationId,
         rateLimits: [{ name: 'burst', limit: 3, windowSeconds: 60 }, { name: 'hourly', limit: 100, windowSeconds: 3600 }],
       });
-      const feed = watch<RateLimitState>(connect(watcher.secret), RATE_LIMIT_CHANGED, { apiKeyId: key.id }, 'rateLimitChanged');
+      const feed = Feed.watch(connect(watcher.secret), RateLimitChangedDocument, { apiKeyId: key.id }, 'rateLimitChanged');
 
       const snapshot = await feed.take(2);
       const burst = (remaining: number): RateLimitState => ({ apiKeyId: key.id, name: 'burst', limit: 3, remaining, windowSeconds: 60, resetAt: windowEnd(60) });
@@ -371,7 +239,7 @@ describe('live updates', () => {
       await sleep(QUIET_MS);
       const before = feed.events.length;
 
-      const reset = ok(await server.gql(RESET_RATE_LIMIT, { apiKeyId: key.id })).resetRateLimit;
+      const reset = ok(await server.gql(ResetRateLimitDocument, { apiKeyId: key.id })).resetRateLimit;
       const resetAt = performance.now();
       expect(reset.find((state: RateLimitState) => state.name === 'burst')).toEqual(burst(3));
       await feed.until(() => feed.events.slice(before).some((event) => event.data.name === 'burst' && event.data.remaining === 3), 2_000, 'burst back to 3');
@@ -380,7 +248,7 @@ describe('live updates', () => {
       expect(restored.at - resetAt).toBeLessThan(AT_ONCE_MS);
       // The last state of each window is what rateLimitStatus shows.
       await sleep(QUIET_MS);
-      const status = ok(await server.gql(`query($id: ID!) { rateLimitStatus(apiKeyId: $id) { ${RATE_LIMIT_FIELDS} } }`, { id: key.id })).rateLimitStatus;
+      const status = ok(await server.gql(RateLimitStatusDocument, { apiKeyId: key.id })).rateLimitStatus;
       for (const state of status as RateLimitState[]) {
         expect(feed.data.filter((event) => event.name === state.name).pop()).toEqual(state);
       }
@@ -389,7 +257,7 @@ describe('live updates', () => {
     it("sends changes caused by the key's own GraphQL calls", async () => {
       const { organizationId, key: watcher } = await createTenant(server);
       const key = await createKey(server, { organizationId, preset: 'ADMIN', rateLimits: [{ name: 'minute', limit: 10, windowSeconds: 60 }] });
-      const feed = watch<RateLimitState>(connect(watcher.secret), RATE_LIMIT_CHANGED, { apiKeyId: key.id }, 'rateLimitChanged');
+      const feed = Feed.watch(connect(watcher.secret), RateLimitChangedDocument, { apiKeyId: key.id }, 'rateLimitChanged');
       expect(await feed.take(1)).toEqual([{ apiKeyId: key.id, name: 'minute', limit: 10, remaining: 10, windowSeconds: 60, resetAt: windowEnd(60) }]);
 
       ok(await server.gql('{ viewer { apiKey { id } } }', {}, { key: key.secret }));
@@ -408,8 +276,8 @@ describe('live updates', () => {
     it('sends ACTIVE on createSession and EXHAUSTED at once when recordUsage uses the whole token budget', async () => {
       const { organizationId, key } = await organizationWithCredits();
       const client = connect(key.secret);
-      const feed = watch<Session>(client, SESSION_CHANGED, {}, 'sessionChanged');
-      await settled(client);
+      const feed = new Feed<Session>(client, SESSION_CHANGED, {}, 'sessionChanged');
+      await roundTrip(client);
 
       const created = ok(await server.gql(CREATE_SESSION, { input: { tokenLimit: 100 } }, { key: key.secret })).createSession as Session;
       expect(await feed.take(1)).toEqual([{ ...created, status: 'ACTIVE', tokensUsed: 0, tokensRemaining: 100, endedAt: null }]);
@@ -428,8 +296,8 @@ describe('live updates', () => {
     it('sends TERMINATED at once after terminateSession', async () => {
       const { key } = await organizationWithCredits();
       const client = connect(key.secret);
-      const feed = watch<Session>(client, SESSION_CHANGED, {}, 'sessionChanged');
-      await settled(client);
+      const feed = new Feed<Session>(client, SESSION_CHANGED, {}, 'sessionChanged');
+      await roundTrip(client);
 
       const created = ok(await server.gql(CREATE_SESSION, { input: { tokenLimit: 1000 } }, { key: key.secret })).createSession as Session;
       await feed.take(1);
@@ -445,8 +313,8 @@ describe('live updates', () => {
     it('sends CREATED, UPDATED, DISABLED, ENABLED, ROTATED (new key, rotatedFromId = old), REVOKED and DELETED', async () => {
       const { organizationId, key: watcher } = await createTenant(server);
       const client = connect(watcher.secret);
-      const feed = watch<ApiKeyEvent>(client, API_KEY_CHANGED, {}, 'apiKeyChanged');
-      await settled(client);
+      const feed = new Feed<ApiKeyEvent>(client, API_KEY_CHANGED, {}, 'apiKeyChanged');
+      await roundTrip(client);
 
       const key = await createKey(server, { organizationId });
       await feed.take(1);
@@ -490,8 +358,8 @@ describe('live updates', () => {
       const { key: watcher } = await createTenant(server);
       const other = await createOrganization(server);
       const client = connect(watcher.secret);
-      const feed = watch<ApiKeyEvent>(client, API_KEY_CHANGED, {}, 'apiKeyChanged');
-      await settled(client);
+      const feed = new Feed<ApiKeyEvent>(client, API_KEY_CHANGED, {}, 'apiKeyChanged');
+      await roundTrip(client);
       await createKey(server, { organizationId: other.id });
       await sleep(QUIET_MS);
       expect(feed.events).toEqual([]);
@@ -513,7 +381,7 @@ describe('live updates', () => {
       const { key: keyA } = await createTenant(server);
       const b = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
       const keyB = await createKey(server, { organizationId: b.id, rateLimits: [] });
-      const feed = watch<QuotaStatus>(connect(keyA.secret), QUOTA_CHANGED, { organizationId: b.id }, 'quotaChanged');
+      const feed = Feed.watch(connect(keyA.secret), QuotaChangedDocument, { organizationId: b.id }, 'quotaChanged');
       await expectRefusedWith(feed, 'NOT_FOUND', () => verify(keyB.secret));
     });
 
@@ -521,7 +389,7 @@ describe('live updates', () => {
       const { key: keyA } = await createTenant(server);
       const b = await createOrganization(server);
       const keyB = await createKey(server, { organizationId: b.id, rateLimits: [], quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
-      const feed = watch<QuotaStatus>(connect(keyA.secret), QUOTA_CHANGED, { apiKeyId: keyB.id }, 'quotaChanged');
+      const feed = Feed.watch(connect(keyA.secret), QuotaChangedDocument, { apiKeyId: keyB.id }, 'quotaChanged');
       await expectRefusedWith(feed, 'NOT_FOUND', () => verify(keyB.secret));
     });
 
@@ -529,7 +397,7 @@ describe('live updates', () => {
       const { key: keyA } = await createTenant(server);
       const b = await createOrganization(server);
       const keyB = await createKey(server, { organizationId: b.id });
-      const feed = watch<RateLimitState>(connect(keyA.secret), RATE_LIMIT_CHANGED, { apiKeyId: keyB.id }, 'rateLimitChanged');
+      const feed = Feed.watch(connect(keyA.secret), RateLimitChangedDocument, { apiKeyId: keyB.id }, 'rateLimitChanged');
       await expectRefusedWith(feed, 'NOT_FOUND', () => verify(keyB.secret));
     });
 
@@ -538,8 +406,8 @@ describe('live updates', () => {
       const b = await createTenant(server);
       ok(await server.gql(ADD_CREDITS, { input: { organizationId: b.organizationId, sessions: 1, idempotencyKey: `credits-${b.organizationId}` } }));
       const client = connect(keyA.secret);
-      const sessions = watch<Session>(client, SESSION_CHANGED, { organizationId: b.organizationId }, 'sessionChanged');
-      const keys = watch<ApiKeyEvent>(client, API_KEY_CHANGED, { organizationId: b.organizationId }, 'apiKeyChanged');
+      const sessions = new Feed<Session>(client, SESSION_CHANGED, { organizationId: b.organizationId }, 'sessionChanged');
+      const keys = new Feed<ApiKeyEvent>(client, API_KEY_CHANGED, { organizationId: b.organizationId }, 'apiKeyChanged');
       await expectRefusedWith(sessions, 'NOT_FOUND', () => server.gql(CREATE_SESSION, { input: { tokenLimit: 100 } }, { key: b.key.secret }));
       await expectRefusedWith(keys, 'NOT_FOUND', () => createKey(server, { organizationId: b.organizationId }));
     });
@@ -549,17 +417,17 @@ describe('live updates', () => {
       const keysOnly = await createKey(server, { organizationId: organization.id, scopes: ['keys:read'], rateLimits: [] });
       const target = await createKey(server, { organizationId: organization.id, rateLimits: [{ name: 'minute', limit: 10, windowSeconds: 60 }] });
       const client = connect(keysOnly.secret);
-      const quotas = watch<QuotaStatus>(client, QUOTA_CHANGED, {}, 'quotaChanged');
-      const sessions = watch<Session>(client, SESSION_CHANGED, {}, 'sessionChanged');
+      const quotas = Feed.watch(client, QuotaChangedDocument, {}, 'quotaChanged');
+      const sessions = new Feed<Session>(client, SESSION_CHANGED, {}, 'sessionChanged');
       await expectRefusedWith(quotas, 'INSUFFICIENT_SCOPE', () => verify(target.secret));
       await expectRefusedWith(sessions, 'INSUFFICIENT_SCOPE', async () => undefined);
 
       const usageOnly = await createKey(server, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
-      const keys = watch<ApiKeyEvent>(connect(usageOnly.secret), API_KEY_CHANGED, {}, 'apiKeyChanged');
+      const keys = new Feed<ApiKeyEvent>(connect(usageOnly.secret), API_KEY_CHANGED, {}, 'apiKeyChanged');
       await expectRefusedWith(keys, 'INSUFFICIENT_SCOPE', () => createKey(server, { organizationId: organization.id }));
 
       // Same connection, a subscription within its scopes: works.
-      const limits = watch<RateLimitState>(client, RATE_LIMIT_CHANGED, { apiKeyId: target.id }, 'rateLimitChanged');
+      const limits = Feed.watch(client, RateLimitChangedDocument, { apiKeyId: target.id }, 'rateLimitChanged');
       // (the verification above took one unit)
       expect((await limits.take(1))[0]).toMatchObject({ apiKeyId: target.id, name: 'minute', remaining: 9 });
     });
@@ -568,12 +436,12 @@ describe('live updates', () => {
       const b = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
       const keyB = await createKey(server, { organizationId: b.id, rateLimits: [{ name: 'minute', limit: 10, windowSeconds: 60 }] });
       const client = connect(server.adminKey);
-      const quotas = watch<QuotaStatus>(client, QUOTA_CHANGED, { organizationId: b.id }, 'quotaChanged');
-      const limits = watch<RateLimitState>(client, RATE_LIMIT_CHANGED, { apiKeyId: keyB.id }, 'rateLimitChanged');
-      const keys = watch<ApiKeyEvent>(client, API_KEY_CHANGED, { organizationId: b.id }, 'apiKeyChanged');
-      expect(await quotas.take(1)).toEqual([quota({ organizationId: b.id }, 'REQUESTS', 'DAY', 100, 0, nextUtcMidnight())]);
+      const quotas = Feed.watch(client, QuotaChangedDocument, { organizationId: b.id }, 'quotaChanged');
+      const limits = Feed.watch(client, RateLimitChangedDocument, { apiKeyId: keyB.id }, 'rateLimitChanged');
+      const keys = new Feed<ApiKeyEvent>(client, API_KEY_CHANGED, { organizationId: b.id }, 'apiKeyChanged');
+      expect(await quotas.take(1)).toEqual([quotaStatus({ organizationId: b.id }, 'REQUESTS', 'DAY', 100, 0, nextUtcMidnight())]);
       expect((await limits.take(1))[0]).toMatchObject({ apiKeyId: keyB.id, remaining: 10 });
-      await settled(client);
+      await roundTrip(client);
 
       await verify(keyB.secret);
       const created = await createKey(server, { organizationId: b.id });

@@ -1,7 +1,6 @@
-import WebSocket from 'ws';
-import { createClient } from 'graphql-ws';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createTenant, KEY_FIELDS, uniqueName } from './helpers/fixtures';
+import { liveClient } from './helpers/ws';
 
 /**
  * Logs: pino JSON, one access line per request to /graphql (method, operation, status,
@@ -54,14 +53,7 @@ async function post(server: TestServer, body: string, headers: Record<string, st
 /** Connects over graphql-ws with `secret` in connectionParams; resolves once accepted or closed. */
 async function connect(server: TestServer, secret: string): Promise<{ accepted: boolean; closeCode: number | null; dispose(): Promise<void> }> {
   let closeCode: number | null = null;
-  const client = createClient({
-    url: server.url.replace(/^http/, 'ws'),
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${secret}` },
-    retryAttempts: 0,
-    lazy: false,
-    onNonLazyError: () => {},
-  });
+  const client = liveClient(server.wsUrl, secret);
   const accepted = await new Promise<boolean>((resolve) => {
     client.on('connected', () => resolve(true));
     client.on('closed', (event) => {
@@ -277,7 +269,7 @@ describe('logs', () => {
         const refusedSocket = await connect(tour, current);
         expect(refusedSocket.accepted).toBe(false);
         await refusedSocket.dispose();
-        const ws = createClient({ url: tour.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { apiKey: tenantKey.secret }, retryAttempts: 0 });
+        const ws = liveClient(tour.wsUrl, tenantKey.secret, { keyAs: 'apiKey', lazy: true });
         await new Promise<void>((resolve, reject) => {
           const stop = ws.subscribe({ query: API_KEY_CHANGED }, { next: () => {}, error: reject, complete: () => resolve() });
           setTimeout(() => { stop(); }, 100);

@@ -1,8 +1,8 @@
-import WebSocket from 'ws';
-import { createClient, Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import { register as globalRegistry } from 'prom-client';
 import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createTenant } from './helpers/fixtures';
+import { liveClient } from './helpers/ws';
 
 /**
  * GET /metrics: Prometheus text from a registry of the server's own (never prom-client's
@@ -25,6 +25,9 @@ const KEYWARD_METRICS: Array<[string, string]> = [
   ['keyward_ws_connections', 'gauge'],
   ['keyward_usage_buffer_depth', 'gauge'],
   ['keyward_db_pool_connections', 'gauge'],
+  ['keyward_webhook_attempts_total', 'counter'],
+  ['keyward_webhook_deliveries_failed_total', 'counter'],
+  ['keyward_webhook_attempt_duration_seconds', 'histogram'],
 ];
 
 /** One scrape: the series (name plus labels, exactly as printed) and their values. */
@@ -202,12 +205,7 @@ describe('/metrics', () => {
     const subscriptions = (scrape: Scrape) => scrape.value('keyward_active_subscriptions');
     const connections = (scrape: Scrape) => scrape.value('keyward_ws_connections');
 
-    const client: Client = createClient({
-      url: server.url.replace(/^http/, 'ws'),
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${key.secret}` },
-      retryAttempts: 0,
-    });
+    const client: Client = liveClient(server.wsUrl, key.secret, { lazy: true });
     try {
       const errors: unknown[] = [];
       const unsubscribe = client.subscribe({ query: API_KEY_CHANGED }, { next: () => {}, error: (error) => errors.push(error), complete: () => {} });
@@ -228,12 +226,7 @@ describe('/metrics', () => {
   it('counts a subscription that ends with its connection', async () => {
     const { key } = await createTenant(server);
     const before = await scrape();
-    const client: Client = createClient({
-      url: server.url.replace(/^http/, 'ws'),
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${key.secret}` },
-      retryAttempts: 0,
-    });
+    const client: Client = liveClient(server.wsUrl, key.secret, { lazy: true });
     try {
       client.subscribe({ query: API_KEY_CHANGED }, { next: () => {}, error: () => {}, complete: () => {} });
       client.subscribe({ query: API_KEY_CHANGED }, { next: () => {}, error: () => {}, complete: () => {} });

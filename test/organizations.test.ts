@@ -1,5 +1,6 @@
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, uniqueName } from './helpers/fixtures';
+import { expectRefused } from './helpers/expect';
 
 const ORG_FIELDS = `id name slug status maxKeys createdAt sessionBalance
   quotas { organizationId apiKeyId meter period limit used remaining percentUsed resetsAt }`;
@@ -13,11 +14,6 @@ const ORGANIZATIONS = `query($first: Int, $after: String) { organizations(first:
 const AUDIT_COUNT = 'query($organizationId: ID) { auditLog(organizationId: $organizationId, first: 1) { totalCount } }';
 
 const SLUG = /^[a-z0-9]+(-[a-z0-9]+)*$/;
-
-function expectRefused(response: GraphQLResponse, status: number, code: string): void {
-  expect(response.status).toBe(status);
-  expect(response.code).toBe(code);
-}
 
 describe('organizations', () => {
   let server: TestServer;
@@ -79,7 +75,7 @@ describe('organizations', () => {
       const taken = await createOrganization(server);
       const before = await snapshot();
       const response = await server.gql(CREATE, { input: { name: uniqueName(), slug: taken.slug } });
-      expectRefused(response, 400, 'BAD_USER_INPUT');
+      expectRefused(response, 'BAD_USER_INPUT');
       expect(response.body.errors![0].message).toContain('slug');
       expect(response.body.data ?? null).toBeNull();
       expect(await snapshot()).toEqual(before);
@@ -106,7 +102,7 @@ describe('organizations', () => {
     ])('refuses a slug that %s with 400 BAD_USER_INPUT naming slug and writes nothing', async (_what, slug) => {
       const before = await snapshot();
       const response = await server.gql(CREATE, { input: { name: uniqueName(), slug } });
-      expectRefused(response, 400, 'BAD_USER_INPUT');
+      expectRefused(response, 'BAD_USER_INPUT');
       expect(response.body.errors![0].message).toContain('slug');
       expect(await snapshot()).toEqual(before);
     });
@@ -158,7 +154,7 @@ describe('organizations', () => {
       const { key } = await createTenant(server);
       const before = await snapshot();
       const response = await server.gql(CREATE, { input: { name: uniqueName() } }, { key: key.secret });
-      expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(response, 'INSUFFICIENT_SCOPE');
       expect(await snapshot()).toEqual(before);
     });
 
@@ -174,7 +170,7 @@ describe('organizations', () => {
     ])('refuses %s with 400 BAD_USER_INPUT naming the field and writes nothing', async (_what, input, field) => {
       const before = await snapshot();
       const response = await server.gql(CREATE, { input: { name: uniqueName(), ...input } });
-      expectRefused(response, 400, 'BAD_USER_INPUT');
+      expectRefused(response, 'BAD_USER_INPUT');
       expect(response.body.errors![0].message).toContain(field);
       expect(await snapshot()).toEqual(before);
     });
@@ -210,7 +206,7 @@ describe('organizations', () => {
 
     it('answers an unknown id with 404 NOT_FOUND for the platform admin', async () => {
       const response = await server.gql(ORGANIZATION, { id: 'org_00000000000000000000000000' });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data?.organization ?? null).toBeNull();
     });
   });
@@ -219,7 +215,7 @@ describe('organizations', () => {
     it('is refused to a customer ADMIN key with 403 INSUFFICIENT_SCOPE', async () => {
       const { key } = await createTenant(server);
       const response = await server.gql(ORGANIZATIONS, {}, { key: key.secret });
-      expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(response, 'INSUFFICIENT_SCOPE');
       expect(response.body.errors![0].message).toContain('platform:admin');
     });
 
@@ -256,7 +252,7 @@ describe('organizations', () => {
       ['a cursor it never returned', { after: 'not-a-cursor' }, 'after'],
     ])('refuses %s with 400 BAD_USER_INPUT', async (_what, variables, field) => {
       const response = await server.gql(ORGANIZATIONS, variables);
-      expectRefused(response, 400, 'BAD_USER_INPUT');
+      expectRefused(response, 'BAD_USER_INPUT');
       expect(response.body.errors![0].message).toContain(field);
     });
   });
@@ -275,7 +271,7 @@ describe('organizations', () => {
       const organization = await createOrganization(server);
       const reader = await createKey(server, { organizationId: organization.id, preset: 'READ' });
       const response = await server.gql(UPDATE, { id: organization.id, input: { name: uniqueName() } }, { key: reader.secret });
-      expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(response, 'INSUFFICIENT_SCOPE');
       expect((await readOrganization(organization.id)).name).toBe(organization.name);
     });
 
@@ -316,7 +312,7 @@ describe('organizations', () => {
       const before = await readOrganization(organizationId);
       const auditBefore = await auditCount(organizationId);
       const response = await server.gql(UPDATE, { id: organizationId, input }, { key: key.secret });
-      expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(response, 'INSUFFICIENT_SCOPE');
       expect(await readOrganization(organizationId)).toEqual(before);
       expect(before.maxKeys).toBe(5);
       expect(await auditCount(organizationId)).toBe(auditBefore);
@@ -324,7 +320,7 @@ describe('organizations', () => {
 
     it('answers an unknown id with 404 NOT_FOUND for the platform admin', async () => {
       const response = await server.gql(UPDATE, { id: 'org_00000000000000000000000000', input: { name: 'Nobody' } });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
     });
 
     it.each([
@@ -339,7 +335,7 @@ describe('organizations', () => {
       const before = await readOrganization(organization.id);
       const auditBefore = await auditCount(organization.id);
       const response = await server.gql(UPDATE, { id: organization.id, input });
-      expectRefused(response, 400, 'BAD_USER_INPUT');
+      expectRefused(response, 'BAD_USER_INPUT');
       expect(response.body.errors![0].message).toContain(field);
       expect(await readOrganization(organization.id)).toEqual(before);
       expect(await auditCount(organization.id)).toBe(auditBefore);
@@ -363,14 +359,14 @@ describe('organizations', () => {
     it("refuses an organization's own ADMIN key with 403 INSUFFICIENT_SCOPE and changes nothing", async () => {
       const { key, organizationId } = await createTenant(server);
       const response = await server.gql(SET_STATUS, { id: organizationId, status: 'SUSPENDED' }, { key: key.secret });
-      expectRefused(response, 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(response, 'INSUFFICIENT_SCOPE');
       expect((await readOrganization(organizationId)).status).toBe('ACTIVE');
     });
 
     it('refuses to suspend the platform organization with 400 BAD_USER_INPUT', async () => {
       const auditBefore = await auditCount(server.platformOrganizationId);
       const response = await server.gql(SET_STATUS, { id: server.platformOrganizationId, status: 'SUSPENDED' });
-      expectRefused(response, 400, 'BAD_USER_INPUT');
+      expectRefused(response, 'BAD_USER_INPUT');
       expect(response.body.errors![0].message).toContain('status');
       expect((await readOrganization(server.platformOrganizationId)).status).toBe('ACTIVE');
       expect(await auditCount(server.platformOrganizationId)).toBe(auditBefore);
@@ -380,7 +376,7 @@ describe('organizations', () => {
 
     it('answers an unknown id with 404 NOT_FOUND', async () => {
       const response = await server.gql(SET_STATUS, { id: 'org_00000000000000000000000000', status: 'SUSPENDED' });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
     });
   });
 });

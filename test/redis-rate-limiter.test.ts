@@ -5,8 +5,9 @@ import { connectRedis, RedisConnections } from '../src/redis';
 import { MemoryRateLimiter } from '../src/rate-limits/memory-rate-limiter';
 import { RedisRateLimiter, SCRIPT_SHA } from '../src/rate-limits/redis-rate-limiter';
 import type { RateLimitSpec } from '../src/api-keys/api-key.entity';
-import { assertRedisReachable, redisServerUrl, TcpProxy } from './helpers/cluster';
-import { between, seededRandom } from './helpers/sliding-windows';
+import { TcpProxy } from './helpers/processes';
+import { describeWith, REDIS, redisServerUrl } from './helpers/services';
+import { randomBetween, seededRandom } from './helpers/sliding-windows';
 
 /**
  * The Redis limiter against a real Redis (TEST_REDIS_URL): its Lua script keeps exactly the
@@ -18,7 +19,7 @@ import { between, seededRandom } from './helpers/sliding-windows';
 const T0 = Date.parse('2026-01-15T12:00:00.000Z');
 const at = (ms: number) => new Date(T0 + ms);
 
-describe('RedisRateLimiter', () => {
+describeWith([REDIS], 'RedisRateLimiter', () => {
   let redis: RedisConnections;
   /** Subjects of this run only: the Redis is shared with other runs and test files. */
   const run = randomBytes(6).toString('hex');
@@ -27,9 +28,7 @@ describe('RedisRateLimiter', () => {
   const quietLogger = () => createLogger('silent', new Writable({ write(_chunk, _enc, done) { done(); } }));
 
   beforeAll(async () => {
-    const url = redisServerUrl();
-    await assertRedisReachable(url);
-    redis = await connectRedis(url.toString(), quietLogger());
+    redis = await connectRedis(redisServerUrl().toString(), quietLogger());
   });
   afterAll(async () => { await redis.close(); });
 
@@ -37,8 +36,8 @@ describe('RedisRateLimiter', () => {
     const random = seededRandom(seed);
     const subject = freshSubject();
     const limits: RateLimitSpec[] = [
-      { name: 'short', limit: between(random, 3, 12), windowSeconds: between(random, 1, 3) },
-      { name: 'long', limit: between(random, 20, 200), windowSeconds: between(random, 20, 90) },
+      { name: 'short', limit: randomBetween(random, 3, 12), windowSeconds: randomBetween(random, 1, 3) },
+      { name: 'long', limit: randomBetween(random, 20, 200), windowSeconds: randomBetween(random, 20, 90) },
     ];
     const memory = new MemoryRateLimiter();
     const shared = new RedisRateLimiter(redis.client);
@@ -47,23 +46,23 @@ describe('RedisRateLimiter', () => {
     for (let step = 0; step < 400; step += 1) {
       // Mostly forward, sometimes standing still, now and then a clock that lags behind.
       const move = random();
-      now += move < 0.05 ? -between(random, 1, 2_000) : between(random, 0, 400);
+      now += move < 0.05 ? -randomBetween(random, 1, 2_000) : randomBetween(random, 0, 400);
       const action = random();
       let outcome: [unknown, unknown];
       if (action < 0.7) {
-        const cost = between(random, 1, 4);
+        const cost = randomBetween(random, 1, 4);
         const calls = [memory.consume(subject, limits, cost, at(now)), shared.consume(subject, limits, cost, at(now))] as const;
         outcome = await Promise.all(calls);
         if ((outcome[0] as { allowed: boolean }).allowed) admittedAt.push(now);
       } else if (action < 0.85 && admittedAt.length > 0) {
-        const takenAt = admittedAt[between(random, Math.max(0, admittedAt.length - 5), admittedAt.length - 1)];
-        const cost = between(random, 1, 4);
+        const takenAt = admittedAt[randomBetween(random, Math.max(0, admittedAt.length - 5), admittedAt.length - 1)];
+        const cost = randomBetween(random, 1, 4);
         await Promise.all([memory.refund(subject, limits, cost, at(takenAt)), shared.refund(subject, limits, cost, at(takenAt))]);
         outcome = await Promise.all([memory.peek(subject, limits, at(now)), shared.peek(subject, limits, at(now))]);
       } else if (action < 0.99) {
         outcome = await Promise.all([memory.peek(subject, limits, at(now)), shared.peek(subject, limits, at(now))]);
       } else {
-        const name = limits[between(random, 0, 1)];
+        const name = limits[randomBetween(random, 0, 1)];
         await Promise.all([memory.reset(subject, [name], at(now)), shared.reset(subject, [name], at(now))]);
         outcome = await Promise.all([memory.peek(subject, limits, at(now)), shared.peek(subject, limits, at(now))]);
       }

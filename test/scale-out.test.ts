@@ -1,26 +1,27 @@
 import fs from 'node:fs';
-import WebSocket from 'ws';
-import { createClient, Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import { ManualClock } from '../src/clock';
 import { generateSecret } from '../src/auth/key-format';
-import { createKey, createOrganization } from './helpers/fixtures';
-import type { GraphQLResponse } from './helpers/server';
-import { Admission, between, busiestSpan, seededRandom } from './helpers/sliding-windows';
-import {
-  assertRedisReachable, createSharedDatabase, Instance, mysqlServerUrl, platformOf, redisServerUrl, SharedDatabase, startInstance, TcpProxy,
-} from './helpers/cluster';
+import { createKey, createOrganization, quotaStatus } from './helpers/fixtures';
+import { closeAll, platformOf } from './helpers/server';
+import { Instance, startInstance } from './helpers/cluster';
+import { createMysqlDatabase, MysqlDatabase } from './helpers/database';
+import { ok } from './helpers/expect';
+import { TcpProxy } from './helpers/processes';
+import { describeWith, MARIADB, mysqlServerUrl, REDIS, redisServerUrl } from './helpers/services';
+import { Feed, LiveClients } from './helpers/ws';
+import { QuotaChangedDocument, QuotaFieldsFragment, QuotasDocument } from './helpers/operations';
+import { Admission, busiestSpan, randomBetween, seededRandom } from './helpers/sliding-windows';
 
 /**
  * Scale-out (REDIS_URL): several instances sharing one MariaDB database and one Redis agree on
  * REQUESTS quotas and rate limits, carry live events and cache invalidations to each other, and
  * report (and survive) Redis or the database going away. Always on MariaDB (a SQLite file shared
- * by two processes is not a supported deployment), also in the SQLite pass; needs TEST_REDIS_URL.
+ * by two processes is not a supported deployment), also in the SQLite pass: skipped without
+ * Redis (TEST_REDIS_URL) or MariaDB (TEST_MYSQL_URL, default the CI server), failed in CI.
  */
 
 const VERIFY = 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid code } }';
-const QUOTA_FIELDS = 'organizationId apiKeyId meter period limit used remaining percentUsed resetsAt';
-const QUOTAS = `query($organizationId: ID) { quotas(organizationId: $organizationId) { ${QUOTA_FIELDS} } }`;
-const QUOTA_CHANGED = `subscription($organizationId: ID) { quotaChanged(organizationId: $organizationId) { ${QUOTA_FIELDS} } }`;
 const RATE_LIMIT_STATUS = 'query($id: ID!) { rateLimitStatus(apiKeyId: $id) { name limit remaining windowSeconds resetAt } }';
 const REVOKE = 'mutation($id: ID!, $reason: String!) { revokeApiKey(id: $id, reason: $reason) { id status } }';
 const VIEWER = '{ viewer { apiKey { id } } }';
@@ -36,11 +37,6 @@ const DOWN_WITHIN_MS = 3_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function ok<T = any>(response: GraphQLResponse<T>): T {
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
-}
-
 /** Polls `probe` every POLL_MS until `done` holds; fails after `timeoutMs` showing the last value. */
 async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<{ value: T; elapsedMs: number }> {
   const started = performance.now();
@@ -53,66 +49,21 @@ async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean
   }
 }
 
-/** The events of one subscription, as they arrive. */
-class Feed<T> {
-  readonly events: T[] = [];
-  readonly errors: unknown[] = [];
-  private readonly listeners = new Set<() => void>();
-
-  constructor(client: Client, query: string, variables: Record<string, unknown>, field: string) {
-    client.subscribe<Record<string, T>>({ query, variables }, {
-      next: (result) => {
-        if (result.errors) this.errors.push(...result.errors);
-        const data = result.data?.[field];
-        if (data !== undefined && data !== null) this.events.push(data);
-        this.changed();
-      },
-      error: (error) => {
-        this.errors.push(error);
-        this.changed();
-      },
-      complete: () => this.changed(),
-    });
-  }
-
-  until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!predicate()) return;
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.listeners.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got events ${JSON.stringify(this.events)}, errors ${JSON.stringify(this.errors)}`));
-      }, timeoutMs);
-      this.listeners.add(check);
-    });
-  }
-
-  private changed(): void {
-    for (const listener of [...this.listeners]) listener();
-  }
-}
-
-describe('scale-out: instances sharing one MariaDB database and one Redis', () => {
+describeWith([REDIS, MARIADB], 'scale-out: instances sharing one MariaDB database and one Redis', () => {
   // One clock for every instance, so their rate-limit windows and quota periods agree.
   const clock = new ManualClock('2026-01-15T12:00:00.000Z');
   let redisUrl: URL;
-  let database: SharedDatabase | null = null;
+  let database: MysqlDatabase | null = null;
   const instances: Instance[] = [];
   const proxies: TcpProxy[] = [];
-  let clients: Client[] = [];
+  const clients = new LiveClients();
   /** A and B: direct connections to both services. */
   let a: Instance;
   let b: Instance;
 
   beforeAll(async () => {
     redisUrl = redisServerUrl();
-    await assertRedisReachable(redisUrl);
-    database = await createSharedDatabase(mysqlServerUrl());
+    database = await createMysqlDatabase(mysqlServerUrl());
     a = await startInstance({ name: 'A', databaseUrl: database.url, redisUrl, clock });
     instances.push(a);
     b = await startInstance({ name: 'B', databaseUrl: database.url, redisUrl, clock, platform: platformOf(a) });
@@ -120,8 +71,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
   }, 120_000);
 
   afterEach(async () => {
-    await Promise.all(clients.map((client) => client.dispose()));
-    clients = [];
+    await clients.disposeAll();
     // A failed test must not leave a service "down" for the next one.
     for (const proxy of proxies) proxy.resume();
   });
@@ -132,9 +82,12 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
     if (process.env.SCALE_OUT_LOGS) {
       fs.writeFileSync(process.env.SCALE_OUT_LOGS, instances.map((instance) => instance.logs.map((line) => `${instance.name} ${line}`).join('')).join(''));
     }
-    for (const instance of [...instances].reverse()) await instance.close().catch(() => {});
-    for (const proxy of proxies) await proxy.close();
-    await database?.drop();
+    try {
+      await closeAll([...instances].reverse());
+    } finally {
+      await closeAll(proxies);
+      await database?.drop();
+    }
   }, 60_000);
 
   /**
@@ -159,17 +112,7 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
   }
 
   function connect(instance: Instance, secret: string, onClosed?: (event: { code: number; reason: string }) => void): Client {
-    const client = createClient({
-      url: instance.wsUrl,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${secret}` },
-      retryAttempts: 0,
-      lazy: false,
-      onNonLazyError: () => {},
-      on: { closed: (event) => onClosed?.(event as { code: number; reason: string }) },
-    });
-    clients.push(client);
-    return client;
+    return clients.connect(instance.wsUrl, secret, { on: { closed: (event) => onClosed?.(event as { code: number; reason: string }) } });
   }
 
   async function verifyOn(instance: Instance, secret: string): Promise<{ status: number; code: string | undefined; result: { valid: boolean; code: string } | undefined }> {
@@ -179,6 +122,10 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
 
   function readyz(instance: Instance): Promise<{ status: number; body: any }> {
     return instance.get('/readyz');
+  }
+
+  function watchQuotas(client: Client, organizationId: string): Feed<QuotaFieldsFragment> {
+    return Feed.watch(client, QuotaChangedDocument, { organizationId }, 'quotaChanged');
   }
 
   describe('shared counters', () => {
@@ -200,8 +147,8 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
         organizationId: organization.id, apiKeyId: null, meter: 'REQUESTS', period: 'DAY', limit: 50, used: 50, remaining: 0, percentUsed: 100,
         resetsAt: '2026-01-16T00:00:00.000Z',
       }];
-      expect(ok(await a.gql(QUOTAS, { organizationId: organization.id })).quotas).toEqual(expected);
-      expect(ok(await b.gql(QUOTAS, { organizationId: organization.id })).quotas).toEqual(expected);
+      expect(ok(await a.gql(QuotasDocument, { organizationId: organization.id })).quotas).toEqual(expected);
+      expect(ok(await b.gql(QuotasDocument, { organizationId: organization.id })).quotas).toEqual(expected);
     });
 
     it('admits exactly 5 of 40 concurrent verifications split across two instances against a 5-per-minute rate limit, and both admit 5 again a minute later', async () => {
@@ -280,9 +227,9 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       let refusals = 0;
       await onClock(async () => {
         for (let step = 0; step < 40; step++) {
-          clock.advance(between(random, 0, 900));
+          clock.advance(randomBetween(random, 0, 900));
           const now = clock.now().getTime();
-          const requests = Array.from({ length: between(random, 1, 5) }, () => ({ instance: random() < 0.5 ? a : b, cost: between(random, 1, 3) }));
+          const requests = Array.from({ length: randomBetween(random, 1, 5) }, () => ({ instance: random() < 0.5 ? a : b, cost: randomBetween(random, 1, 3) }));
           const codes = await Promise.all(requests.map((request) => verifyCost(request.instance, key.secret, request.cost)));
           requests.forEach((request, i) => {
             if (codes[i] === 'VALID') admissions.push({ at: now, cost: request.cost });
@@ -320,25 +267,21 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       const organization = await createOrganization(a, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
       const watcher = await createKey(a, { organizationId: organization.id, scopes: ['usage:read'], rateLimits: [] });
       const key = await createKey(a, { organizationId: organization.id, rateLimits: [] });
-      const feed = new Feed<Record<string, unknown>>(connect(a, watcher.secret), QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
-      const status = (used: number) => ({
-        organizationId: organization.id, apiKeyId: null, meter: 'REQUESTS', period: 'DAY', limit: 100, used, remaining: 100 - used, percentUsed: used,
-        resetsAt: '2026-01-16T00:00:00.000Z',
-      });
+      const feed = watchQuotas(connect(a, watcher.secret), organization.id);
+      const status = (used: number) => quotaStatus({ organizationId: organization.id }, 'REQUESTS', 'DAY', 100, used, '2026-01-16T00:00:00.000Z');
 
-      await feed.until(() => feed.events.length >= 1, 3_000, 'the snapshot');
-      expect(feed.events).toEqual([status(0)]);
+      expect(await feed.take(1)).toEqual([status(0)]);
       // The subscription's Redis SUBSCRIBE is sent right after the snapshot: give it a moment.
       await sleep(100);
 
       expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
-      await feed.until(() => feed.events.length >= 2, 2_000, 'the change made on B');
-      expect(feed.events[1]).toEqual(status(1));
+      await feed.take(2, 2_000);
+      expect(feed.data[1]).toEqual(status(1));
 
       expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
       expect((await verifyOn(b, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
-      await feed.until(() => (feed.events.at(-1) as { used?: number }).used === 3, 2_000, 'used 3 (coalesced)');
-      expect(feed.events.at(-1)).toEqual(status(3));
+      await feed.until(() => feed.data.at(-1)?.used === 3, 2_000, 'used 3 (coalesced)');
+      expect(feed.data.at(-1)).toEqual(status(3));
       expect(feed.errors).toEqual([]);
     });
 
@@ -368,8 +311,8 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       const key = await createKey(a, { organizationId: organization.id, rateLimits: [] });
       let closed: { code: number; reason: string; at: number } | null = null;
       const client = connect(b, key.secret, (event) => { closed = { code: event.code, reason: event.reason, at: performance.now() }; });
-      const feed = new Feed<Record<string, unknown>>(client, QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
-      await feed.until(() => feed.events.length >= 1, 3_000, 'the snapshot on B');
+      const feed = watchQuotas(client, organization.id);
+      await feed.take(1);
       expect(closed).toBeNull();
       // B's watch of the organization's key events is subscribed in Redis by now; leave it a moment anyway.
       await sleep(100);
@@ -526,20 +469,15 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       const uncached = await createKey(a, { organizationId: organization.id, rateLimits: [] });
       expect((await verifyOn(c, cached.secret)).result).toEqual({ valid: true, code: 'VALID' });
       const client = connect(c, cached.secret);
-      clients.push(client);
       // The socket is open before the outage; a subscription's snapshot reads the database.
-      const before = new Feed<Record<string, unknown>>(client, QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
-      await before.until(() => before.events.length >= 1, 3_000, 'the snapshot before the outage');
+      await watchQuotas(client, organization.id).take(1);
 
       databaseProxy.stop();
       await pollUntil(() => readyz(c), (r) => r.body?.database === 'down', DOWN_WITHIN_MS, 'C to notice the database is down');
-      const feed = new Feed<Record<string, unknown>>(client, QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
-      await feed.until(() => feed.errors.length > 0, 5_000, 'an error for the subscription');
-      expect(feed.errors[0]).toMatchObject({ message: 'A backing store (database or Redis) is unreachable; retry shortly', extensions: { code: 'UNAVAILABLE', retryAfterSeconds: 1 } });
+      expect(await watchQuotas(client, organization.id).error(5_000)).toMatchObject({ message: 'A backing store (database or Redis) is unreachable; retry shortly', extensions: { code: 'UNAVAILABLE', retryAfterSeconds: 1 } });
 
       let closed: { code: number; reason: string } | null = null;
-      const refusedClient = connect(c, uncached.secret, (event) => { closed = { code: event.code, reason: event.reason }; });
-      clients.push(refusedClient);
+      connect(c, uncached.secret, (event) => { closed = { code: event.code, reason: event.reason }; });
       await pollUntil(async () => closed, (value) => value !== null, 5_000, 'the new socket to close');
       expect(closed).toEqual({ code: 1013, reason: 'Unavailable: A backing store (database or Redis) is unreachable; retry shortly' });
       databaseProxy.resume();
@@ -584,8 +522,8 @@ describe('scale-out: instances sharing one MariaDB database and one Redis', () =
       expect((await verifyOn(b2, key.secret)).result).toEqual({ valid: true, code: 'VALID' });
       expect((await verifyOn(b2, other.secret)).result).toEqual({ valid: true, code: 'VALID' });
       let closed: { code: number; reason: string; at: number } | null = null;
-      const feed = new Feed<Record<string, unknown>>(connect(b2, key.secret, (event) => { closed = { code: event.code, reason: event.reason, at: performance.now() }; }), QUOTA_CHANGED, { organizationId: organization.id }, 'quotaChanged');
-      await feed.until(() => feed.events.length >= 1, 3_000, 'the snapshot on B2');
+      const feed = watchQuotas(connect(b2, key.secret, (event) => { closed = { code: event.code, reason: event.reason, at: performance.now() }; }), organization.id);
+      await feed.take(1);
 
       redisProxy.stop();
       await pollUntil(() => readyz(b2), (r) => r.body?.redis === 'down', DOWN_WITHIN_MS, 'B2 to notice Redis is down');

@@ -1,5 +1,6 @@
-import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant } from './helpers/fixtures';
+import { ok, expectRefused, expectBadInput } from './helpers/expect';
 
 /**
  * Metered sessions: credits (the payment hook), createSession, charging a session through
@@ -37,20 +38,6 @@ interface Session {
   startedAt: string;
   expiresAt: string;
   endedAt: string | null;
-}
-
-function expectRefused(response: GraphQLResponse, status: number, code: string): void {
-  expect({ status: response.status, code: response.code }).toEqual({ status, code });
-}
-
-function expectBadInput(response: GraphQLResponse, field: string): void {
-  expectRefused(response, 400, 'BAD_USER_INPUT');
-  expect(response.body.errors![0].message).toContain(field);
-}
-
-function ok<T = any>(response: GraphQLResponse<T>): T {
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
 }
 
 function iso(ms: number): string {
@@ -132,17 +119,17 @@ describe('sessions', () => {
       const organization = await createOrganization(server);
       await addCredits(server, organization.id, 3, 'invoice-1');
       const conflict = await server.gql(ADD_CREDITS, { input: { organizationId: organization.id, sessions: 4, idempotencyKey: 'invoice-1' } });
-      expectRefused(conflict, 409, 'IDEMPOTENCY_CONFLICT');
+      expectRefused(conflict, 'IDEMPOTENCY_CONFLICT', 409);
       expect(await balance(server, organization.id)).toEqual({ organizationId: organization.id, available: 3, purchased: 3, used: 0 });
       expect((await auditOf(server, organization.id)).filter((entry) => entry.action === 'session_credits.add')).toHaveLength(1);
     });
 
     it('refuses credits from a key without platform:admin with 403 INSUFFICIENT_SCOPE', async () => {
       const { organizationId, key } = await createTenant(server);
-      expectRefused(await server.gql(ADD_CREDITS, { input: { organizationId, sessions: 5, idempotencyKey: 'self-service' } }, { key: key.secret }), 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(await server.gql(ADD_CREDITS, { input: { organizationId, sessions: 5, idempotencyKey: 'self-service' } }, { key: key.secret }), 'INSUFFICIENT_SCOPE');
       // A platform-organization key without platform:admin may not either (ADMIN there is *, which includes it).
       const operator = await createKey(server, { organizationId: server.platformOrganizationId, preset: 'WRITE' });
-      expectRefused(await server.gql(ADD_CREDITS, { input: { organizationId, sessions: 5, idempotencyKey: 'operator' } }, { key: operator.secret }), 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(await server.gql(ADD_CREDITS, { input: { organizationId, sessions: 5, idempotencyKey: 'operator' } }, { key: operator.secret }), 'INSUFFICIENT_SCOPE');
       expect(await balance(server, organizationId)).toEqual({ organizationId, available: 0, purchased: 0, used: 0 });
     });
 
@@ -202,9 +189,9 @@ describe('sessions', () => {
       const { organizationId, key } = await tenantWithCredits(server, 2);
       const sibling = await createKey(server, { organizationId, preset: 'ADMIN' });
       const active = await createSession(server, key.secret);
-      expectRefused(await server.gql(CREATE, {}, { key: key.secret }), 409, 'SESSION_ALREADY_ACTIVE');
+      expectRefused(await server.gql(CREATE, {}, { key: key.secret }), 'SESSION_ALREADY_ACTIVE', 409);
       // One ACTIVE session per organization, whichever key asks.
-      expectRefused(await server.gql(CREATE, {}, { key: sibling.secret }), 409, 'SESSION_ALREADY_ACTIVE');
+      expectRefused(await server.gql(CREATE, {}, { key: sibling.secret }), 'SESSION_ALREADY_ACTIVE', 409);
       expect(await balance(server, organizationId)).toEqual({ organizationId, available: 1, purchased: 2, used: 1 });
       const listed = ok(await server.gql(LIST, {}, { key: key.secret })).sessions;
       expect(listed.totalCount).toBe(1);
@@ -213,13 +200,13 @@ describe('sessions', () => {
 
     it('refuses a session without balance with 402 SESSION_BALANCE_EMPTY, also once the bought ones are spent', async () => {
       const { organizationId, key } = await tenantWithCredits(server, 0);
-      expectRefused(await server.gql(CREATE, {}, { key: key.secret }), 402, 'SESSION_BALANCE_EMPTY');
+      expectRefused(await server.gql(CREATE, {}, { key: key.secret }), 'SESSION_BALANCE_EMPTY', 402);
       expect(ok(await server.gql(LIST, {}, { key: key.secret })).sessions.totalCount).toBe(0);
 
       await addCredits(server, organizationId, 1);
       const session = await createSession(server, key.secret);
       ok(await server.gql(TERMINATE, { id: session.id }, { key: key.secret }));
-      expectRefused(await server.gql(CREATE, {}, { key: key.secret }), 402, 'SESSION_BALANCE_EMPTY');
+      expectRefused(await server.gql(CREATE, {}, { key: key.secret }), 'SESSION_BALANCE_EMPTY', 402);
       expect(await balance(server, organizationId)).toEqual({ organizationId, available: 0, purchased: 1, used: 1 });
       expect((await auditOf(server, organizationId)).filter((entry) => entry.action === 'session.create')).toHaveLength(1);
     });
@@ -242,7 +229,7 @@ describe('sessions', () => {
       const organization = await createOrganization(server);
       await addCredits(server, organization.id, 1);
       const reader = await createKey(server, { organizationId: organization.id, preset: 'READ' });
-      expectRefused(await server.gql(CREATE, {}, { key: reader.secret }), 403, 'INSUFFICIENT_SCOPE');
+      expectRefused(await server.gql(CREATE, {}, { key: reader.secret }), 'INSUFFICIENT_SCOPE');
       expect(await balance(server, organization.id)).toEqual({ organizationId: organization.id, available: 1, purchased: 1, used: 0 });
     });
   });
@@ -265,7 +252,7 @@ describe('sessions', () => {
       expect(last.session).toMatchObject({ status: 'EXHAUSTED', tokensUsed: 1000, tokensRemaining: 0, requestCount: 3, endedAt: now });
       expect(await getSession(server, session.id)).toMatchObject({ status: 'EXHAUSTED', tokensUsed: 1000, tokensRemaining: 0, requestCount: 3, endedAt: now });
 
-      expectRefused(await charge(server, key.id, session.id, { tokens: 1 }), 402, 'NO_ACTIVE_SESSION');
+      expectRefused(await charge(server, key.id, session.id, { tokens: 1 }), 'NO_ACTIVE_SESSION', 402);
       expect(await getSession(server, session.id)).toMatchObject({ tokensUsed: 1000, requestCount: 3 });
       expect(await verify(server, key.secret, { requireSession: true })).toMatchObject({ valid: false, code: 'NO_ACTIVE_SESSION', session: null });
       expect(ok(await server.gql(CURRENT, {}, { key: key.secret })).currentSession).toBeNull();
@@ -307,7 +294,7 @@ describe('sessions', () => {
       expectBadInput(await server.gql(TERMINATE, { id: session.id }, { key: key.secret }), 'id');
 
       expect(ok(await server.gql(CURRENT, {}, { key: key.secret })).currentSession).toBeNull();
-      expectRefused(await charge(server, key.id, session.id, { tokens: 1 }), 402, 'NO_ACTIVE_SESSION');
+      expectRefused(await charge(server, key.id, session.id, { tokens: 1 }), 'NO_ACTIVE_SESSION', 402);
       expect(await verify(server, key.secret, { requireSession: true })).toMatchObject({ valid: false, code: 'NO_ACTIVE_SESSION' });
 
       const next = await createSession(server, key.secret);
@@ -337,15 +324,15 @@ describe('sessions', () => {
       const session = await createSession(server, owner.key.secret);
 
       const read = await server.gql(GET, { id: session.id }, { key: stranger.key.secret });
-      expectRefused(read, 404, 'NOT_FOUND');
+      expectRefused(read, 'NOT_FOUND');
       expect(read.body.data?.session ?? null).toBeNull();
-      expectRefused(await server.gql(TERMINATE, { id: session.id }, { key: stranger.key.secret }), 404, 'NOT_FOUND');
-      expectRefused(await server.gql(GET, { id: 'ses_00000000000000000000000000' }, { key: owner.key.secret }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(TERMINATE, { id: session.id }, { key: stranger.key.secret }), 'NOT_FOUND');
+      expectRefused(await server.gql(GET, { id: 'ses_00000000000000000000000000' }, { key: owner.key.secret }), 'NOT_FOUND');
 
       expect(await getSession(server, session.id)).toMatchObject({ status: 'ACTIVE', endedAt: null });
       expect(ok(await server.gql(LIST, {}, { key: stranger.key.secret })).sessions).toMatchObject({ totalCount: 0, nodes: [] });
       expect(ok(await server.gql(CURRENT, {}, { key: stranger.key.secret })).currentSession).toBeNull();
-      expectRefused(await server.gql(BALANCE, { organizationId: owner.organizationId }, { key: stranger.key.secret }), 404, 'NOT_FOUND');
+      expectRefused(await server.gql(BALANCE, { organizationId: owner.organizationId }, { key: stranger.key.secret }), 'NOT_FOUND');
       expect((await auditOf(server, owner.organizationId)).filter((entry) => entry.action === 'session.terminate')).toEqual([]);
     });
   });
@@ -427,7 +414,7 @@ describe('session expiry (a server whose clock the tests move forward)', () => {
   it('refuses verifyKey(requireSession: true) with NO_ACTIVE_SESSION and a charge with 402 NO_ACTIVE_SESSION once the clock passes expiresAt', async () => {
     const { key, session } = await expiredSession();
     expect(await verify(server, key.secret, { requireSession: true })).toMatchObject({ valid: false, code: 'NO_ACTIVE_SESSION', session: null });
-    expectRefused(await charge(server, key.id, session.id, { tokens: 1 }), 402, 'NO_ACTIVE_SESSION');
+    expectRefused(await charge(server, key.id, session.id, { tokens: 1 }), 'NO_ACTIVE_SESSION', 402);
     expect(await getSession(server, session.id)).toMatchObject({ status: 'EXPIRED', tokensUsed: 10, requestCount: 1 });
   });
 

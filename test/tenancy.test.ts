@@ -1,5 +1,6 @@
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createTenant, CreatedKey, KEY_FIELDS, uniqueName } from './helpers/fixtures';
+import { expectRefused } from './helpers/expect';
 
 const VIEWER = '{ viewer { apiKey { id } organization { id } } }';
 const API_KEY = `query($id: ID!) { apiKey(id: $id) { ${KEY_FIELDS} } }`;
@@ -48,11 +49,6 @@ describe('tenancy', () => {
     expect(body).not.toContain(b.key.secret);
   }
 
-  function expectRefused(response: GraphQLResponse, status: number, code: string): void {
-    expect(response.status).toBe(status);
-    expect(response.code).toBe(code);
-  }
-
   async function adminRead(id: string): Promise<Record<string, any>> {
     const response = await server.gql(API_KEY, { id });
     expect(response.status).toBe(200);
@@ -81,7 +77,7 @@ describe('tenancy', () => {
     it("cannot read it: apiKey answers 404 NOT_FOUND with null data", async () => {
       const [a, b] = [await tenant(), await tenant()];
       const response = await server.gql(API_KEY, { id: b.key.id }, { key: a.key.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data?.apiKey ?? null).toBeNull();
       expectNothingOf(b, response);
     });
@@ -91,7 +87,7 @@ describe('tenancy', () => {
       const before = await adminRead(b.key.id);
       const auditBefore = await countAudit(b.organizationId);
       const response = await server.gql(mutation, { id: b.key.id }, { key: a.key.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data ?? null).toBeNull();
       expectNothingOf(b, response);
       await expectStillWorks(b);
@@ -103,7 +99,7 @@ describe('tenancy', () => {
     it('cannot list it with apiKeys(filter: {organizationId}): 404 NOT_FOUND', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const response = await server.gql(API_KEYS, { filter: { organizationId: b.organizationId } }, { key: a.key.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data ?? null).toBeNull();
       expectNothingOf(b, response);
     });
@@ -136,7 +132,7 @@ describe('tenancy', () => {
     it('cannot read it with organization(id): 404 NOT_FOUND', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const response = await server.gql(ORGANIZATION, { id: b.organizationId }, { key: a.key.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data?.organization ?? null).toBeNull();
       expectNothingOf(b, response);
     });
@@ -145,7 +141,7 @@ describe('tenancy', () => {
       const [a, b] = [await tenant(), await tenant()];
       const auditBefore = await countAudit(b.organizationId);
       const response = await server.gql(UPDATE_ORGANIZATION, { id: b.organizationId, input: { name: 'Taken over' } }, { key: a.key.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expectNothingOf(b, response);
       const stored = await server.gql(ORGANIZATION, { id: b.organizationId });
       expect(stored.body.data.organization.name).toBe(b.organizationName);
@@ -155,7 +151,7 @@ describe('tenancy', () => {
     it('cannot read its audit log: 404 NOT_FOUND', async () => {
       const [a, b] = [await tenant(), await tenant()];
       const response = await server.gql(AUDIT_LOG, { organizationId: b.organizationId }, { key: a.key.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data ?? null).toBeNull();
       expectNothingOf(b, response);
     });
@@ -164,7 +160,7 @@ describe('tenancy', () => {
       const [a, b] = [await tenant(), await tenant()];
       const auditBefore = await countAudit(b.organizationId);
       const response = await server.gql(CREATE_KEY, { input: { organizationId: b.organizationId, name: 'planted' } }, { key: a.key.secret });
-      expectRefused(response, 404, 'NOT_FOUND');
+      expectRefused(response, 'NOT_FOUND');
       expect(response.body.data ?? null).toBeNull();
       expectNothingOf(b, response);
       expect(await countKeys(b.organizationId)).toBe(1);
@@ -256,7 +252,7 @@ describe('tenancy', () => {
       expect(deleted.status).toBe(200);
       expect(deleted.body.data.deleteApiKey).toBe(true);
       const gone = await server.gql(API_KEY, { id: fresh });
-      expectRefused(gone, 404, 'NOT_FOUND');
+      expectRefused(gone, 'NOT_FOUND');
     });
   });
 });

@@ -1,13 +1,8 @@
-import { Writable } from 'node:stream';
-import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
+import { platformOf, startTestServer, TestServer } from './helpers/server';
 import { createKey, createOrganization, createTenant } from './helpers/fixtures';
 import { createTestDatabase, TestDatabase } from './helpers/database';
-import { parseConfig, Config } from '../src/config';
-import { ManualClock } from '../src/clock';
-import { createLogger } from '../src/logger';
-import { App, createApp } from '../src/app';
-import { createServer, KeywardServer } from '../src/server';
-import { initPlatform } from '../src/organizations/platform-bootstrap';
+import type { App } from '../src/app';
+import { ok, expectRefused, expectBadInput } from './helpers/expect';
 
 /**
  * Usage metering: recordUsage (quotas, session, idempotency, input checks, tenancy), the
@@ -43,20 +38,6 @@ function byKey(buckets: Bucket[]): Bucket[] {
 /** A summary with its breakdowns in a stable order (the API does not promise one). */
 function normalized(summary: Summary): Summary {
   return { ...summary, byOperation: byKey(summary.byOperation), byApiKey: byKey(summary.byApiKey), byDay: byKey(summary.byDay) };
-}
-
-function expectRefused(response: GraphQLResponse, status: number, code: string): void {
-  expect({ status: response.status, code: response.code }).toEqual({ status, code });
-}
-
-function expectBadInput(response: GraphQLResponse, field: string): void {
-  expectRefused(response, 400, 'BAD_USER_INPUT');
-  expect(response.body.errors![0].message).toContain(field);
-}
-
-function ok<T = any>(response: GraphQLResponse<T>): T {
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
 }
 
 let idempotency = 0;
@@ -157,7 +138,7 @@ describe('recordUsage', () => {
 
     const changed = change === 'other-key' ? { ...input, apiKeyId: otherKey.id } : { ...input, ...(change as Record<string, unknown>) };
     const conflict = await server.gql(RECORD, { input: changed });
-    expectRefused(conflict, 409, 'IDEMPOTENCY_CONFLICT');
+    expectRefused(conflict, 'IDEMPOTENCY_CONFLICT', 409);
     expect(conflict.body.data).toBeNull();
     expect(await used(server, { apiKeyId: key.id })).toEqual({ 'TOKENS/LIFETIME': 100, 'COST_USD/LIFETIME': 1 });
     expect(await usage(server, { organizationId })).toMatchObject({ requests: 1, tokens: 100, costUsd: 1 });
@@ -199,8 +180,8 @@ describe('recordUsage', () => {
   it('refuses an unknown or deleted apiKeyId with 404 NOT_FOUND', async () => {
     const { organizationId, key } = await meteredKey(server);
     ok(await server.gql('mutation($id: ID!) { deleteApiKey(id: $id) }', { id: key.id }));
-    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', tokens: 1, idempotencyKey: 'deleted' } }), 404, 'NOT_FOUND');
-    expectRefused(await server.gql(RECORD, { input: { apiKeyId: 'key_00000000000000000000000000', operation: 'chat', tokens: 1, idempotencyKey: 'unknown' } }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', tokens: 1, idempotencyKey: 'deleted' } }), 'NOT_FOUND');
+    expectRefused(await server.gql(RECORD, { input: { apiKeyId: 'key_00000000000000000000000000', operation: 'chat', tokens: 1, idempotencyKey: 'unknown' } }), 'NOT_FOUND');
     expect(await usage(server, { organizationId })).toMatchObject(EMPTY);
   });
 
@@ -208,7 +189,7 @@ describe('recordUsage', () => {
     const caller = await createTenant(server);
     const target = await meteredKey(server);
     const refused = await server.gql(RECORD, { input: { apiKeyId: target.key.id, operation: 'chat', tokens: 10, costUsd: 1, idempotencyKey: 'cross' } }, { key: caller.key.secret });
-    expectRefused(refused, 404, 'NOT_FOUND');
+    expectRefused(refused, 'NOT_FOUND');
     expect(await used(server, { apiKeyId: target.key.id })).toEqual({ 'TOKENS/LIFETIME': 0, 'COST_USD/LIFETIME': 0 });
     expect(await usage(server, { organizationId: target.organizationId })).toMatchObject(EMPTY);
   });
@@ -232,7 +213,7 @@ describe('recordUsage', () => {
 
     for (const sessionId of [foreign.id, 'ses_00000000000000000000000000']) {
       const refused = await server.gql(RECORD, { input: { apiKeyId: mine.key.id, sessionId, operation: 'chat', tokens: 10, idempotencyKey: 'with-session' } }, { key: mine.key.secret });
-      expectRefused(refused, 404, 'NOT_FOUND');
+      expectRefused(refused, 'NOT_FOUND');
     }
     expect(await used(server, { apiKeyId: mine.key.id })).toEqual({ 'TOKENS/LIFETIME': 0, 'COST_USD/LIFETIME': 0 });
     expect(ok(await server.gql(SESSION, { id: foreign.id })).session).toMatchObject({ tokensUsed: 0, requestCount: 0, status: 'ACTIVE' });
@@ -244,7 +225,7 @@ describe('recordUsage', () => {
     const organization = await createOrganization(server);
     const reader = await createKey(server, { organizationId: organization.id, preset: 'READ' });
     const refused = await server.gql(RECORD, { input: { apiKeyId: reader.id, operation: 'chat', tokens: 1, idempotencyKey: 'scope' } }, { key: reader.secret });
-    expectRefused(refused, 403, 'INSUFFICIENT_SCOPE');
+    expectRefused(refused, 'INSUFFICIENT_SCOPE');
     expect(await usage(server, { organizationId: organization.id })).toMatchObject(EMPTY);
   });
 });
@@ -304,7 +285,7 @@ describe('usage summary', () => {
     expect((await server.gql('{ organization { id } apiKeys { totalCount } }', {}, { key: key.secret })).status).toBe(200);
     expect((await server.gql('mutation Rename($id: ID!) { updateApiKey(id: $id, input: { name: "renamed" }) { id } }', { id: key.id }, { key: key.secret })).status).toBe(200);
     // Refused by the resolver: still an event, counted as an error.
-    expectRefused(await server.gql('query($id: ID!) { apiKey(id: $id) { id } }', { id: stranger.key.id }, { key: key.secret }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql('query($id: ID!) { apiKey(id: $id) { id } }', { id: stranger.key.id }, { key: key.secret }), 'NOT_FOUND');
 
     const summary = await usage(server, { organizationId });
     expect(summary).toMatchObject({ requests: 5, errors: 1, tokens: 0, costUsd: 0 });
@@ -323,15 +304,15 @@ describe('usage summary', () => {
     expect(summary.byApiKey.map((entry) => [entry.key, entry.requests, entry.errors])).toEqual([[key.id, 5, 1]]);
     expect(summary.byDay.map((entry) => [entry.key, entry.requests, entry.errors])).toEqual([[TODAY, 5, 1]]);
     // An event belongs to the calling key's organization, never to the organization it asked about.
-    expectRefused(await server.gql(USAGE, { range: { organizationId: stranger.organizationId } }, { key: key.secret }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql(USAGE, { range: { organizationId: stranger.organizationId } }, { key: key.secret }), 'NOT_FOUND');
     expect(await usage(server, { organizationId: stranger.organizationId })).toMatchObject(EMPTY);
   });
 
   it("refuses another organization's usage with 404 NOT_FOUND and another organization's key with 404 NOT_FOUND", async () => {
     const mine = await createTenant(server);
     const other = await createTenant(server);
-    expectRefused(await server.gql(USAGE, { range: { organizationId: other.organizationId } }, { key: mine.key.secret }), 404, 'NOT_FOUND');
-    expectRefused(await server.gql(USAGE, { range: { apiKeyId: other.key.id } }, { key: mine.key.secret }), 404, 'NOT_FOUND');
+    expectRefused(await server.gql(USAGE, { range: { organizationId: other.organizationId } }, { key: mine.key.secret }), 'NOT_FOUND');
+    expectRefused(await server.gql(USAGE, { range: { apiKeyId: other.key.id } }, { key: mine.key.secret }), 'NOT_FOUND');
   });
 
   it.each([
@@ -453,7 +434,7 @@ describe('usage over time (a server whose clock the tests move)', () => {
 
     server.clock.set('2026-03-02T07:59:59.000Z');
     expect((await record(server, key.id, input)).recorded).toBe(false);
-    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', ...input, tokens: 11 } }), 409, 'IDEMPOTENCY_CONFLICT');
+    expectRefused(await server.gql(RECORD, { input: { apiKeyId: key.id, operation: 'chat', ...input, tokens: 11 } }), 'IDEMPOTENCY_CONFLICT', 409);
     expect(await used(server, { apiKeyId: key.id })).toEqual({ 'TOKENS/LIFETIME': 10, 'COST_USD/LIFETIME': 1 });
 
     server.clock.set('2026-03-02T08:00:01.000Z');
@@ -464,39 +445,6 @@ describe('usage over time (a server whose clock the tests move)', () => {
     expect(summary.byDay).toEqual([bucket('2026-03-01', 1, 0, 10, 1, null), bucket('2026-03-02', 1, 0, 10, 1, null)]);
   });
 });
-
-/** A keyward on a database the test keeps: like startTestServer, but stopping does not drop it. */
-interface KeptServer {
-  app: App;
-  adminKey: string;
-  gql(query: string, variables: Record<string, unknown>, key?: string): Promise<GraphQLResponse>;
-  stop(): Promise<void>;
-}
-
-async function startKeptServer(database: TestDatabase, adminKey: string | null): Promise<KeptServer> {
-  const base: Config = parseConfig({ KEYWARD_DATA_DIR: database.dataDir, KEYWARD_PEPPER: 'test-pepper-0123456789abcdef', LOG_LEVEL: 'info' });
-  const config: Config = { ...base, database: database.config, port: 0, host: '127.0.0.1' };
-  const sink = new Writable({ write(_chunk, _enc, done) { done(); } });
-  const app = await createApp(config, createLogger(config.logLevel, sink), { clock: new ManualClock() });
-  const server: KeywardServer = await createServer(app);
-  const port = await server.listen(0, '127.0.0.1');
-  const secret = adminKey ?? (await initPlatform(app)).secret;
-  const url = `http://127.0.0.1:${port}/graphql`;
-  return {
-    app,
-    adminKey: secret,
-    async gql(query, variables, key = secret) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await response.json()) as GraphQLResponse['body'];
-      return { status: response.status, headers: response.headers, body, code: body.errors?.[0]?.extensions?.code };
-    },
-    stop: () => server.stop(),
-  };
-}
 
 describe('graceful stop', () => {
   let database: TestDatabase;
@@ -510,7 +458,7 @@ describe('graceful stop', () => {
   }
 
   it('loses no usage event of a burst of 300 recordUsage calls when the server stops right after it', async () => {
-    const first = await startKeptServer(database, null);
+    const first = await startTestServer({ database });
     let organizationId = '';
     let keyId = '';
     try {
@@ -522,10 +470,10 @@ describe('graceful stop', () => {
       expect(responses.map((response) => response.status)).toEqual(Array(300).fill(200));
       expect(responses.filter((response) => response.body.data?.recordUsage.recorded === true)).toHaveLength(300);
     } finally {
-      await first.stop();
+      await first.close();
     }
 
-    const second = await startKeptServer(database, first.adminKey);
+    const second = await startTestServer({ database, platform: platformOf(first) });
     try {
       expect(await countEvents(second.app, organizationId)).toEqual({ events: 300, tokens: 45_150, daily: 300 });
       const summary = normalized(ok(await second.gql(USAGE, { range: { organizationId: organizationId } })).usage);
@@ -534,12 +482,12 @@ describe('graceful stop', () => {
       const wholeDay = normalized(ok(await second.gql(USAGE, { range: { organizationId: organizationId, from: '2026-01-15T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' } })).usage);
       expect(wholeDay.byDay).toEqual([bucket('2026-01-15', 300, 0, 45_150, 0, null)]);
     } finally {
-      await second.stop();
+      await second.close();
     }
   });
 
   it('keeps the event of every recordUsage the server counted when the stop begins while a burst is in flight', async () => {
-    const first = await startKeptServer(database, null);
+    const first = await startTestServer({ database });
     const organizationId: string = ok(await first.gql('mutation { createOrganization(input: { name: "In flight" }) { id } }', {})).createOrganization.id;
     const keyId: string = ok(await first.gql(`mutation($o: ID!) { createApiKey(input: { organizationId: $o, name: "burst", rateLimits: [],
       quotas: [{ meter: TOKENS, period: LIFETIME, limit: 1000000 }] }) { apiKey { id } } }`, { o: organizationId })).createApiKey.apiKey.id;
@@ -555,14 +503,14 @@ describe('graceful stop', () => {
       return response;
     })));
     await twentyAnswered;
-    const stopping = first.stop();
+    const stopping = first.close();
     const settled = await burst;
     await stopping;
     // Connections the server had not accepted yet are refused; the requests it took are finished.
     const recorded = settled.filter((result) => result.status === 'fulfilled' && result.value.body.data?.recordUsage?.recorded === true).length;
     expect(recorded).toBeGreaterThanOrEqual(20);
 
-    const second = await startKeptServer(database, first.adminKey);
+    const second = await startTestServer({ database, platform: platformOf(first) });
     try {
       // The TOKENS quota counter is written before answering (never buffered): it counts every
       // recordUsage the server took. Each of them must have its event and its rollup.
@@ -570,7 +518,7 @@ describe('graceful stop', () => {
       expect(charged).toBeGreaterThanOrEqual(recorded);
       expect(await countEvents(second.app, organizationId)).toEqual({ events: charged, tokens: charged, daily: charged });
     } finally {
-      await second.stop();
+      await second.close();
     }
   });
 });

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { createKey, createOrganization, createTenant, CreatedKey } from './helpers/fixtures';
+import { expectBadInput, ok } from './helpers/expect';
+import { UpdateOrganizationDocument, UpdateOrganizationInput, VerifyKeyDocument } from './helpers/operations';
 
 const RESULT_FIELDS = `valid code keyId organizationId environment scopes expiresAt meta session { id }
   rateLimits { apiKeyId name limit remaining windowSeconds resetAt }
@@ -54,13 +56,6 @@ describe('verifyKey', () => {
     expect(result.code).toBe(code);
     expect(result.valid).toBe(code === 'VALID');
     return result;
-  }
-
-  function expectBadInput(response: GraphQLResponse, field: string): void {
-    expect(response.status).toBe(400);
-    expect(response.code).toBe('BAD_USER_INPUT');
-    expect(response.body.errors![0].message).toContain(field);
-    expect(response.body.data ?? null).toBeNull();
   }
 
   async function remaining(keyId: string): Promise<Record<string, number>> {
@@ -429,6 +424,45 @@ describe('verifyKey', () => {
       expect((await server.gql('{ viewer { scopes } }', {}, { key: key.secret })).status).toBe(200);
       await server.app.usageBuffer.flush();
       expect((await read()).requestCount).toBe(5);
+    });
+  });
+
+  /*
+   * A verified key stays in the verification cache for ~60 s of wall time (the ManualClock does
+   * not age it), so only the invalidation on updateOrganization makes these answers right.
+   */
+  describe('the verification cache', () => {
+    async function codeOf(secret: string, cost?: number): Promise<string> {
+      return ok(await server.gql(VerifyKeyDocument, { input: { key: secret, cost } })).verifyKey.code;
+    }
+
+    async function updateOrganization(id: string, input: UpdateOrganizationInput): Promise<void> {
+      ok(await server.gql(UpdateOrganizationDocument, { id, input }));
+    }
+
+    it("is dropped when the platform admin lowers the organization's REQUESTS quota: the very next verifyKey is held to the new limit", async () => {
+      const organization = await createOrganization(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 100 }] });
+      const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
+      for (let call = 1; call <= 3; call++) expect(await codeOf(key.secret)).toBe('VALID');
+
+      await updateOrganization(organization.id, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 5 }] });
+      // A cost of 6 fits in the old limit (97 left) and never in the new one.
+      expect(await codeOf(key.secret, 6)).toBe('QUOTA_EXCEEDED');
+
+      await updateOrganization(organization.id, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 1_000 }] });
+      expect(await codeOf(key.secret, 6)).toBe('VALID');
+    });
+
+    it("is dropped when the platform admin sets the organization's keyRateLimits: the very next verifications obey the new window, and are free of it once it is removed", async () => {
+      const organization = await createOrganization(server);
+      const key = await createKey(server, { organizationId: organization.id, rateLimits: [] });
+      for (let call = 1; call <= 3; call++) expect(await codeOf(key.secret)).toBe('VALID');
+
+      await updateOrganization(organization.id, { keyRateLimits: [{ name: 'per-hour', limit: 1, windowSeconds: 3600 }] });
+      expect([await codeOf(key.secret), await codeOf(key.secret)]).toEqual(['VALID', 'RATE_LIMITED']);
+
+      await updateOrganization(organization.id, { keyRateLimits: [] });
+      expect(await codeOf(key.secret)).toBe('VALID');
     });
   });
 

@@ -1,6 +1,7 @@
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
 import { KEY_FIELDS, uniqueName } from './helpers/fixtures';
+import { ok, expectBadInput } from './helpers/expect';
 
 /**
  * Wallet-signed keys: walletChallenge (public) gives a single-use, 5-minute message naming the
@@ -26,17 +27,6 @@ interface Challenge { token: string; message: string; expiresAt: string }
 
 function newAccount(): PrivateKeyAccount {
   return privateKeyToAccount(generatePrivateKey());
-}
-
-function ok<T = any>(response: GraphQLResponse<T>): T {
-  if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
-  return response.body.data as T;
-}
-
-function expectBadInput(response: GraphQLResponse, field: string): void {
-  expect({ status: response.status, code: response.code }).toEqual({ status: 400, code: 'BAD_USER_INPUT' });
-  expect(response.body.errors![0].message).toMatch(new RegExp(`^${field}\\b`));
-  expect(response.body.data?.createApiKeyWithWallet ?? null).toBeNull();
 }
 
 describe('wallet keys', () => {
@@ -205,7 +195,7 @@ describe('wallet keys', () => {
       /** Sends `input` and checks the refusal and that no organization, key or audit entry appeared. */
       async function expectRefused(address: string, input: Record<string, unknown>, field: string): Promise<void> {
         const before = await footprint(address);
-        expectBadInput(await create(input), field);
+        expectBadInput(await create(input), new RegExp(`^${field}\\b`));
         expect(await footprint(address)).toEqual(before);
       }
 

@@ -10,6 +10,7 @@ import { Usage } from './views/usage';
 import { Sessions } from './views/sessions';
 import { Audit } from './views/audit';
 import { Organizations } from './views/organizations';
+import { Webhooks } from './views/webhooks';
 
 type Viewer = ConsoleSession['viewer'];
 
@@ -38,6 +39,7 @@ const VIEWS = [
   { path: 'usage', label: 'Usage', scope: 'usage:read', platform: false, Component: Usage },
   { path: 'sessions', label: 'Sessions', scope: 'sessions:read', platform: false, Component: Sessions },
   { path: 'audit', label: 'Audit log', scope: 'audit:read', platform: false, Component: Audit },
+  { path: 'webhooks', label: 'Webhooks', scope: 'webhooks:read', platform: false, Component: Webhooks },
   { path: 'organizations', label: 'Organizations', scope: null, platform: true, Component: Organizations },
 ] as const;
 

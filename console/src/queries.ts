@@ -101,6 +101,37 @@ export interface AuditEntry {
   at: string;
 }
 
+export type WebhookEventType = 'QUOTA_THRESHOLD' | 'QUOTA_EXHAUSTED' | 'RATE_LIMIT_EXHAUSTED' | 'SESSION_EXHAUSTED' | 'KEY_EXPIRING'
+  | 'KEY_REVOKED' | 'KEY_ROTATED' | 'TEST';
+export type WebhookDeliveryStatus = 'PENDING' | 'SUCCEEDED' | 'FAILED';
+
+export interface WebhookEndpoint {
+  id: string;
+  organizationId: string;
+  url: string;
+  description: string | null;
+  eventTypes: WebhookEventType[];
+  quotaThresholds: number[];
+  expiryNoticeDays: number;
+  enabled: boolean;
+  createdAt: string;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  endpointId: string;
+  eventId: string;
+  eventType: WebhookEventType;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  nextAttemptAt: string | null;
+  deliveredAt: string | null;
+  payload: Record<string, unknown>;
+  createdAt: string;
+}
+
 export interface Page<T> { nodes: T[]; pageInfo: { endCursor: string | null; hasNextPage: boolean }; totalCount: number }
 
 const QUOTA = 'organizationId apiKeyId meter period limit used remaining percentUsed resetsAt';
@@ -147,3 +178,14 @@ export const QUOTA_CHANGED = `subscription ConsoleQuotaChanged($organizationId: 
 export const RATE_LIMIT_CHANGED = `subscription ConsoleRateLimitChanged($apiKeyId: ID!) { rateLimitChanged(apiKeyId: $apiKeyId) { ${RATE_LIMIT_STATE} } }`;
 export const SESSION_CHANGED = `subscription ConsoleSessionChanged($organizationId: ID) { sessionChanged(organizationId: $organizationId) { ${SESSION} } }`;
 export const API_KEY_CHANGED = `subscription ConsoleApiKeyChanged($organizationId: ID) { apiKeyChanged(organizationId: $organizationId) { type at apiKey { ${KEY} } } }`;
+
+const WEBHOOK_ENDPOINT = 'id organizationId url description eventTypes quotaThresholds expiryNoticeDays enabled createdAt';
+const WEBHOOK_DELIVERY = 'id endpointId eventId eventType status attempts lastStatusCode lastError nextAttemptAt deliveredAt payload createdAt';
+export const WEBHOOK_ENDPOINTS = `query ConsoleWebhookEndpoints($organizationId: ID) { webhookEndpoints(organizationId: $organizationId) { ${WEBHOOK_ENDPOINT} } }`;
+export const WEBHOOK_DELIVERIES = `query ConsoleWebhookDeliveries($endpointId: ID!, $status: WebhookDeliveryStatus, $after: String) { webhookDeliveries(endpointId: $endpointId, status: $status, first: 20, after: $after) { nodes { ${WEBHOOK_DELIVERY} } pageInfo { endCursor hasNextPage } totalCount } }`;
+export const CREATE_WEBHOOK_ENDPOINT = `mutation ConsoleCreateWebhookEndpoint($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret endpoint { ${WEBHOOK_ENDPOINT} } } }`;
+export const UPDATE_WEBHOOK_ENDPOINT = `mutation ConsoleUpdateWebhookEndpoint($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) { ${WEBHOOK_ENDPOINT} } }`;
+export const DELETE_WEBHOOK_ENDPOINT = 'mutation ConsoleDeleteWebhookEndpoint($id: ID!) { deleteWebhookEndpoint(id: $id) }';
+export const ROTATE_WEBHOOK_SECRET = `mutation ConsoleRotateWebhookSecret($id: ID!) { rotateWebhookSecret(id: $id) { secret endpoint { ${WEBHOOK_ENDPOINT} } } }`;
+export const SEND_TEST_WEBHOOK = `mutation ConsoleSendTestWebhook($id: ID!) { sendTestWebhook(id: $id) { ${WEBHOOK_DELIVERY} } }`;
+export const RETRY_WEBHOOK_DELIVERY = `mutation ConsoleRetryWebhookDelivery($id: ID!) { retryWebhookDelivery(id: $id) { ${WEBHOOK_DELIVERY} } }`;

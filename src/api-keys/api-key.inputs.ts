@@ -16,8 +16,33 @@ export class RateLimitInput {
   windowSeconds!: number;
 }
 
+/** What a key's create and update both set (an update replaces each field given). */
 @InputType()
-export class CreateApiKeyInput {
+abstract class ApiKeySettingsInput {
+  @Field(() => [String], { nullable: true, description: 'Addresses or CIDR blocks allowed to use the key; empty: any.' })
+  ipAllowlist?: string[] | null;
+
+  @Field(() => [RateLimitInput], { nullable: true, description: "The key's own windows; default on create: per-minute 60 / 60 s and per-hour 1000 / 3600 s; [] means none (its organization's keyRateLimits still apply)." })
+  rateLimits?: RateLimitInput[] | null;
+
+  @Field(() => [QuotaInput], { nullable: true })
+  quotas?: QuotaInput[] | null;
+
+  @Field(() => Int, { nullable: true })
+  maxCostPerRequest?: number | null;
+
+  @Field(() => JSONObjectScalar, { nullable: true })
+  meta?: Record<string, unknown> | null;
+
+  @Field(() => String, { nullable: true })
+  ownerEmail?: string | null;
+
+  @Field(() => String, { nullable: true })
+  externalId?: string | null;
+}
+
+@InputType()
+export class CreateApiKeyInput extends ApiKeySettingsInput {
   @Field(() => ID, { nullable: true, description: "Defaults to the caller's organization; another organization needs platform:admin." })
   organizationId?: string | null;
 
@@ -39,30 +64,10 @@ export class CreateApiKeyInput {
   @Field(() => Date, { nullable: true })
   expiresAt?: Date | null;
 
-  @Field(() => [String], { nullable: true })
-  ipAllowlist?: string[] | null;
-
-  @Field(() => [RateLimitInput], { nullable: true, description: 'Defaults: per-minute 60 / 60 s and per-hour 1000 / 3600 s.' })
-  rateLimits?: RateLimitInput[] | null;
-
-  @Field(() => [QuotaInput], { nullable: true })
-  quotas?: QuotaInput[] | null;
-
-  @Field(() => Int, { nullable: true })
-  maxCostPerRequest?: number | null;
-
-  @Field(() => JSONObjectScalar, { nullable: true })
-  meta?: Record<string, unknown> | null;
-
-  @Field(() => String, { nullable: true })
-  ownerEmail?: string | null;
-
-  @Field(() => String, { nullable: true })
-  externalId?: string | null;
 }
 
 @InputType()
-export class UpdateApiKeyInput {
+export class UpdateApiKeyInput extends ApiKeySettingsInput {
   @Field(() => String, { nullable: true })
   name?: string | null;
 
@@ -72,26 +77,6 @@ export class UpdateApiKeyInput {
   @Field(() => Date, { nullable: true, description: 'null clears the expiry.' })
   expiresAt?: Date | null;
 
-  @Field(() => [String], { nullable: true })
-  ipAllowlist?: string[] | null;
-
-  @Field(() => [RateLimitInput], { nullable: true })
-  rateLimits?: RateLimitInput[] | null;
-
-  @Field(() => [QuotaInput], { nullable: true })
-  quotas?: QuotaInput[] | null;
-
-  @Field(() => Int, { nullable: true })
-  maxCostPerRequest?: number | null;
-
-  @Field(() => JSONObjectScalar, { nullable: true })
-  meta?: Record<string, unknown> | null;
-
-  @Field(() => String, { nullable: true })
-  ownerEmail?: string | null;
-
-  @Field(() => String, { nullable: true })
-  externalId?: string | null;
 }
 
 @InputType()

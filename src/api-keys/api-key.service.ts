@@ -15,7 +15,7 @@ import { newId } from '../ids';
 import { Transactions } from '../db/data-source';
 import { ORGANIZATION_WINDOW_PREFIX } from '../rate-limits/effective-limits';
 import { KeyCache } from '../auth/key-cache';
-import { ApiKeyEvents, ApiKeyEventType } from './api-key-events';
+import { ApiKeyAlerts, ApiKeyEvents, ApiKeyEventType } from './api-key-events';
 import { BadUserInputError, ErrorCode, KeywardError, NotFoundError } from '../errors';
 import { Page, pageRequest, toPage } from '../pagination';
 import {
@@ -29,14 +29,8 @@ export const DEFAULT_RATE_LIMITS: readonly RateLimitSpec[] = [
   { name: 'per-hour', limit: 1000, windowSeconds: 3600 },
 ];
 
-export interface CreateApiKey {
-  organizationId?: string | null;
-  name: string;
-  environment?: KeyEnvironment | null;
-  scopes?: string[] | null;
-  preset?: ScopePreset | null;
-  expiresInDays?: number | null;
-  expiresAt?: Date | null;
+/** What a key's create and update both set. */
+interface ApiKeySettings {
   ipAllowlist?: string[] | null;
   rateLimits?: RateLimitSpec[] | null;
   quotas?: QuotaSpec[] | null;
@@ -46,18 +40,21 @@ export interface CreateApiKey {
   externalId?: string | null;
 }
 
+export interface CreateApiKey extends ApiKeySettings {
+  organizationId?: string | null;
+  name: string;
+  environment?: KeyEnvironment | null;
+  scopes?: string[] | null;
+  preset?: ScopePreset | null;
+  expiresInDays?: number | null;
+  expiresAt?: Date | null;
+}
+
 /** Absent (undefined) leaves a field alone; null clears the nullable ones. */
-export interface UpdateApiKey {
+export interface UpdateApiKey extends ApiKeySettings {
   name?: string | null;
   scopes?: string[] | null;
   expiresAt?: Date | null;
-  ipAllowlist?: string[] | null;
-  rateLimits?: RateLimitSpec[] | null;
-  quotas?: QuotaSpec[] | null;
-  maxCostPerRequest?: number | null;
-  meta?: Record<string, unknown> | null;
-  ownerEmail?: string | null;
-  externalId?: string | null;
 }
 
 export interface ApiKeyFilter {
@@ -152,6 +149,8 @@ export interface ApiKeyServiceDependencies {
   pepper: string;
   keyCache: KeyCache;
   events: ApiKeyEvents;
+  /** Revocations and rotations, into the webhook outbox inside their transaction. */
+  alerts: ApiKeyAlerts;
 }
 
 export class ApiKeyService {
@@ -303,16 +302,8 @@ export class ApiKeyService {
         assertNoPlatformScopes(organization, changes.scopes);
       }
       Object.assign(key, changes, { updatedAt: now });
-      await tx.save(key);
       if (quotas !== undefined) await this.deps.quotas.replace(tx, { apiKeyId: id }, quotas);
-      await this.deps.audit.record(tx, actor, {
-        action: 'api_key.update',
-        targetType: 'api_key',
-        targetId: id,
-        organizationId: key.organizationId,
-        metadata: { changed: [...Object.keys(changes), ...(quotas ? ['quotas'] : [])].sort() },
-      });
-      return key;
+      return this.saveAudited(tx, actor, key, 'api_key.update', { changed: [...Object.keys(changes), ...(quotas ? ['quotas'] : [])].sort() });
     }, (key) => ({ type: ApiKeyEventType.UPDATED, key, touched: [id] }));
   }
 
@@ -346,14 +337,7 @@ export class ApiKeyService {
       const key = await this.getChangeable(actor, id, tx, enabled ? 'enable' : 'disable');
       key.disabled = !enabled;
       key.updatedAt = this.deps.clock.now();
-      await tx.save(key);
-      await this.deps.audit.record(tx, actor, {
-        action: enabled ? 'api_key.enable' : 'api_key.disable',
-        targetType: 'api_key',
-        targetId: id,
-        organizationId: key.organizationId,
-      });
-      return key;
+      return this.saveAudited(tx, actor, key, enabled ? 'api_key.enable' : 'api_key.disable');
     }, (key) => ({ type: enabled ? ApiKeyEventType.ENABLED : ApiKeyEventType.DISABLED, key, touched: [id] }));
   }
 
@@ -367,14 +351,8 @@ export class ApiKeyService {
       key.revokedReason = why;
       key.revokedBy = actor.keyId;
       key.updatedAt = now;
-      await tx.save(key);
-      await this.deps.audit.record(tx, actor, {
-        action: 'api_key.revoke',
-        targetType: 'api_key',
-        targetId: id,
-        organizationId: key.organizationId,
-        metadata: { reason: why },
-      });
+      await this.saveAudited(tx, actor, key, 'api_key.revoke', { reason: why });
+      await this.deps.alerts.keyRevoked(tx, key);
       return key;
     }, (key) => ({ type: ApiKeyEventType.REVOKED, key, touched: [id] }));
   }
@@ -417,6 +395,7 @@ export class ApiKeyService {
         organizationId: old.organizationId,
         metadata: { newKeyId: fresh.id, hint: fresh.hint, gracePeriodSeconds: grace, previousKeyExpiresAt: previousKeyExpiresAt.toISOString() },
       });
+      await this.deps.alerts.keyRotated(tx, fresh, old.id, previousKeyExpiresAt);
       return { apiKey: fresh, secret, previousKeyExpiresAt };
     }, (rotated) => ({ type: ApiKeyEventType.ROTATED, key: rotated.apiKey, touched: [id, rotated.apiKey.id] }));
   }
@@ -430,16 +409,16 @@ export class ApiKeyService {
       const now = this.deps.clock.now();
       key.deletedAt = now;
       key.updatedAt = now;
-      await tx.save(key);
-      await this.deps.audit.record(tx, actor, {
-        action: 'api_key.delete',
-        targetType: 'api_key',
-        targetId: id,
-        organizationId: key.organizationId,
-      });
-      return key;
+      return this.saveAudited(tx, actor, key, 'api_key.delete');
     }, (key) => ({ type: ApiKeyEventType.DELETED, key, touched: [id] }));
     return Boolean(deleted);
+  }
+
+  /** Writes a changed key and its audit entry, in the change's transaction. */
+  private async saveAudited(tx: EntityManager, actor: Actor, key: ApiKeyEntity, action: string, metadata?: Record<string, unknown>): Promise<ApiKeyEntity> {
+    await tx.save(key);
+    await this.deps.audit.record(tx, actor, { action, targetType: 'api_key', targetId: key.id, organizationId: key.organizationId, ...(metadata && { metadata }) });
+    return key;
   }
 
   /**

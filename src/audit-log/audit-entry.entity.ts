@@ -17,7 +17,9 @@ export class AuditEntryEntity {
   /**
    * Dotted verb (docs/behaviour.md "Audit actions"): organization.create|update|suspend|activate,
    * api_key.create|update|enable|disable|revoke|rotate|delete, rate_limit.reset,
-   * session.create|terminate, session_credits.add, wallet.key_create, and
+   * session.create|terminate, session_credits.add, wallet.key_create,
+   * webhook_endpoint.create|update|delete|rotate_secret|test|disable (disable: by no key, every
+   * delivery attempt failed for 5 days), webhook_delivery.retry, and
    * auth.failures_exceeded (target 'ip', no organization: an address used up its failed
    * authentications for a window; metadata { failures, windowSeconds }).
    */

@@ -1,4 +1,4 @@
-import { Field, ID, Int, ObjectType } from 'type-graphql';
+import { Field, ID, ObjectType } from 'type-graphql';
 import { PageOf } from '../page.type';
 import { JSONObjectScalar } from '../scalars';
 

@@ -70,15 +70,24 @@ export function hashesEqual(a: string, b: string): boolean {
 
 /**
  * Something shaped like a keyward secret inside free text: the prefix and at least 16 key
- * characters (a truncated paste still gives most of a secret away).
+ * characters (a truncated paste still gives most of a secret away) — an API key, or a webhook
+ * signing secret (`whsec_` and base64, webhooks/webhook-secret.ts).
  */
 const SECRET_IN_TEXT = /kw_(live|test)_[0-9A-Za-z]{16,}/;
+const WEBHOOK_SECRET_IN_TEXT = /whsec_[0-9A-Za-z+/]{16,}/;
+
+/** What kind of secret `text` contains, for a refusal's message; null when none. */
+export function secretKindIn(text: string): 'an API key secret' | 'a webhook signing secret' | null {
+  if (SECRET_IN_TEXT.test(text)) return 'an API key secret';
+  if (WEBHOOK_SECRET_IN_TEXT.test(text)) return 'a webhook signing secret';
+  return null;
+}
 
 export function looksLikeSecret(text: string): boolean {
-  return SECRET_IN_TEXT.test(text);
+  return secretKindIn(text) !== null;
 }
 
 /** Replaces anything that looks like a keyward secret in free text (logs, error messages). */
 export function redactSecrets(text: string): string {
-  return text.replace(/kw_(live|test)_[0-9A-Za-z]{4,}/g, 'kw_$1_[REDACTED]');
+  return text.replace(/kw_(live|test)_[0-9A-Za-z]{4,}/g, 'kw_$1_[REDACTED]').replace(/whsec_[0-9A-Za-z+/=]{4,}/g, 'whsec_[REDACTED]');
 }

@@ -16,7 +16,8 @@ import { ipAllowed } from './ip-allowlist';
 import { holdsAny } from './scopes';
 import { VerifyCode } from './verify-code';
 import { ErrorCode, KeywardError } from '../errors';
-import type { VerificationEvents, VerificationRecorder } from './verification-sinks';
+import type { VerificationAlerts, VerificationEvents, VerificationRecorder } from './verification-sinks';
+import { quotaMoves } from '../quotas/quota-alerts';
 
 /** Who presents a key, and where from: what steps 1–5 look at. */
 export interface Credentials {
@@ -110,6 +111,8 @@ export interface KeyVerifierDependencies {
   recorder: VerificationRecorder;
   /** Who hears of windows and quotas that moved (live subscribers). */
   events: VerificationEvents;
+  /** Thresholds crossed, quotas and windows exhausted, for backends (the webhook outbox). */
+  alerts: VerificationAlerts;
 }
 
 class StepRefusal {
@@ -239,7 +242,7 @@ export class KeyVerifier {
     let session: SessionEntity | null = null;
     if (authenticated.quotas.length > 0 || consumption.requireSession) {
       try {
-        ({ quotas, session } = await this.quotasAndSession(authenticated.quotas, cost, key.organizationId, consumption.requireSession ?? false));
+        ({ quotas, session } = await this.quotasAndSession(authenticated.quotas, cost, key, consumption.requireSession ?? false));
       } catch (error) {
         await this.deps.rateLimiter.refund(subject, windows, cost, now);
         if (!(error instanceof StepRefusal)) throw error;
@@ -319,6 +322,9 @@ export class KeyVerifier {
       throw new KeywardError(ErrorCode.UNAVAILABLE, `Rate limits cannot be checked right now (${(error as Error).message}); retry shortly`);
     });
     if (windows.length > 0) this.deps.events.rateLimits(key.id, limited.states);
+    if (limited.allowed && limited.states.some((state) => state.remaining === 0)) {
+      await this.deps.alerts.windowsRanOut(key, subject, limited.states.filter((state) => state.remaining === 0), now);
+    }
     if (limited.allowed) return { allowed: true as const, states: limited.states };
     const { refusedBy, retryAt } = limited;
     this.deps.recorder.refused({ apiKeyId: key.id, organizationId: key.organizationId, name: refusedBy.name, limit: refusedBy.limit, operation, ip });
@@ -330,19 +336,30 @@ export class KeyVerifier {
     return { allowed: false as const, states: limited.states, refusal };
   }
 
-  /** Steps 9 and 10, in one transaction. */
-  private async quotasAndSession(quotas: readonly QuotaEntity[], cost: number, organizationId: string, requireSession: boolean) {
+  /**
+   * Steps 9 and 10, in one transaction; thresholds crossed go into the webhook outbox inside it,
+   * a quota's refusal after it rolled back (the watcher is null, and nothing else happens, when
+   * no endpoint listens to the organization).
+   */
+  private async quotasAndSession(quotas: readonly QuotaEntity[], cost: number, key: ApiKeyEntity, requireSession: boolean) {
     await this.deps.quotas.prepareCounters(quotas);
+    const watcher = await this.deps.alerts.quotaWatcher(key.organizationId);
+    let refusing: QuotaEntity | null = null;
     const result = await this.deps.transactions.run(async (tx) => {
-      const refusing = await this.deps.quotas.consume(tx, quotas, cost);
+      refusing = await this.deps.quotas.consume(tx, quotas, cost);
       if (refusing) {
         const owner = refusing.apiKeyId ? 'key' : 'organization';
         throw new StepRefusal(VerifyCode.QUOTA_EXCEEDED, `The ${owner}'s ${refusing.period} ${refusing.meter} quota (${refusing.limit}) is used up`,
           periodWindow(refusing.period, this.deps.clock.now()).resetsAt);
       }
-      const session = requireSession ? await this.deps.sessions.active(organizationId, tx) : null;
+      const session = requireSession ? await this.deps.sessions.active(key.organizationId, tx) : null;
       if (requireSession && !session) throw new StepRefusal(VerifyCode.NO_ACTIVE_SESSION, 'The organization has no active session');
-      return { quotas: await this.deps.quotas.statusesOf(quotas, tx), session };
+      const statuses = await this.deps.quotas.statusesOf(quotas, tx);
+      if (watcher) await watcher.moved(tx, key.id, quotaMoves(quotas, statuses, (quota) => (quota.meter === Meter.REQUESTS ? cost : 0)));
+      return { quotas: statuses, session };
+    }).catch(async (error: unknown) => {
+      if (watcher && refusing) await watcher.refused(key.id, refusing);
+      throw error;
     });
     // Only REQUESTS quotas moved; TOKENS and COST_USD change with recordUsage.
     this.deps.events.quotas(result.quotas.filter((status) => status.meter === Meter.REQUESTS));

@@ -9,7 +9,7 @@
 export const PLATFORM_ADMIN = 'platform:admin';
 
 /** Built-in resources; any other resource (e.g. `inference:run`) is the platform's own. */
-export const BUILT_IN_RESOURCES = ['platform', 'org', 'keys', 'usage', 'sessions', 'audit'] as const;
+export const BUILT_IN_RESOURCES = ['platform', 'org', 'keys', 'usage', 'sessions', 'audit', 'webhooks'] as const;
 
 export enum ScopePreset {
   READ = 'READ',
@@ -18,11 +18,11 @@ export enum ScopePreset {
   INFERENCE = 'INFERENCE',
 }
 
-const READ_SCOPES = ['org:read', 'keys:read', 'usage:read', 'sessions:read', 'audit:read'];
+const READ_SCOPES = ['org:read', 'keys:read', 'usage:read', 'sessions:read', 'audit:read', 'webhooks:read'];
 
 export const PRESET_SCOPES: Record<ScopePreset, readonly string[]> = {
   [ScopePreset.READ]: READ_SCOPES,
-  [ScopePreset.WRITE]: [...READ_SCOPES, 'org:write', 'keys:write', 'usage:write', 'sessions:write'],
+  [ScopePreset.WRITE]: [...READ_SCOPES, 'org:write', 'keys:write', 'usage:write', 'sessions:write', 'webhooks:write'],
   // `*` within its organization: never platform:* outside the platform organization.
   [ScopePreset.ADMIN]: ['*'],
   [ScopePreset.INFERENCE]: ['inference:*', 'usage:read'],

@@ -1,6 +1,7 @@
 import type { QuotaStatus } from '../quotas/quota.entity';
 import type { RateLimitWindowState } from '../rate-limits/rate-limiter';
 import type { RateLimitRefusal, UsageEventInput } from '../usage/usage-buffer';
+import type { QuotaAlerts } from '../quotas/quota-alerts';
 
 /**
  * What the verification pipeline tells others, through interfaces it owns: the usage buffer (a
@@ -20,4 +21,16 @@ export interface VerificationRecorder {
 export interface VerificationEvents {
   rateLimits(apiKeyId: string, states: readonly RateLimitWindowState[]): void;
   quotas(statuses: readonly QuotaStatus[]): void;
+}
+
+/**
+ * Alerts for backends (the webhook outbox, above): quota thresholds and exhaustion (QuotaAlerts),
+ * and windows running out. Nothing is computed or written for an organization nobody listens to.
+ */
+export interface VerificationAlerts extends QuotaAlerts {
+  /**
+   * Windows this admitted request left with 0 remaining (`subject`: the key's lineage, whose
+   * windows they are): RATE_LIMIT_EXHAUSTED, once per window length. Never throws.
+   */
+  windowsRanOut(key: { id: string; organizationId: string }, subject: string, windows: readonly RateLimitWindowState[], now: Date): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { ValueTransformer } from 'typeorm';
+import { Column, PrimaryColumn, ValueTransformer } from 'typeorm';
 
 /**
  * Column options shared by every entity so SQLite and MySQL store the same thing.
@@ -14,3 +14,15 @@ export const bigintAsNumber: ValueTransformer = {
   to: (value: number | null | undefined) => value,
   from: (value: string | number | null) => (value === null ? null : Number(value)),
 };
+
+/** The columns of a row about one key of one organization (a session, a usage event). */
+export abstract class KeyOwnedRow {
+  @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
+  id!: string;
+
+  @Column({ name: 'organization_id', type: 'varchar', length: ID_LENGTH })
+  organizationId!: string;
+
+  @Column({ name: 'api_key_id', type: 'varchar', length: ID_LENGTH })
+  apiKeyId!: string;
+}

@@ -17,6 +17,9 @@ import { Wallets1764200000000 } from '../migrations/1764200000000-Wallets';
 import { KeyRateLimits1764300000000 } from '../migrations/1764300000000-KeyRateLimits';
 import { Analytics1764400000000 } from '../migrations/1764400000000-Analytics';
 import { WalletChallengeEntity } from '../wallets/wallet-challenge.entity';
+import { WebhookEndpointEntity } from '../webhooks/webhook-endpoint.entity';
+import { WebhookDeliveryEntity } from '../webhooks/webhook-delivery.entity';
+import { Webhooks1764500000000 } from '../migrations/1764500000000-Webhooks';
 
 /** Where the data lives: a SQLite file (embedded) or a MySQL/MariaDB database. */
 export type DatabaseConfig =
@@ -25,10 +28,10 @@ export type DatabaseConfig =
 
 export const ENTITIES = [
   OrganizationEntity, ApiKeyEntity, QuotaEntity, AuditEntryEntity, QuotaCounterEntity, RateLimitEventEntity,
-  SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity,
+  SessionEntity, SessionCreditEntity, UsageEventEntity, WalletChallengeEntity, WebhookEndpointEntity, WebhookDeliveryEntity,
 ];
 /** In order; never `synchronize`. */
-export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000];
+export const MIGRATIONS = [Foundation1764000000000, Metering1764100000000, Wallets1764200000000, KeyRateLimits1764300000000, Analytics1764400000000, Webhooks1764500000000];
 
 export function createDataSource(database: DatabaseConfig): DataSource {
   if (database.kind === 'sqlite') {

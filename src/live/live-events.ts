@@ -8,6 +8,9 @@ import type { SessionEntity } from '../sessions/session.entity';
 import type { ApiKeyEntity } from '../api-keys/api-key.entity';
 import { apiKeyPayload, SessionPayload, sessionPayload } from './payloads';
 import type { OrganizationEntity } from '../organizations/organization.entity';
+import type { OrganizationEvents } from '../organizations/organization.service';
+import type { SessionEvents } from '../sessions/session.service';
+import type { VerificationEvents } from '../auth/verification-sinks';
 import type { Clock } from '../clock';
 
 /** Coalescing window: at most ~4 events per second per subject. */
@@ -38,7 +41,7 @@ export function rateLimitUrgent(previous: RateLimitState | undefined, next: Rate
  * by the code that changed it, and published per subject (an organization or a key): every
  * subscriber of that subject receives the same payload, with no read per subscriber.
  */
-export class LiveEvents {
+export class LiveEvents implements ApiKeyEvents, OrganizationEvents, SessionEvents, RateLimitEvents, VerificationEvents {
   private readonly quotaStream: Coalescer<QuotaStatus>;
   private readonly rateLimitStream: Coalescer<RateLimitState>;
   private readonly sessionStream: Coalescer<SessionPayload>;

@@ -15,6 +15,14 @@ type Args = Record<string, string | null | undefined>;
 /** `first` (the current state), then every published event of the subject. */
 const snapshotThen = prepend;
 
+/** Every event of an organization-wide topic: the caller's organization, or one it may see. */
+function organizationStream<T extends Topic.SESSION_CHANGED | Topic.API_KEY_CHANGED>(context: Context, args: Args, topic: T): AsyncIterable<TopicPayloads[T]> {
+  const actor = actorOf(context);
+  const organizationId = args.organizationId ?? actor.organizationId!;
+  assertOrganizationAccess(actor, organizationId);
+  return context.app.pubSub.subscribe(topic, organizationId);
+}
+
 /**
  * Subscriptions. Tenancy and arguments are checked when subscribing (an error then, nothing
  * streamed); scopes by @requireScope like any field. Events come from LiveEvents, computed
@@ -61,12 +69,7 @@ export class LiveResolver {
 
   @Subscription(() => Session, {
     description: "Every change of the organization's sessions: started, charged (coalesced), exhausted, expired, terminated.",
-    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
-      const actor = actorOf(context);
-      const organizationId = (args as Args).organizationId ?? actor.organizationId!;
-      assertOrganizationAccess(actor, organizationId);
-      return context.app.pubSub.subscribe(Topic.SESSION_CHANGED, organizationId);
-    },
+    subscribe: ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => organizationStream(context, args, Topic.SESSION_CHANGED),
   })
   @RequireScope('sessions:read')
   sessionChanged(@Root() session: SessionPayload, @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): SessionPayload {
@@ -75,12 +78,7 @@ export class LiveResolver {
 
   @Subscription(() => ApiKeyEvent, {
     description: "Every change of the organization's keys.",
-    subscribe: async ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => {
-      const actor = actorOf(context);
-      const organizationId = (args as Args).organizationId ?? actor.organizationId!;
-      assertOrganizationAccess(actor, organizationId);
-      return context.app.pubSub.subscribe(Topic.API_KEY_CHANGED, organizationId);
-    },
+    subscribe: ({ args, context }: SubscribeResolverData<unknown, Args, Context>) => organizationStream(context, args, Topic.API_KEY_CHANGED),
   })
   @RequireScope('keys:read')
   apiKeyChanged(@Root() event: TopicPayloads[Topic.API_KEY_CHANGED], @Arg('organizationId', () => ID, { nullable: true }) _organizationId: string | null): ApiKeyEventPayload {

@@ -18,9 +18,15 @@ export enum Topic {
   ORGANIZATION_CHANGED = 'ORGANIZATION_CHANGED',
   /** id: always ALL_INSTANCES — verification cache entries every instance must drop. */
   KEY_CACHE_INVALIDATED = 'KEY_CACHE_INVALIDATED',
+  /** id: always ALL_INSTANCES — an organization whose webhook endpoints changed (webhook-subscriptions.ts). */
+  WEBHOOK_SUBSCRIPTIONS_CHANGED = 'WEBHOOK_SUBSCRIPTIONS_CHANGED',
 }
 
 export const ALL_INSTANCES = 'all';
+
+export interface WebhookSubscriptionsChange {
+  organizationId: string;
+}
 
 export { ApiKeyEventType } from '../api-keys/api-key-events';
 
@@ -37,4 +43,5 @@ export interface TopicPayloads {
   [Topic.API_KEY_CHANGED]: ApiKeyEvent;
   [Topic.ORGANIZATION_CHANGED]: OrganizationChange;
   [Topic.KEY_CACHE_INVALIDATED]: CacheInvalidation;
+  [Topic.WEBHOOK_SUBSCRIPTIONS_CHANGED]: WebhookSubscriptionsChange;
 }

@@ -47,12 +47,26 @@ export class QuotaService {
 
   constructor(private readonly dataSource: DataSource, private readonly clock: Clock, private readonly logger: Logger) {}
 
-  /** Replaces every quota of the owner, inside the caller's transaction. */
+  /**
+   * Sets the owner's quotas to exactly `quotas`, inside the caller's transaction. A quota that
+   * stays (same meter and period) keeps its row, so what its current period used stays counted:
+   * lowering a limit below usage refuses at once, raising it gives no fresh allowance.
+   */
   async replace(manager: EntityManager, owner: QuotaOwner, quotas: readonly QuotaSpec[]): Promise<void> {
-    await manager.delete(QuotaEntity, 'organizationId' in owner ? { organizationId: owner.organizationId } : { apiKeyId: owner.apiKeyId });
-    if (quotas.length === 0) return;
+    const existing = await this.list(owner, manager);
+    const slot = (quota: { meter: Meter; period: QuotaPeriod }) => `${quota.meter}|${quota.period}`;
+    const wanted = new Map(quotas.map((quota) => [slot(quota), quota]));
+    const gone = existing.filter((quota) => !wanted.has(slot(quota)));
+    if (gone.length > 0) await manager.delete(QuotaEntity, gone.map((quota) => quota.id));
+    for (const quota of existing) {
+      const next = wanted.get(slot(quota));
+      if (next && next.limit !== quota.limit) await manager.update(QuotaEntity, { id: quota.id }, { limit: next.limit });
+    }
+    const kept = new Set(existing.map(slot));
+    const added = quotas.filter((quota) => !kept.has(slot(quota)));
+    if (added.length === 0) return;
     const now = this.clock.now();
-    await manager.insert(QuotaEntity, quotas.map((quota) => ({
+    await manager.insert(QuotaEntity, added.map((quota) => ({
       id: newId('qta', now),
       organizationId: 'organizationId' in owner ? owner.organizationId : null,
       apiKeyId: 'apiKeyId' in owner ? owner.apiKeyId : null,

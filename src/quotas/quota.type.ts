@@ -34,14 +34,14 @@ export class QuotaStatus {
   resetsAt!: Date | null;
 }
 
-@InputType()
+@InputType({ description: 'A quota to set: what is counted, per which UTC period, up to what.' })
 export class QuotaInput {
-  @Field(() => Meter)
+  @Field(() => Meter, { description: 'REQUESTS (verification cost), TOKENS or COST_USD (from recordUsage).' })
   meter!: Meter;
 
-  @Field(() => QuotaPeriod)
+  @Field(() => QuotaPeriod, { description: 'DAY and MONTH reset at UTC boundaries; LIFETIME never.' })
   period!: QuotaPeriod;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'Greater than 0.' })
   limit!: number;
 }

@@ -1,5 +1,5 @@
-import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { bigintAsNumber, ID_LENGTH, nullableTimestamp, timestamp } from '../db/columns';
+import { Column, Entity, Index } from 'typeorm';
+import { bigintAsNumber, KeyOwnedRow, nullableTimestamp, timestamp } from '../db/columns';
 
 export enum SessionStatus {
   ACTIVE = 'ACTIVE',
@@ -12,16 +12,7 @@ export enum SessionStatus {
 @Entity('sessions')
 @Index('idx_sessions_org_status', ['organizationId', 'status'])
 @Index('idx_sessions_org', ['organizationId', 'id'])
-export class SessionEntity {
-  @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
-  id!: string;
-
-  @Column({ name: 'organization_id', type: 'varchar', length: ID_LENGTH })
-  organizationId!: string;
-
-  @Column({ name: 'api_key_id', type: 'varchar', length: ID_LENGTH })
-  apiKeyId!: string;
-
+export class SessionEntity extends KeyOwnedRow {
   @Column({ type: 'varchar', length: 16 })
   status!: SessionStatus;
 

@@ -44,6 +44,11 @@ export interface SessionEvents {
   session(session: SessionEntity): void;
 }
 
+/** Who must hear of a session used up, inside the transaction that used it up (the webhook outbox). */
+export interface SessionAlerts {
+  sessionExhausted(tx: EntityManager, session: SessionEntity): Promise<void>;
+}
+
 /** What SessionService is built from (app.ts wires it). */
 export interface SessionServiceDependencies {
   dataSource: DataSource;
@@ -52,6 +57,7 @@ export interface SessionServiceDependencies {
   clock: Clock;
   priceUsd: number;
   events: SessionEvents;
+  alerts: SessionAlerts;
 }
 
 /**
@@ -215,6 +221,7 @@ export class SessionService {
     await tx.update(SessionEntity, { id: current.id }, {
       tokensUsed: current.tokensUsed, requestCount: current.requestCount, status: current.status, endedAt: current.endedAt,
     });
+    if (current.status === SessionStatus.EXHAUSTED) await this.deps.alerts.sessionExhausted(tx, current);
     return current;
   }
 

@@ -1,20 +1,11 @@
-import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { bigintAsNumber, ID_LENGTH, timestamp } from '../db/columns';
+import { Column, Entity, Index } from 'typeorm';
+import { bigintAsNumber, ID_LENGTH, KeyOwnedRow, timestamp } from '../db/columns';
 
 /** One GraphQL operation, verified request or recordUsage call. Written in batches. */
 @Entity('usage_events')
 @Index('idx_usage_events_org_at', ['organizationId', 'at'])
 @Index('idx_usage_events_key_at', ['apiKeyId', 'at'])
-export class UsageEventEntity {
-  @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
-  id!: string;
-
-  @Column({ name: 'organization_id', type: 'varchar', length: ID_LENGTH })
-  organizationId!: string;
-
-  @Column({ name: 'api_key_id', type: 'varchar', length: ID_LENGTH })
-  apiKeyId!: string;
-
+export class UsageEventEntity extends KeyOwnedRow {
   @Column({ name: 'session_id', type: 'varchar', length: ID_LENGTH, nullable: true })
   sessionId!: string | null;
 

@@ -7,6 +7,7 @@ import { SessionEntity } from '../sessions/session.entity';
 import { SessionEvents, SessionService } from '../sessions/session.service';
 import { Meter } from '../quotas/quota.entity';
 import { QuotaEvents, QuotaService, QuotaStatus } from '../quotas/quota.service';
+import { QuotaAlerts, quotaMoves } from '../quotas/quota-alerts';
 import { Actor } from '../auth/actor';
 import { assertOrganizationAccess, canAccessOrganization } from '../auth/authorization';
 import { Transactions } from '../db/data-source';
@@ -85,6 +86,8 @@ export interface UsageServiceDependencies {
   buffer: UsageBuffer;
   clock: Clock;
   events: QuotaEvents & SessionEvents;
+  /** TOKENS / COST_USD thresholds crossed, into the webhook outbox inside the recording transaction. */
+  alerts: QuotaAlerts;
 }
 
 export class UsageService {
@@ -113,6 +116,8 @@ export class UsageService {
       .update(JSON.stringify([key.id, input.sessionId ?? null, operation, statusCode, latencyMs, tokens, costUsd]))
       .digest('hex');
     const scope = `${key.organizationId}:${idempotencyKey}`;
+    const watcher = await this.deps.alerts.quotaWatcher(key.organizationId);
+    const added = (quota: { meter: Meter }) => (quota.meter === Meter.TOKENS ? tokens : quota.meter === Meter.COST_USD ? costUsd : 0);
 
     const attempt = () => this.deps.transactions.run(async (tx) => {
       const now = this.deps.clock.now();
@@ -128,7 +133,9 @@ export class UsageService {
         await this.deps.quotas.add(tx, applicable, Meter.TOKENS, tokens);
         await this.deps.quotas.add(tx, applicable, Meter.COST_USD, costUsd);
       }
-      return { recorded: fresh, quotas: await this.deps.quotas.statusesOf(applicable, tx), session };
+      const quotas = await this.deps.quotas.statusesOf(applicable, tx);
+      if (fresh && watcher) await watcher.moved(tx, key.id, quotaMoves(applicable, quotas, added));
+      return { recorded: fresh, quotas, session };
     });
 
     let result: UsageRecorded;

@@ -16,11 +16,9 @@ export class UsageRecorded {
   session!: Session | null;
 }
 
+/** Requests, errors, tokens, cost and mean latency of some usage. */
 @ObjectType()
-export class UsageBucket {
-  @Field({ description: "Operation name, key id, ISO day or the hour's start (e.g. 2025-06-01T13:00:00.000Z), depending on the breakdown." })
-  key!: string;
-
+abstract class UsageTotals {
   @Field(() => SafeIntScalar)
   requests!: number;
 
@@ -35,6 +33,12 @@ export class UsageBucket {
 
   @Field(() => Float, { nullable: true })
   avgLatencyMs!: number | null;
+}
+
+@ObjectType()
+export class UsageBucket extends UsageTotals {
+  @Field({ description: "Operation name, key id, ISO day or the hour's start (e.g. 2025-06-01T13:00:00.000Z), depending on the breakdown." })
+  key!: string;
 }
 
 @ObjectType({ description: 'How many verifyKey calls ended with one code.' })
@@ -47,27 +51,12 @@ export class OutcomeCount {
 }
 
 @ObjectType()
-export class UsageSummary {
+export class UsageSummary extends UsageTotals {
   @Field()
   from!: Date;
 
   @Field()
   to!: Date;
-
-  @Field(() => SafeIntScalar)
-  requests!: number;
-
-  @Field(() => SafeIntScalar)
-  errors!: number;
-
-  @Field(() => SafeIntScalar)
-  tokens!: number;
-
-  @Field(() => Float)
-  costUsd!: number;
-
-  @Field(() => Float, { nullable: true })
-  avgLatencyMs!: number | null;
 
   @Field(() => [UsageBucket])
   byOperation!: UsageBucket[];

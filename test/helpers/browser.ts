@@ -1,21 +1,57 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, Browser, Page } from 'playwright-core';
+import { chromium, Browser, BrowserContext, Page } from 'playwright-core';
+import { CHROMIUM_PATH } from './services';
+import { startTestServer, TestServer, TestServerOptions } from './server';
 
 /**
  * Debian's Chromium, driven by playwright-core (never a downloaded browser), for the tests of
- * keyward's pages (GraphiQL, the console).
+ * keyward's pages (GraphiQL, the console). Suites using it run inside describeWith([CHROMIUM]).
  */
-export const CHROMIUM = '/usr/bin/chromium';
-
 export async function launchChromium(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium); these tests never download a browser`);
-  }
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: CHROMIUM_PATH,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+}
+
+/** A test server and a browser for one suite; every page opens in its own context, closed after its test. */
+export interface BrowserHarness {
+  readonly server: TestServer;
+  /** A fresh context (own storage: no history from other tests) with one page, watched. */
+  openPage(viewport: { width: number; height: number }, pageTimeoutMs: number): Promise<{ page: Page; context: BrowserContext } & PageWatch>;
+}
+
+/** Registers the suite's hooks: server and browser up before, contexts closed after each test, all down after. */
+export function useBrowserHarness(serverOptions: TestServerOptions, hookTimeoutMs: number): BrowserHarness {
+  let server: TestServer | undefined;
+  let browser: Browser | undefined;
+  const contexts: BrowserContext[] = [];
+  beforeAll(async () => {
+    server = await startTestServer(serverOptions);
+    browser = await launchChromium();
+  }, hookTimeoutMs);
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((context) => context.close()));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  }, hookTimeoutMs);
+  return {
+    get server() {
+      if (!server) throw new Error('the test server did not start');
+      return server;
+    },
+    async openPage(viewport, pageTimeoutMs) {
+      if (!browser) throw new Error('the browser did not start');
+      const context = await browser.newContext({ viewport });
+      contexts.push(context);
+      const page = await context.newPage();
+      page.setDefaultTimeout(pageTimeoutMs);
+      return { page, context, ...(await watchPage(page)) };
+    },
+  };
 }
 
 /** Screenshots are test output, kept in test-output/ (git-ignored), never committed. */

@@ -1,7 +1,8 @@
 import type { TestServer } from './server';
 import { createKey, createOrganization } from './fixtures';
-import { ok } from './responses';
+import { ok } from './expect';
 import { createWalletKey } from './wallet';
+import { RotateApiKeyDocument } from './operations';
 
 /**
  * The eight callers of the authorization model (issue 11), built over the public API:
@@ -45,12 +46,10 @@ export interface SupersededKey {
   successor: { id: string; secret: string };
 }
 
-const ROTATE = 'mutation($id: ID!, $grace: Int) { rotateApiKey(id: $id, gracePeriodSeconds: $grace) { secret previousKeyExpiresAt apiKey { id } } }';
-
 /** A key made with `input` by the platform admin, then rotated with `graceSeconds` of grace. */
 export async function createSupersededKey(server: TestServer, input: Record<string, unknown>, graceSeconds = 3600): Promise<SupersededKey> {
   const key = await createKey(server, input);
-  const rotated = ok(await server.gql(ROTATE, { id: key.id, grace: graceSeconds })).rotateApiKey;
+  const rotated = ok(await server.gql(RotateApiKeyDocument, { id: key.id, gracePeriodSeconds: graceSeconds })).rotateApiKey;
   return {
     id: key.id,
     secret: key.secret,

@@ -17,27 +17,78 @@ export interface TestDatabase {
 
 export const USING_MYSQL = /^(mysql|mariadb):\/\//.test(process.env.DATABASE_URL ?? '');
 
+/** A mysql:// or mariadb:// URL as the mysql:// URL the driver and the config read. */
+export function mysqlUrl(raw: string): URL {
+  return new URL(raw.replace(/^mariadb:/, 'mysql:'));
+}
+
+export interface MysqlDatabase {
+  /** mysql:// URL of the fresh database. */
+  url: URL;
+  name: string;
+  /** Runs one statement on this database directly (not through any keyward); returns its rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  drop(): Promise<void>;
+}
+
+function adminConnection(server: URL) {
+  return createConnection({
+    host: server.hostname,
+    port: Number(server.port || 3306),
+    user: decodeURIComponent(server.username),
+    password: decodeURIComponent(server.password),
+    connectTimeout: 3_000,
+  });
+}
+
+/** Runs `sql` as the URL's user on the server, without a database selected. */
+async function administer(server: URL, sql: string): Promise<void> {
+  const connection = await adminConnection(server);
+  try {
+    await connection.query(sql);
+  } finally {
+    await connection.end();
+  }
+}
+
+/** A new empty database kw_test_* on the MySQL/MariaDB server of `server` (its user may create them). */
+export async function createMysqlDatabase(server: URL): Promise<MysqlDatabase> {
+  const name = `kw_test_${randomBytes(6).toString('hex')}`;
+  await administer(server, `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+  const url = new URL(server.toString());
+  url.pathname = `/${name}`;
+  return {
+    url,
+    name,
+    async query<T>(sql: string, params: unknown[] = []) {
+      const connection = await createConnection({ uri: url.toString(), connectTimeout: 3_000 });
+      try {
+        const [rows] = await connection.query(sql, params);
+        return rows as T[];
+      } finally {
+        await connection.end();
+      }
+    },
+    drop: () => administer(server, `DROP DATABASE IF EXISTS \`${name}\``),
+  };
+}
+
 export async function createTestDatabase(): Promise<TestDatabase> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyward-test-'));
   const removeDir = () => fs.rmSync(dataDir, { recursive: true, force: true });
   if (!USING_MYSQL) {
     return { config: { kind: 'sqlite', path: path.join(dataDir, 'keyward.sqlite') }, dataDir, drop: async () => removeDir() };
   }
-  const base = new URL(process.env.DATABASE_URL!.replace(/^mariadb:/, 'mysql:'));
-  const name = `kw_test_${randomBytes(6).toString('hex')}`;
-  const admin = await createConnection({ host: base.hostname, port: Number(base.port || 3306), user: decodeURIComponent(base.username), password: decodeURIComponent(base.password) });
-  await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-  await admin.end();
-  const url = new URL(base.toString());
-  url.pathname = `/${name}`;
+  const database = await createMysqlDatabase(mysqlUrl(process.env.DATABASE_URL!));
   return {
-    config: { kind: 'mysql', url: url.toString() },
+    config: { kind: 'mysql', url: database.url.toString() },
     dataDir,
     async drop() {
-      const connection = await createConnection({ host: base.hostname, port: Number(base.port || 3306), user: decodeURIComponent(base.username), password: decodeURIComponent(base.password) });
-      await connection.query(`DROP DATABASE IF EXISTS \`${name}\``);
-      await connection.end();
-      removeDir();
+      try {
+        await database.drop();
+      } finally {
+        removeDir();
+      }
     },
   };
 }

@@ -43,6 +43,6 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** An integer in [min, max] from `random`. */
-export function between(random: () => number, min: number, max: number): number {
+export function randomBetween(random: () => number, min: number, max: number): number {
   return min + Math.floor(random() * (max - min + 1));
 }

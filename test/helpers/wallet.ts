@@ -1,7 +1,8 @@
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import type { GraphQLResponse, TestServer } from './server';
-import { KEY_FIELDS, uniqueName } from './fixtures';
-import { ok } from './responses';
+import { uniqueName } from './fixtures';
+import { ok } from './expect';
+import { CreateApiKeyWithWalletDocument, CreateApiKeyWithWalletInput, CreateApiKeyWithWalletMutation, WalletChallengeDocument } from './operations';
 
 /**
  * The wallet sign-up flow over the public API: walletChallenge, an EIP-191 signature made
@@ -9,22 +10,19 @@ import { ok } from './responses';
  * public allowance of the client address (30 per minute).
  */
 
-export const WALLET_CHALLENGE = 'query($address: String!) { walletChallenge(address: $address) { token message expiresAt } }';
-export const CREATE_API_KEY_WITH_WALLET = `mutation($input: CreateApiKeyWithWalletInput!) { createApiKeyWithWallet(input: $input) { secret apiKey { ${KEY_FIELDS} } } }`;
-
 export function newWalletAccount(): PrivateKeyAccount {
   return privateKeyToAccount(generatePrivateKey());
 }
 
 /** Challenge, sign, create: the raw answer of createApiKeyWithWallet (`input` adds name, preset, environment). */
-export async function signUpWithWallet(server: TestServer, account: PrivateKeyAccount, input: Record<string, unknown> = {}): Promise<GraphQLResponse> {
-  const { token, message } = ok(await server.gql(WALLET_CHALLENGE, { address: account.address }, { key: null })).walletChallenge;
+export async function signUpWithWallet(server: TestServer, account: PrivateKeyAccount, input: Partial<CreateApiKeyWithWalletInput> = {}): Promise<GraphQLResponse<CreateApiKeyWithWalletMutation>> {
+  const { token, message } = ok(await server.gql(WalletChallengeDocument, { address: account.address }, { key: null })).walletChallenge;
   const signature = await account.signMessage({ message });
-  return server.gql(CREATE_API_KEY_WITH_WALLET, { input: { name: uniqueName('Wallet key'), address: account.address, signature, token, ...input } }, { key: null });
+  return server.gql(CreateApiKeyWithWalletDocument, { input: { name: uniqueName('Wallet key'), address: account.address, signature, token, ...input } }, { key: null });
 }
 
 /** A working wallet key (default preset), or a failure showing the answer. */
-export async function createWalletKey(server: TestServer, account: PrivateKeyAccount = newWalletAccount(), input: Record<string, unknown> = {}): Promise<{ id: string; secret: string; organizationId: string }> {
+export async function createWalletKey(server: TestServer, account: PrivateKeyAccount = newWalletAccount(), input: Partial<CreateApiKeyWithWalletInput> = {}): Promise<{ id: string; secret: string; organizationId: string }> {
   const created = ok(await signUpWithWallet(server, account, input)).createApiKeyWithWallet;
   return { id: created.apiKey.id, secret: created.secret, organizationId: created.apiKey.organizationId };
 }

@@ -108,6 +108,13 @@ describe('parseConfig refuses bad values with a ConfigError naming the variable'
     ['SESSION_PRICE_USD=-1', { SESSION_PRICE_USD: '-1' }, 'SESSION_PRICE_USD'],
     ['SESSION_PRICE_USD=free', { SESSION_PRICE_USD: 'free' }, 'SESSION_PRICE_USD'],
     ['INTROSPECTION=maybe', { INTROSPECTION: 'maybe' }, 'INTROSPECTION'],
+    ['WEBHOOK_RETRY_SCHEDULE=5x', { WEBHOOK_RETRY_SCHEDULE: '5x' }, 'WEBHOOK_RETRY_SCHEDULE'],
+    ['WEBHOOK_RETRY_SCHEDULE=0s', { WEBHOOK_RETRY_SCHEDULE: '0s' }, 'WEBHOOK_RETRY_SCHEDULE'],
+    ['WEBHOOK_RETRY_SCHEDULE=1.5m', { WEBHOOK_RETRY_SCHEDULE: '1.5m' }, 'WEBHOOK_RETRY_SCHEDULE'],
+    ['WEBHOOK_RETRY_SCHEDULE=5s,,5m', { WEBHOOK_RETRY_SCHEDULE: '5s,,5m' }, 'WEBHOOK_RETRY_SCHEDULE'],
+    ['WEBHOOK_RETRY_SCHEDULE=169h (more than a week)', { WEBHOOK_RETRY_SCHEDULE: '169h' }, 'WEBHOOK_RETRY_SCHEDULE'],
+    ['WEBHOOK_RETRY_SCHEDULE with 21 retries', { WEBHOOK_RETRY_SCHEDULE: Array(21).fill('1s').join(',') }, 'WEBHOOK_RETRY_SCHEDULE'],
+    ['WEBHOOK_ALLOW_PRIVATE=sometimes', { WEBHOOK_ALLOW_PRIVATE: 'sometimes' }, 'WEBHOOK_ALLOW_PRIVATE'],
   ])('%s', (_what, env, variable) => {
     const error = configError(env as NodeJS.ProcessEnv);
     expect(error.name).toBe('ConfigError');
@@ -122,5 +129,20 @@ describe('parseConfig refuses bad values with a ConfigError naming the variable'
   it('does not put the pepper in the message', () => {
     const error = configError({ KEYWARD_PEPPER: 'tiny-secret' });
     expect(error.message).not.toContain('tiny-secret');
+  });
+});
+
+describe('webhook settings', () => {
+  it('retries after 5 s, 5 min, 30 min, 2 h, 5 h and 10 h, and delivers to public addresses only, by default', () => {
+    const config = parseConfig({});
+    expect(config.webhookRetrySchedule).toEqual([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000]);
+    expect(config.webhookAllowPrivate).toBe(false);
+  });
+
+  it('reads WEBHOOK_RETRY_SCHEDULE as comma-separated waits in s, m or h (spaces allowed) and WEBHOOK_ALLOW_PRIVATE', () => {
+    expect(parseConfig({ WEBHOOK_RETRY_SCHEDULE: '1s,1s,1s' }).webhookRetrySchedule).toEqual([1000, 1000, 1000]);
+    expect(parseConfig({ WEBHOOK_RETRY_SCHEDULE: ' 10s, 2m ,1h ' }).webhookRetrySchedule).toEqual([10_000, 120_000, 3_600_000]);
+    expect(parseConfig({ WEBHOOK_RETRY_SCHEDULE: '' }).webhookRetrySchedule).toHaveLength(6);
+    expect(parseConfig({ WEBHOOK_ALLOW_PRIVATE: 'true' }).webhookAllowPrivate).toBe(true);
   });
 });

@@ -148,12 +148,13 @@ describe('isValidScope', () => {
 
 describe('PRESET_SCOPES', () => {
   it('READ is every :read scope of the built-in organization resources', () => {
-    expect([...PRESET_SCOPES[ScopePreset.READ]].sort()).toEqual(['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read']);
+    expect([...PRESET_SCOPES[ScopePreset.READ]].sort()).toEqual(['audit:read', 'keys:read', 'org:read', 'sessions:read', 'usage:read', 'webhooks:read']);
   });
 
   it('WRITE is READ plus the :write scopes', () => {
     expect([...PRESET_SCOPES[ScopePreset.WRITE]].sort()).toEqual([
       'audit:read', 'keys:read', 'keys:write', 'org:read', 'org:write', 'sessions:read', 'sessions:write', 'usage:read', 'usage:write',
+      'webhooks:read', 'webhooks:write',
     ]);
   });
 
@@ -182,7 +183,7 @@ describe('PRESET_SCOPES', () => {
   });
 
   it('names the built-in resources', () => {
-    expect([...BUILT_IN_RESOURCES].sort()).toEqual(['audit', 'keys', 'org', 'platform', 'sessions', 'usage']);
+    expect([...BUILT_IN_RESOURCES].sort()).toEqual(['audit', 'keys', 'org', 'platform', 'sessions', 'usage', 'webhooks']);
   });
 });
 

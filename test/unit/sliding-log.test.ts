@@ -1,5 +1,5 @@
 import { advance, clear, emptyLog, giveBack, SlidingLog, take, viewOf, WindowView } from '../../src/rate-limits/sliding-log';
-import { Admission, between, busiestSpan, seededRandom } from '../helpers/sliding-windows';
+import { Admission, busiestSpan, randomBetween, seededRandom } from '../helpers/sliding-windows';
 
 const WINDOW_MS = 2_000;
 const LIMIT = 5;
@@ -116,14 +116,14 @@ describe('sliding log', () => {
 
     it.each([1, 2, 3, 4, 5])('is conservative (seed %i): it never counts fewer units than the exact log, and no span admits more than the limit', (seed) => {
       const random = seededRandom(seed);
-      const limit = between(random, 3, 30);
-      const windowMs = between(random, 200, 5_000);
+      const limit = randomBetween(random, 3, 30);
+      const windowMs = randomBetween(random, 200, 5_000);
       const merged = new Window(limit, windowMs, 0, 4);
       const exact = new Window(limit, windowMs, 0, Number.MAX_SAFE_INTEGER);
       let now = 0;
       for (let step = 0; step < 2_000; step += 1) {
-        now += between(random, 0, Math.ceil(windowMs / 8));
-        const cost = between(random, 1, Math.min(limit, 4));
+        now += randomBetween(random, 0, Math.ceil(windowMs / 8));
+        const cost = randomBetween(random, 1, Math.min(limit, 4));
         const admittedMerged = merged.request(now, cost).admitted;
         exact.request(now, cost);
         // Judged on the same history: the merged log counts at least what the exact one does.
@@ -184,13 +184,13 @@ describe('sliding log', () => {
       const kept: Array<Admission & { refunded: boolean; calledAt: number }> = [];
       let now = 0;
       for (let step = 0; step < 1_500; step += 1) {
-        now += between(random, 0, 60);
-        const cost = between(random, 1, 3);
+        now += randomBetween(random, 0, 60);
+        const cost = randomBetween(random, 1, 3);
         if (window.request(now, cost).admitted) kept.push({ at: now, calledAt: now, cost, refunded: false });
         // Now and then a recent admitted request is refused by a later step and refunded.
         if (random() < 0.2) {
           const candidates = kept.filter((admission) => !admission.refunded && admission.calledAt > now - 2 * windowMs);
-          const victim = candidates[between(random, 0, candidates.length - 1)];
+          const victim = candidates[randomBetween(random, 0, candidates.length - 1)];
           if (victim && giveBack(window.log, victim.cost, victim.calledAt)) victim.refunded = true;
         }
         const truth = kept.filter((admission) => !admission.refunded);

@@ -1,6 +1,7 @@
 import { FormEvent, useState } from 'react';
-import { Badge, CopyButton, Empty, Problem } from '../components/bits';
+import { Badge, Empty, Problem } from '../components/bits';
 import { Dialog } from '../components/dialog';
+import { SecretDialog } from '../components/secret-dialog';
 import { formatCount, formatTime } from '../format';
 import { FormError, formatQuotaSpecs, formatRateLimits, parseList, parseQuotas, parseRateLimits } from '../forms';
 import { useLoad } from '../hooks';
@@ -125,22 +126,17 @@ export function Keys() {
         />
       ) : null}
       {selected ? <KeyDialog apiKey={selected} onClose={() => setSelected(null)} onChanged={changed} onSecret={setSecret} /> : null}
-      {secret ? <SecretDialog secret={secret} onClose={() => setSecret(null)} /> : null}
+      {secret ? <KeySecretDialog secret={secret} onClose={() => setSecret(null)} /> : null}
     </div>
   );
 }
 
-/** The secret, shown this once: keyward keeps only a hash. Closing the dialog drops it. */
-function SecretDialog({ secret, onClose }: { secret: Secret; onClose: () => void }) {
+/** The secret, shown this once: keyward keeps only a hash. */
+function KeySecretDialog({ secret, onClose }: { secret: Secret; onClose: () => void }) {
   return (
-    <Dialog title={secret.title} onClose={onClose} actions={<button type="button" className="primary" onClick={onClose}>I have stored it</button>}>
-      <p>The secret of <strong>{secret.keyName}</strong>. Copy it now: <strong>it is shown only this once</strong> — keyward keeps only a hash.</p>
-      <div className="secret-row">
-        <input className="mono secret" readOnly value={secret.secret} aria-label="Secret" onFocus={(event) => event.target.select()} />
-        <CopyButton text={secret.secret} />
-      </div>
-      {secret.note ? <p className="muted">{secret.note}</p> : null}
-    </Dialog>
+    <SecretDialog title={secret.title} secret={secret.secret} note={secret.note} onClose={onClose}>
+      The secret of <strong>{secret.keyName}</strong>. Copy it now: <strong>it is shown only this once</strong> — keyward keeps only a hash.
+    </SecretDialog>
   );
 }
 

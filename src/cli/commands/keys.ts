@@ -97,8 +97,14 @@ function defined<T extends object>(input: T): T {
 /** `keyward keys create|list|show|update|enable|disable|revoke|rotate|delete|usage` */
 export function keysCommand(program: Command, context: CliContext): void {
   const keys = program.command('keys').description('API keys');
-  const { io } = context;
+  for (const subcommand of [createSubcommand, listSubcommand, showSubcommand, updateSubcommand, enableDisableSubcommand, revokeSubcommand, rotateSubcommand, deleteSubcommand, usageSubcommand]) {
+    subcommand(keys, context);
+  }
+}
 
+/** `keys create`: through a server, or `--direct` on the database (the way back from a lost init secret). */
+function createSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   addSettingsOptions(
     withConnection(keys.command('create'))
       .description('Create a key; its secret is printed once')
@@ -139,11 +145,13 @@ export function keysCommand(program: Command, context: CliContext): void {
     const created = await connect(context, options).createApiKey(input);
     if (options.json) return printJson(io, created);
     io.out(`Created API key ${created.apiKey.id}.`);
-    io.out('');
-    printKey(io, created.apiKey);
-    printSecret(io, created.secret);
+    printKeyAndSecret(io, created.apiKey, created.secret);
   });
+}
 
+/** `keys list`: a page of keys with filters. */
+function listSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   withConnection(keys.command('list'))
     .description('List keys, newest first (deleted keys are not listed)')
     .option('--org <id>', "organization (default: the caller's)")
@@ -164,7 +172,11 @@ export function keysCommand(program: Command, context: CliContext): void {
       );
       printPageFooter(io, page);
     });
+}
 
+/** `keys show <id>`: one key, never its secret. */
+function showSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   withConnection(keys.command('show'))
     .description('Show a key (never its secret)')
     .argument('<id>', 'key id (key_…)')
@@ -174,7 +186,11 @@ export function keysCommand(program: Command, context: CliContext): void {
       if (options.json) return printJson(io, key);
       printKey(io, key);
     });
+}
 
+/** `keys update <id>`: the options given, nothing else. */
+function updateSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   addSettingsOptions(
     withConnection(keys.command('update'))
       .description('Change a key; options not given stay as they are')
@@ -196,7 +212,11 @@ export function keysCommand(program: Command, context: CliContext): void {
     io.out('');
     printKey(io, key);
   });
+}
 
+/** `keys enable <id>` / `keys disable <id>`. */
+function enableDisableSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   for (const [name, enabled] of [['enable', true], ['disable', false]] as const) {
     withConnection(keys.command(name))
       .description(enabled ? 'Enable a disabled key' : 'Disable a key (refused with DISABLED until enabled again)')
@@ -207,7 +227,11 @@ export function keysCommand(program: Command, context: CliContext): void {
         io.out(`API key ${key.id} (${key.name}) is now ${key.status}.`);
       });
   }
+}
 
+/** `keys revoke <id> --reason`. */
+function revokeSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   withConnection(keys.command('revoke'))
     .description('Revoke a key for good (it cannot be enabled again)')
     .argument('<id>', 'key id (key_…)')
@@ -217,7 +241,11 @@ export function keysCommand(program: Command, context: CliContext): void {
       if (options.json) return printJson(io, key);
       io.out(`API key ${key.id} (${key.name}) is now ${key.status}: ${formatValue(key.revokedReason)}`);
     });
+}
 
+/** `keys rotate <id> [--grace-seconds]`: the new secret is printed once. */
+function rotateSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   withConnection(keys.command('rotate'))
     .description('Replace a key by a new one with the same settings; the new secret is printed once')
     .argument('<id>', 'key id (key_…)')
@@ -227,11 +255,13 @@ export function keysCommand(program: Command, context: CliContext): void {
       if (options.json) return printJson(io, rotated);
       io.out(`Rotated API key ${id}: the new key is ${rotated.apiKey.id}.`);
       io.out(`The old secret works until ${formatDate(rotated.previousKeyExpiresAt)}.`);
-      io.out('');
-      printKey(io, rotated.apiKey);
-      printSecret(io, rotated.secret);
+      printKeyAndSecret(io, rotated.apiKey, rotated.secret);
     });
+}
 
+/** `keys delete <id>`. */
+function deleteSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   withConnection(keys.command('delete'))
     .description('Delete a key: it stops working and leaves listings (its usage history stays)')
     .argument('<id>', 'key id (key_…)')
@@ -240,7 +270,11 @@ export function keysCommand(program: Command, context: CliContext): void {
       if (options.json) return printJson(io, { id, deleted });
       io.out(`Deleted API key ${id}.`);
     });
+}
 
+/** `keys usage <id>`: the key's usage over a range. */
+function usageSubcommand(keys: Command, context: CliContext): void {
+  const { io } = context;
   withConnection(keys.command('usage'))
     .description("A key's usage: totals and breakdowns by operation and day (default: this month)")
     .argument('<id>', 'key id (key_…)')
@@ -280,6 +314,13 @@ async function createDirectly(context: CliContext, input: CreateApiKeyInput): Pr
     const { id, name, environment, hint, scopes } = apiKey;
     return { secret, apiKey: { id, organizationId, name, environment, hint, scopes } };
   });
+}
+
+/** A key just made (created or rotated): its fields, then its secret, printed this once. */
+function printKeyAndSecret(writer: Writer, key: ApiKeyFieldsFragment, secret: string): void {
+  writer.out('');
+  printKey(writer, key);
+  printSecret(writer, secret);
 }
 
 export function printSecret(writer: Writer, secret: string): void {

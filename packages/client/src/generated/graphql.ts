@@ -38,6 +38,7 @@ export type CreateApiKeyInput = {
   expiresAt?: string | null | undefined;
   expiresInDays?: number | null | undefined;
   externalId?: string | null | undefined;
+  /** Addresses or CIDR blocks allowed to use the key; empty: any. */
   ipAllowlist?: Array<string> | null | undefined;
   maxCostPerRequest?: number | null | undefined;
   meta?: Record<string, unknown> | null | undefined;
@@ -47,7 +48,7 @@ export type CreateApiKeyInput = {
   ownerEmail?: string | null | undefined;
   preset?: ScopePreset | null | undefined;
   quotas?: Array<QuotaInput> | null | undefined;
-  /** Defaults: per-minute 60 / 60 s and per-hour 1000 / 3600 s. */
+  /** The key's own windows; default on create: per-minute 60 / 60 s and per-hour 1000 / 3600 s; [] means none (its organization's keyRateLimits still apply). */
   rateLimits?: Array<RateLimitInput> | null | undefined;
   /** Scopes granted; must be within the caller's own scopes. */
   scopes?: Array<string> | null | undefined;
@@ -93,9 +94,13 @@ export type OrganizationStatus =
   | 'ACTIVE'
   | 'SUSPENDED';
 
+/** A quota to set: what is counted, per which UTC period, up to what. */
 export type QuotaInput = {
+  /** Greater than 0. */
   limit: number;
+  /** REQUESTS (verification cost), TOKENS or COST_USD (from recordUsage). */
   meter: Meter;
+  /** DAY and MONTH reset at UTC boundaries; LIFETIME never. */
   period: QuotaPeriod;
 };
 
@@ -142,12 +147,14 @@ export type UpdateApiKeyInput = {
   /** null clears the expiry. */
   expiresAt?: string | null | undefined;
   externalId?: string | null | undefined;
+  /** Addresses or CIDR blocks allowed to use the key; empty: any. */
   ipAllowlist?: Array<string> | null | undefined;
   maxCostPerRequest?: number | null | undefined;
   meta?: Record<string, unknown> | null | undefined;
   name?: string | null | undefined;
   ownerEmail?: string | null | undefined;
   quotas?: Array<QuotaInput> | null | undefined;
+  /** The key's own windows; default on create: per-minute 60 / 60 s and per-hour 1000 / 3600 s; [] means none (its organization's keyRateLimits still apply). */
   rateLimits?: Array<RateLimitInput> | null | undefined;
   /** Replaces the scopes; still bounded by the caller's own. */
   scopes?: Array<string> | null | undefined;

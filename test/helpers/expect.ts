@@ -1,5 +1,7 @@
 import type { GraphQLResponse } from './server';
 
+/** Assertions on keyward's answers, written once for every test file. */
+
 /** The data of a successful response; anything else fails the test showing the body. */
 export function ok<T = any>(response: GraphQLResponse<T>): T {
   if (response.status !== 200 || response.body.errors) throw new Error(`unexpected response ${response.status}: ${JSON.stringify(response.body)}`);
@@ -39,5 +41,29 @@ export function expectRefused(response: GraphQLResponse, code: string, status = 
   for (const value of Object.values(response.body.data ?? {})) expect(value ?? null).toBeNull();
 }
 
+/** 400 BAD_USER_INPUT (nothing written, no data) whose message names `field` (a string it contains, or a pattern it matches). */
+export function expectBadInput(response: GraphQLResponse, field: string | RegExp): void {
+  expectRefused(response, 'BAD_USER_INPUT');
+  const message = response.body.errors![0].message;
+  if (typeof field === 'string') expect(message).toContain(field);
+  else expect(message).toMatch(field);
+}
+
 /** Anything shaped like a keyward secret. */
 export const SECRET_PATTERN = /kw_(live|test)_[0-9A-Za-z]{16,}/;
+
+/** An asymmetric matcher for a number from `min` to `max` (inclusive), shown as such when a comparison fails. */
+export function between(min: number, max: number): number {
+  const matcher = {
+    $$typeof: Symbol.for('jest.asymmetricMatcher'),
+    asymmetricMatch: (actual: unknown) => typeof actual === 'number' && actual >= min && actual <= max,
+    toString: () => `between(${min}, ${max})`,
+    toAsymmetricMatcher: () => `a number from ${min} to ${max}`,
+  };
+  return matcher as unknown as number;
+}
+
+/** An asymmetric matcher for `target` ± `tolerance`. */
+export function near(target: number, tolerance: number): number {
+  return between(target - tolerance, target + tolerance);
+}
