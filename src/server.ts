@@ -5,7 +5,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
-import { GraphQLFormattedError } from 'graphql';
+import { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { App } from './app';
 import { buildContext, Context } from './context';
 import { meteringPlugin } from './usage/metering.plugin';
@@ -135,20 +135,20 @@ const httpStatusPlugin: ApolloServerPlugin<Context> = {
   },
 };
 
-export async function createServer(app: App): Promise<KeywardServer> {
-  const schema = await buildKeywardSchema();
-  const expressApp = express();
-  // Node checks these timeouts every connectionsCheckingInterval: a request whose headers or body
-  // trickle in is answered 408 and its connection closed within a second of its deadline.
-  const httpServer = http.createServer({
+/**
+ * The HTTP server: Node checks its timeouts every connectionsCheckingInterval, so a request whose
+ * headers or body trickle in is answered 408 and its connection closed within a second of its deadline.
+ */
+function createHttpServer(app: App, handler: express.Express): http.Server {
+  return http.createServer({
     requestTimeout: app.config.requestTimeoutMs,
     headersTimeout: app.config.headersTimeoutMs,
     connectionsCheckingInterval: 1_000,
-  }, expressApp);
-  expressApp.disable('x-powered-by');
-  expressApp.set('trust proxy', app.config.trustProxy);
+  }, handler);
+}
 
-  const inFlight = new InFlight();
+/** Apollo Server over the schema, with keyward's limits, error shaping and plugins; started. */
+async function startGraphQLServer(app: App, schema: GraphQLSchema, httpServer: http.Server, inFlight: InFlight): Promise<ApolloServer<Context>> {
   const limits = graphqlLimits({ introspection: app.config.introspection, schemaDetailsNeedKey: app.config.schemaDetailsNeedKey });
   const apollo = new ApolloServer<Context>({
     schema,
@@ -177,17 +177,17 @@ export async function createServer(app: App): Promise<KeywardServer> {
   });
   apollo.addPlugin(accessLogPlugin);
   await apollo.start();
-  const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
-  const metrics = new Metrics(app);
-  metrics.observeLive(live);
-  // A serving keyward delivers webhooks (a CLI process working on the database does not).
-  app.webhookDispatcher.start();
+  return apollo;
+}
 
+/** Every HTTP route: probes, metrics, GraphiQL, the console and GraphQL, then the error handler. */
+function routeHttp(expressApp: express.Express, app: App, apollo: ApolloServer<Context>, metrics: Metrics, isStopping: () => boolean): void {
+  expressApp.disable('x-powered-by');
+  expressApp.set('trust proxy', app.config.trustProxy);
   // Once shutdown began, requests still arriving (e.g. on half-closed keep-alive sockets) are
   // refused without running: a client never sees an error for a call that was counted.
-  let stopping = false;
   expressApp.use((_req, res, next) => {
-    if (!stopping) return next();
+    if (!isStopping()) return next();
     res.setHeader('connection', 'close');
     jsonError(res, ErrorCode.UNAVAILABLE, 'keyward is shutting down; retry on another instance');
   });
@@ -236,20 +236,42 @@ export async function createServer(app: App): Promise<KeywardServer> {
     app.logger.error({ err: error }, 'unhandled HTTP error');
     jsonError(res, ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error');
   });
+}
+
+/** Resolves with the bound port once `httpServer` listens. */
+function listenOn(httpServer: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(port, host, () => {
+      httpServer.off('error', reject);
+      const address = httpServer.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+/**
+ * A serving keyward: the HTTP app and server, the GraphQL server, the WebSocket server on the same
+ * port, metrics and the webhook dispatcher; `stop()` shuts them down in order.
+ */
+export async function createServer(app: App): Promise<KeywardServer> {
+  const schema = await buildKeywardSchema();
+  const expressApp = express();
+  const httpServer = createHttpServer(app, expressApp);
+  const inFlight = new InFlight();
+  const apollo = await startGraphQLServer(app, schema, httpServer, inFlight);
+  const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
+  const metrics = new Metrics(app);
+  metrics.observeLive(live);
+  // A serving keyward delivers webhooks (a CLI process working on the database does not).
+  app.webhookDispatcher.start();
+  let stopping = false;
+  routeHttp(expressApp, app, apollo, metrics, () => stopping);
 
   return {
     httpServer,
     live,
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        httpServer.once('error', reject);
-        httpServer.listen(port, host, () => {
-          httpServer.off('error', reject);
-          const address = httpServer.address();
-          resolve(typeof address === 'object' && address ? address.port : port);
-        });
-      });
-    },
+    listen: (port, host) => listenOn(httpServer, port, host),
     async stop() {
       stopping = true;
       await live.stop();
