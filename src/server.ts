@@ -1,8 +1,8 @@
 import http from 'node:http';
+import net from 'node:net';
 import express, { NextFunction, Request, Response } from 'express';
 import { ApolloServer, ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import { GraphQLFormattedError, GraphQLSchema } from 'graphql';
@@ -111,6 +111,51 @@ class InFlight {
 
 /** How long shutdown waits for operations still executing (milliseconds). */
 const SHUTDOWN_GRACE_MS = 10_000;
+/** How long an idle keep-alive socket stays open once shutdown began (milliseconds). */
+const IDLE_SOCKET_GRACE_MS = 1_000;
+
+/** Resolves when `promise` does, or after `ms`. */
+async function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
+  clearTimeout(timer);
+}
+
+/**
+ * Closes the HTTP side on shutdown without resetting a keep-alive client. From `drain()` on,
+ * every response carries `Connection: close` (Node closes its socket once it is written), and the
+ * listening socket stops accepting. Sockets with no request in flight are closed only after
+ * IDLE_SOCKET_GRACE_MS: a client about to reuse one sends on it meanwhile and is answered (503,
+ * Connection: close) instead of meeting a reset — closing them at once (what http.Server's own
+ * close does) races every client that is sending. What is still open after `graceMs` is closed.
+ */
+class HttpDrain {
+  private readonly pending = new Set<http.ServerResponse>();
+  private draining = false;
+
+  constructor(private readonly server: http.Server) {
+    // Before the app's own handler, which may answer synchronously.
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (this.draining) {
+        res.setHeader('connection', 'close');
+        return;
+      }
+      this.pending.add(res);
+      res.once('close', () => this.pending.delete(res));
+    });
+  }
+
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    for (const res of this.pending) if (!res.headersSent) res.setHeader('connection', 'close');
+    this.pending.clear();
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(this.server, () => resolve()));
+    await within(closed, IDLE_SOCKET_GRACE_MS);
+    this.server.closeIdleConnections();
+    await within(closed, graceMs);
+    this.server.closeAllConnections();
+  }
+}
 
 /**
  * A refused or failed operation answers with its code's HTTP status, not 200; a 503 always
@@ -148,7 +193,7 @@ function createHttpServer(app: App, handler: express.Express): http.Server {
 }
 
 /** Apollo Server over the schema, with keyward's limits, error shaping and plugins; started. */
-async function startGraphQLServer(app: App, schema: GraphQLSchema, httpServer: http.Server, inFlight: InFlight): Promise<ApolloServer<Context>> {
+async function startGraphQLServer(app: App, schema: GraphQLSchema, inFlight: InFlight): Promise<ApolloServer<Context>> {
   const limits = graphqlLimits({ introspection: app.config.introspection, schemaDetailsNeedKey: app.config.schemaDetailsNeedKey });
   const apollo = new ApolloServer<Context>({
     schema,
@@ -171,7 +216,7 @@ async function startGraphQLServer(app: App, schema: GraphQLSchema, httpServer: h
     // enforcement plugin never consumes for a refused one; the status plugin sets the HTTP
     // status the enforcement plugin (a 503 gives back what it took) and the metering plugin read.
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(),
+      ApolloServerPluginLandingPageDisabled(),
       ...limits.plugins, httpStatusPlugin, enforcementPlugin, meteringPlugin, inFlight.plugin,
     ],
   });
@@ -252,14 +297,16 @@ function listenOn(httpServer: http.Server, port: number, host: string): Promise<
 
 /**
  * A serving keyward: the HTTP app and server, the GraphQL server, the WebSocket server on the same
- * port, metrics and the webhook dispatcher; `stop()` shuts them down in order.
+ * port, metrics and the webhook dispatcher; `stop()` shuts them down in order: sockets drained
+ * (HttpDrain) and WebSockets closed, operations still executing waited for, then the app closed.
  */
 export async function createServer(app: App): Promise<KeywardServer> {
   const schema = await buildKeywardSchema();
   const expressApp = express();
   const httpServer = createHttpServer(app, expressApp);
   const inFlight = new InFlight();
-  const apollo = await startGraphQLServer(app, schema, httpServer, inFlight);
+  const drain = new HttpDrain(httpServer);
+  const apollo = await startGraphQLServer(app, schema, inFlight);
   const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
   const metrics = new Metrics(app);
   metrics.observeLive(live);
@@ -274,7 +321,9 @@ export async function createServer(app: App): Promise<KeywardServer> {
     listen: (port, host) => listenOn(httpServer, port, host),
     async stop() {
       stopping = true;
+      const drained = drain.drain(SHUTDOWN_GRACE_MS);
       await live.stop();
+      await drained;
       await apollo.stop();
       await inFlight.settled(SHUTDOWN_GRACE_MS);
       await app.close();
