@@ -209,7 +209,12 @@ export interface InitResult {
 export function makeDataDir(prefix: string): { dataDir: string; env: NodeJS.ProcessEnv } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   dataDir = dir;
-  const env: NodeJS.ProcessEnv = { ...process.env, KEYWARD_DATA_DIR: dir, LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, KEYWARD_DATA_DIR: dir, LOG_LEVEL: 'warn', NODE_ENV: 'production',
+    // The subscription load comes from one key and one address (up to 10,000 sockets): the
+    // per-key and per-address caps would measure themselves instead of keyward.
+    MAX_WEBSOCKETS_PER_KEY: '100000', MAX_WEBSOCKETS_PER_ADDRESS: '100000',
+  };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'KEYWARD_PEPPER', 'PORT', 'HOST', 'NODE_OPTIONS']) delete env[name];
   return { dataDir: dir, env };
 }

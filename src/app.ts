@@ -26,6 +26,7 @@ import { inProcessPubSub, LivePubSub, redisPubSub } from './live/pub-sub';
 import { connectRedis, RedisConnections } from './redis';
 import { ALL_INSTANCES, Topic } from './live/topics';
 import { ClientAddressOf, clientAddressResolver } from './auth/client-address';
+import { ExecutionBudget } from './auth/execution-budget';
 import { WebhookSubscriptions } from './webhooks/webhook-subscriptions';
 import { WebhookOutbox } from './webhooks/webhook-outbox';
 import { WEBHOOK_TIMEOUT_MS, WebhookSender } from './webhooks/webhook-sender';
@@ -44,6 +45,8 @@ export interface App {
   /** Failed authentications per client address; limits from memory while Redis is down. */
   authFailureLimiter: RateLimiter;
   usageBuffer: UsageBuffer;
+  /** Cost of the GraphQL operations executing per key on this instance (MAX_CONCURRENT_COST_PER_KEY). */
+  executionBudget: ExecutionBudget;
   verifier: KeyVerifier;
   verifyKey: VerifyKeyService;
   audit: AuditLogService;
@@ -96,12 +99,16 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger, new FileUsageJournal(config.dataDir));
   // Usage a crashed process had answered but not written: before anything new is counted.
   await usageBuffer.recover();
+  // While Redis is away its outage is logged once (redis.ts), not every PUBLISH that fails.
   const pubSub = redis
-    ? redisPubSub(redis.publisher, redis.subscriber, (error, command) => logger.warn({ err: error, command }, 'redis pub/sub command failed'))
+    ? redisPubSub(redis.publisher, redis.subscriber, (error, command) => {
+      if (redis.isUp) logger.warn({ err: error, command }, 'redis pub/sub command failed');
+    })
     : inProcessPubSub();
   const invalidations = redis ? pubSub.subscribe(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES)[Symbol.asyncIterator]() : null;
-  if (invalidations) {
+  if (redis && invalidations) {
     keyCache.broadcastTo((change) => pubSub.publish(Topic.KEY_CACHE_INVALIDATED, ALL_INSTANCES, change));
+    redis.onAvailability((up) => (up ? keyCache.invalidationsResumed() : keyCache.invalidationsLost()));
     void (async () => {
       for (let next = await invalidations.next(); !next.done; next = await invalidations.next()) keyCache.applyRemote(next.value);
     })();
@@ -116,7 +123,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   }
   const live = new LiveEvents(pubSub, clock);
   const audit = new AuditLogService(dataSource, clock);
-  const quotas = new QuotaService(dataSource, clock);
+  const quotas = new QuotaService(dataSource, clock, logger);
   const stores = { dataSource, transactions, clock };
   // The outbox wakes the dispatcher, which is built from it: the call comes only once both exist.
   const wake = () => webhookDispatcher.wake();
@@ -159,6 +166,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     rateLimiter,
     authFailureLimiter,
     usageBuffer,
+    executionBudget: new ExecutionBudget(config.maxConcurrentCostPerKey),
     verifier,
     verifyKey,
     reservations,
@@ -182,6 +190,8 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       await webhookDispatcher.stop();
       live.flush();
       await usageBuffer.close();
+      await quotas.payOwed();
+      quotas.stopGivingBack();
       await invalidations?.return?.();
       await subscriptionChanges?.return?.();
       await redis?.close();

@@ -27,6 +27,11 @@ export interface Config {
   /** Schema introspection (and GraphiQL's docs) on or off. */
   introspection: boolean;
   /**
+   * NODE_ENV=production: introspection and "did you mean" hints only for callers with a valid key
+   * (GraphiQL then needs the key in its Headers tab for its docs).
+   */
+  schemaDetailsNeedKey: boolean;
+  /**
    * With REDIS_URL, what rate limiting does while Redis is unreachable: false (default) answers
    * UNAVAILABLE / 503; true falls back to each instance's in-memory limiter.
    */
@@ -42,6 +47,20 @@ export interface Config {
   walletKeyPreset: ScopePreset;
   /** New wallet organizations one client address may create per hour (WALLET_ORGANIZATIONS_PER_HOUR, default 5). */
   walletOrganizationsPerHour: number;
+  /**
+   * Cost (graphql-limits.ts `operationCost`) of the GraphQL operations over HTTP one key may have
+   * executing at once on an instance (MAX_CONCURRENT_COST_PER_KEY, default 100,000: two operations
+   * at the cost limit, or tens of thousands of cheap ones).
+   */
+  maxConcurrentCostPerKey: number;
+  /** WebSockets one key may hold open on an instance (MAX_WEBSOCKETS_PER_KEY, default 100). */
+  maxWebSocketsPerKey: number;
+  /** WebSockets one client address may hold open on an instance, authenticated or not (MAX_WEBSOCKETS_PER_ADDRESS, default 200). */
+  maxWebSocketsPerAddress: number;
+  /** Milliseconds a client has to send a whole HTTP request, body included (HTTP_REQUEST_TIMEOUT_SECONDS, default 30); then 408 and closed. */
+  requestTimeoutMs: number;
+  /** Milliseconds a client has to send a request's headers (HTTP_HEADERS_TIMEOUT_SECONDS, default 10, at most the request timeout). */
+  headersTimeoutMs: number;
   /**
    * Waits before each retry of a webhook delivery that failed, in milliseconds
    * (WEBHOOK_RETRY_SCHEDULE, default 5s,5m,30m,2h,5h,10h): after the last one fails the delivery is FAILED.
@@ -232,6 +251,12 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('SESSION_PRICE_USD', `must be a non-negative number, got "${env.SESSION_PRICE_USD}"`);
   }
 
+  const requestTimeoutSeconds = parsePositiveInt('HTTP_REQUEST_TIMEOUT_SECONDS', env.HTTP_REQUEST_TIMEOUT_SECONDS, 30);
+  const headersTimeoutSeconds = parsePositiveInt('HTTP_HEADERS_TIMEOUT_SECONDS', env.HTTP_HEADERS_TIMEOUT_SECONDS, Math.min(10, requestTimeoutSeconds));
+  if (headersTimeoutSeconds > requestTimeoutSeconds) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_SECONDS', `must be at most HTTP_REQUEST_TIMEOUT_SECONDS (${requestTimeoutSeconds}), got "${env.HTTP_HEADERS_TIMEOUT_SECONDS}"`);
+  }
+
   const port = parsePort('PORT', env.PORT, 4000);
   const host = env.HOST || '0.0.0.0';
   return {
@@ -245,11 +270,17 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     sessionPriceUsd,
     introspection: parseBoolean('INTROSPECTION', env.INTROSPECTION, true),
+    schemaDetailsNeedKey: env.NODE_ENV === 'production',
     rateLimitFailOpen: parseBoolean('RATE_LIMIT_FAIL_OPEN', env.RATE_LIMIT_FAIL_OPEN, false),
     walletDefaultQuotas: parseQuotaList('WALLET_DEFAULT_QUOTAS', env.WALLET_DEFAULT_QUOTAS, 'REQUESTS:MONTH:10000'),
     publicUrl: parsePublicUrl(env.KEYWARD_PUBLIC_URL, host, port),
     walletKeyPreset: parsePreset('WALLET_KEY_PRESET', env.WALLET_KEY_PRESET, ScopePreset.INFERENCE),
     walletOrganizationsPerHour: parsePositiveInt('WALLET_ORGANIZATIONS_PER_HOUR', env.WALLET_ORGANIZATIONS_PER_HOUR, 5),
+    maxConcurrentCostPerKey: parsePositiveInt('MAX_CONCURRENT_COST_PER_KEY', env.MAX_CONCURRENT_COST_PER_KEY, 100_000),
+    maxWebSocketsPerKey: parsePositiveInt('MAX_WEBSOCKETS_PER_KEY', env.MAX_WEBSOCKETS_PER_KEY, 100),
+    maxWebSocketsPerAddress: parsePositiveInt('MAX_WEBSOCKETS_PER_ADDRESS', env.MAX_WEBSOCKETS_PER_ADDRESS, 200),
+    requestTimeoutMs: requestTimeoutSeconds * 1000,
+    headersTimeoutMs: headersTimeoutSeconds * 1000,
     webhookRetrySchedule: parseRetrySchedule('WEBHOOK_RETRY_SCHEDULE', env.WEBHOOK_RETRY_SCHEDULE, '5s,5m,30m,2h,5h,10h'),
     webhookAllowPrivate: parseBoolean('WEBHOOK_ALLOW_PRIVATE', env.WEBHOOK_ALLOW_PRIVATE, false),
     modelPrices: parseModelPriceTable(env.MODEL_PRICES),

@@ -7,7 +7,8 @@ import { authFailureBlock, countAuthFailure } from './auth/auth-failures';
 import { REFUSAL_ERROR, VerifyCode } from './auth/verify-code';
 import { ApiKeyEntity } from './api-keys/api-key.entity';
 import { OrganizationEntity } from './organizations/organization.entity';
-import { ErrorCode, KeywardError } from './errors';
+import { ErrorCode, KeywardError, storeUnavailableError } from './errors';
+import { isStoreUnreachable } from './db/store-errors';
 import type { Logger } from './logger';
 import { presentedKey } from './auth/presented-key';
 import { Loaders } from './loaders';
@@ -40,6 +41,8 @@ export interface Context {
   verification: VerificationOutcome | null;
   /** How usage and logs name the operation: its name, or its root fields joined by "+". */
   operationLabel: string | null;
+  /** What the operation would resolve (graphql-limits.ts `operationCost`), once the request rules passed it. */
+  operationCost: number | null;
   /**
    * The HTTP request's id (X-Request-Id, accepted from the client when it looks safe, else
    * generated; echoed in the response), or the WebSocket connection's.
@@ -93,12 +96,16 @@ export async function buildContext(
 ): Promise<Context> {
   const secret = presentedKey(request.headers);
   const context: Context = {
-    app, ip: request.ip, keyPresented: secret !== null, caller: null, refusal: null, verification: null, operationLabel: null,
+    app, ip: request.ip, keyPresented: secret !== null, caller: null, refusal: null, verification: null, operationLabel: null, operationCost: null,
     requestId: scope.requestId, logger: scope.logger, loaders: new Loaders(app, null),
   };
   scope.onContext?.(context);
   if (secret === null) return context;
-  const { caller, refusal } = await authenticateCaller(app, secret, request.ip);
+  // A database (or Redis) that cannot be reached answers 503 with Retry-After, not Apollo's 500.
+  const { caller, refusal } = await authenticateCaller(app, secret, request.ip).catch((error: unknown) => {
+    if (isStoreUnreachable(error)) throw storeUnavailableError();
+    throw error;
+  });
   context.caller = caller;
   context.refusal = refusal;
   context.verification = refusal?.outcome ?? null;

@@ -28,6 +28,14 @@ export class KeywardError extends GraphQLError {
   }
 }
 
+/** What a client is told to wait (Retry-After, seconds) when a backing store is unreachable. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
+
+/** 503 UNAVAILABLE with Retry-After: a database or Redis this request needs cannot be reached. */
+export function storeUnavailableError(): KeywardError {
+  return new KeywardError(ErrorCode.UNAVAILABLE, 'A backing store (database or Redis) is unreachable; retry shortly', {}, { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS });
+}
+
 /** Bad input always names the field it is about. */
 export class BadUserInputError extends KeywardError {
   constructor(field: string, message: string) {

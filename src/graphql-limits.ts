@@ -1,11 +1,13 @@
-import { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import {
-  ASTNode, DocumentNode, FragmentDefinitionNode, GraphQLError, Kind, OperationDefinitionNode, ParseOptions, SelectionSetNode,
-  ValidationContext, ValidationRule, visit,
+  DocumentNode, FragmentDefinitionNode, getNamedType, getNullableType, GraphQLError, GraphQLField, GraphQLNamedType, GraphQLSchema,
+  isInterfaceType, isListType, isObjectType, Kind, OperationDefinitionNode, ParseOptions, SchemaMetaFieldDef, SelectionSetNode,
+  TypeMetaFieldDef, ValidationContext, ValidationRule, ValueNode,
 } from 'graphql';
 import { ErrorCode, KeywardError } from './errors';
 import { looksLikeSecret } from './auth/key-format';
+import { LIMITS } from './validation';
 import type { Context } from './context';
 
 /**
@@ -22,8 +24,14 @@ export const GRAPHQL_LIMITS = {
   tokens: 1000,
   /** Directives per operation. */
   directives: 50,
-  /** graphql-armor's cost: objects 2, scalars 1, ×1.5 per level, fragments included; page sizes do not multiply. */
-  cost: 5000,
+  /**
+   * Fields one operation may resolve, counted by `operationCost` before it executes: every field
+   * selected is 1, and a list multiplies what is selected in it by its size. One page of 500
+   * audit entries (9 fields) is about 4,500; a page of 500 keys with every field about 41,000.
+   */
+  cost: 50_000,
+  /** The size a list is counted with when no `first` says (quotas, rate limits, usage buckets…). */
+  listSize: 5,
 } as const;
 
 /** What one of the limits reports; formatError turns it into QUERY_TOO_COMPLEX. */
@@ -52,39 +60,6 @@ export function queryTooComplex(error: unknown): QueryTooComplexError | null {
 
 const reject = (what: string) => [(context: ValidationContext | null) => context?.reportError(new QueryTooComplexError(what))];
 
-/**
- * Counts neither `first` nor `last` as a list size. graphql-armor multiplies a connection's cost
- * by a literal `first: N` but cannot see `$first`, so the same query would pass or fail depending
- * on how it is written; pages are capped at 500 by the resolvers instead.
- */
-function withoutPageSizes(rule: ValidationRule): ValidationRule {
-  const strip = <T extends ASTNode>(node: T): T => visit(node, {
-    [Kind.ARGUMENT]: (argument) => (argument.name.value === 'first' || argument.name.value === 'last' ? null : undefined),
-  });
-  return (context) => {
-    const stripped = new Map<string, ReturnType<ValidationContext['getFragment']>>();
-    const view = new Proxy(context, {
-      get(target, property) {
-        if (property === 'getFragment') {
-          return (name: string) => {
-            if (!stripped.has(name)) {
-              const fragment = target.getFragment(name);
-              stripped.set(name, fragment && strip(fragment));
-            }
-            return stripped.get(name);
-          };
-        }
-        const value = Reflect.get(target, property, target) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const visitor = rule(view) as { OperationDefinition?: { enter?: (node: ASTNode) => unknown } };
-    const enter = visitor.OperationDefinition?.enter;
-    if (enter) visitor.OperationDefinition!.enter = (operation) => enter(strip(operation));
-    return visitor as ReturnType<ValidationRule>;
-  };
-}
-
 export interface GraphQLLimits {
   plugins: ApolloServerPlugin<Context>[];
   validationRules: ValidationRule[];
@@ -93,12 +68,13 @@ export interface GraphQLLimits {
 }
 
 /**
- * graphql-armor's depth, alias, directive and cost rules, and its field-suggestion blocking
- * when introspection is off. The token limit is graphql-js's own `maxTokens` parse option:
+ * graphql-armor's depth, alias and directive rules, and its field-suggestion blocking when
+ * introspection is off; the cost is `operationCost`, checked by the request rules once the
+ * variables are known. The token limit is graphql-js's own `maxTokens` parse option:
  * graphql-armor's Apollo token plugin throws from `parsingDidStart`, which Apollo treats as an
  * unexpected error (500, and no `willSendResponse` for the request).
  */
-export function graphqlLimits(options: { introspection: boolean }): GraphQLLimits {
+export function graphqlLimits(options: { introspection: boolean; schemaDetailsNeedKey: boolean }): GraphQLLimits {
   const off = { enabled: false } as const;
   const armor = new ApolloArmor({
     maxTokens: off,
@@ -108,16 +84,28 @@ export function graphqlLimits(options: { introspection: boolean }): GraphQLLimit
     maxDirectives: { n: GRAPHQL_LIMITS.directives, exposeLimits: false, propagateOnRejection: false, onReject: reject('too many directives') },
     blockFieldSuggestion: { enabled: !options.introspection, mask: '' },
   }).protect();
-  const cost = new ApolloArmor({
-    maxTokens: off, maxDepth: off, maxAliases: off, maxDirectives: off, blockFieldSuggestion: off,
-    costLimit: { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: false, propagateOnRejection: false, onReject: reject('too costly') },
-  }).protect();
   return {
-    plugins: [...(armor.plugins as ApolloServerPlugin<Context>[]), requestRulesPlugin],
-    validationRules: [...armor.validationRules, ...cost.validationRules.map(withoutPageSizes)],
+    plugins: [...(armor.plugins as ApolloServerPlugin<Context>[]), requestRulesPlugin, ...(options.schemaDetailsNeedKey ? [keylessSuggestionsPlugin] : [])],
+    validationRules: armor.validationRules,
     parseOptions: { maxTokens: GRAPHQL_LIMITS.tokens },
   };
 }
+
+/**
+ * Where schema details need a key (NODE_ENV=production), a caller without a valid one gets no
+ * "did you mean" hint in any message (validation and variable errors name schema parts).
+ */
+const keylessSuggestionsPlugin: ApolloServerPlugin<Context> = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ contextValue, response }) {
+        if (contextValue.caller || response.body.kind !== 'single' || !response.body.singleResult.errors) return;
+        const { singleResult } = response.body;
+        singleResult.errors = singleResult.errors!.map((error) => ({ ...error, message: withoutSuggestions(error.message) }));
+      },
+    };
+  },
+};
 
 /** "Did you mean …?" names schema parts; with introspection off, no message may carry one. */
 export function withoutSuggestions(message: string): string {
@@ -178,6 +166,66 @@ function collectRootFields(operation: OperationDefinitionNode, document: Documen
 }
 
 /**
+ * What an operation would resolve, counted before it runs (the `cost` limit): every selected field
+ * is 1 (`__typename` is free), and a list field multiplies the cost of its selection by its size.
+ * The size is the field's `first` argument, from the query text or the request's variables (the
+ * argument's default when absent, at most the largest page), or for a page's lists (`nodes`) the
+ * `first` of the field that returned the page; any other list counts `GRAPHQL_LIMITS.listSize`.
+ * Fragments count wherever they are spread; @skip / @include are not evaluated (counted as kept).
+ */
+export function operationCost(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, variables: Readonly<Record<string, unknown>> = {}): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const variableDefaults = new Map((operation.variableDefinitions ?? []).map((definition) => [definition.variable.name.value, definition.defaultValue]));
+  const intOf = (value: ValueNode | undefined): number | null => {
+    if (value?.kind === Kind.INT) return Number(value.value);
+    if (value?.kind !== Kind.VARIABLE) return null;
+    const given = variables[value.name.value];
+    return typeof given === 'number' ? given : intOf(variableDefaults.get(value.name.value));
+  };
+  const pageSize = (field: { arguments?: readonly { name: { value: string }; value: ValueNode }[] }, definition: GraphQLField<unknown, unknown>): number | null => {
+    const argument = definition.args.find((candidate) => candidate.name === 'first');
+    if (!argument) return null;
+    const given = intOf(field.arguments?.find((candidate) => candidate.name.value === 'first')?.value);
+    const size = given ?? (typeof argument.defaultValue === 'number' ? argument.defaultValue : LIMITS.pageSize);
+    // A page size the resolver refuses is its error to report (BAD_USER_INPUT naming `first`).
+    return Math.min(Math.max(size, 0), LIMITS.pageSize);
+  };
+  const fieldOf = (type: GraphQLNamedType, name: string): GraphQLField<unknown, unknown> | undefined => {
+    if (name === SchemaMetaFieldDef.name) return SchemaMetaFieldDef;
+    if (name === TypeMetaFieldDef.name) return TypeMetaFieldDef;
+    return isObjectType(type) || isInterfaceType(type) ? type.getFields()[name] : undefined;
+  };
+  const costOf = (selectionSet: SelectionSetNode, type: GraphQLNamedType, listSize: number | null): number => {
+    let cost = 0;
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        const definition = selection.name.value === '__typename' ? undefined : fieldOf(type, selection.name.value);
+        if (!definition) continue;
+        const page = pageSize(selection, definition);
+        const isList = isListType(getNullableType(definition.type));
+        const items = isList ? (page ?? listSize ?? GRAPHQL_LIMITS.listSize) : 1;
+        const inner = selection.selectionSet ? costOf(selection.selectionSet, getNamedType(definition.type), isList ? null : page) : 0;
+        cost += 1 + items * inner;
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const condition = selection.typeCondition && schema.getType(selection.typeCondition.name.value);
+        cost += costOf(selection.selectionSet, condition ?? type, listSize);
+      } else {
+        // Validation (NoFragmentCycles, KnownFragmentNames) ran first: every spread resolves, without cycles.
+        const fragment = fragments.get(selection.name.value);
+        const condition = fragment && schema.getType(fragment.typeCondition.name.value);
+        if (fragment && condition) cost += costOf(fragment.selectionSet, condition, listSize);
+      }
+    }
+    return cost;
+  };
+  const root = schema.getRootType(operation.operation);
+  return root ? costOf(operation.selectionSet, root, null) : 0;
+}
+
+/**
  * How usage, logs and metrics name an operation: its name, or its root fields joined by "+".
  * The name is the client's free text: one shaped like a secret is never used.
  */
@@ -186,18 +234,42 @@ export function operationLabel(operation: OperationDefinitionNode, fields: reado
   return name && !looksLikeSecret(name) ? name : (fields.join('+') || operation.operation);
 }
 
+/** Root fields that read the schema itself. */
+const INTROSPECTION_FIELDS = new Set([SchemaMetaFieldDef.name, TypeMetaFieldDef.name]);
+
+function selectsIntrospection(operation: OperationDefinitionNode, document: DocumentNode): boolean {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const inSelections = (selectionSet: SelectionSetNode, seen: ReadonlySet<string>): boolean => selectionSet.selections.some((selection) => {
+    if (selection.kind === Kind.FIELD) return INTROSPECTION_FIELDS.has(selection.name.value);
+    if (selection.kind === Kind.INLINE_FRAGMENT) return inSelections(selection.selectionSet, seen);
+    const fragment = fragments.get(selection.name.value);
+    return Boolean(fragment && !seen.has(fragment.name.value) && inSelections(fragment.selectionSet, new Set([...seen, fragment.name.value])));
+  });
+  return inSelections(operation.selectionSet, new Set());
+}
+
 /**
- * Rules about what one HTTP request may ask, checked once the operation is known and before
- * anything is consumed: subscriptions run over WebSocket only, and a request carries one
- * mutation (a failed later mutation would null the whole response and hide an earlier one's
- * effect) — aliased verifyKey calls excepted, each of which counts. Also names the operation
- * for the plugins after it.
+ * Rules about what one HTTP request may ask, checked once the operation and its variables are
+ * known and before anything is consumed: its cost (`operationCost`, over the limit → 400
+ * QUERY_TOO_COMPLEX), subscriptions over WebSocket only, one mutation per request (a failed later
+ * mutation would null the whole response and hide an earlier one's effect) — aliased verifyKey
+ * calls excepted, each of which counts — and, where schema details need a key (NODE_ENV=production),
+ * no introspection without one. Also names the operation for the plugins after it: they
+ * consume nothing for an operation these rules refused. Everything before the label is
+ * synchronous, so the plugins' concurrent didResolveOperation hooks see it decided.
  */
 export const requestRulesPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
     return {
-      async didResolveOperation({ contextValue, operation, document }) {
+      async didResolveOperation({ contextValue, operation, document, schema, request }) {
         if (!operation) return;
+        const cost = operationCost(schema, document, operation, request.variables ?? {});
+        if (cost > GRAPHQL_LIMITS.cost) {
+          throw new QueryTooComplexError('too many fields once list sizes are counted; ask for smaller pages or fewer aliases');
+        }
         if (operation.operation === 'subscription') {
           throw new KeywardError(ErrorCode.BAD_USER_INPUT, 'Subscriptions run over WebSocket (graphql-ws, protocol graphql-transport-ws) on this same path, not over HTTP');
         }
@@ -206,6 +278,11 @@ export const requestRulesPlugin: ApolloServerPlugin<Context> = {
         if (writes > 1 && !(fields.length === 1 && fields[0] === 'verifyKey')) {
           throw new KeywardError(ErrorCode.BAD_USER_INPUT, 'Send one mutation per request (only verifyKey may be repeated with aliases)');
         }
+        // A presented key that did not authenticate is answered with its own refusal (enforcement).
+        if (contextValue.app.config.schemaDetailsNeedKey && !contextValue.keyPresented && selectsIntrospection(operation, document)) {
+          throw new KeywardError(ErrorCode.UNAUTHENTICATED, 'Introspection (__schema, __type) needs an API key on this server: send Authorization: Bearer <key> (in GraphiQL, in the Headers tab)');
+        }
+        contextValue.operationCost = cost;
         contextValue.operationLabel = operationLabel(operation, fields);
       },
     };

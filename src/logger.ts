@@ -3,9 +3,14 @@ import { redactSecrets } from './auth/key-format';
 
 export type { Logger };
 
-/** A copy of `value` with every string masked by redactSecrets, however deeply nested. */
+/**
+ * A copy of `value` with every string masked by redactSecrets, however deeply nested. Errors are
+ * serialised first (type, message, stack, code, cause): their own enumerable fields alone would
+ * log an ECONNRESET as `{"code":"ECONNRESET"}` and an AggregateError as `{}`.
+ */
 export function redactDeep(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactSecrets(value);
+  if (value instanceof Error) return redactDeep(pino.stdSerializers.err(value), depth);
   if (value === null || typeof value !== 'object' || depth > 8) return value;
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, depth + 1));
   const out: Record<string, unknown> = {};
@@ -48,7 +53,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         censor: '[REDACTED]',
       },
       serializers: {
-        err: (error: Error) => redactDeep(pino.stdSerializers.err(error)),
+        // formatters.log has already turned an Error into its serialised form (redactDeep).
+        err: (error: unknown) => redactDeep(error),
       },
       hooks: {
         logMethod(args, method) {

@@ -1,11 +1,11 @@
 import http from 'node:http';
+import net from 'node:net';
 import express, { NextFunction, Request, Response } from 'express';
 import { ApolloServer, ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
-import { GraphQLFormattedError } from 'graphql';
+import { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { App } from './app';
 import { buildContext, Context } from './context';
 import { meteringPlugin } from './usage/metering.plugin';
@@ -13,7 +13,7 @@ import { enforcementPlugin } from './auth/enforcement.plugin';
 import { isStoreUnreachable } from './db/store-errors';
 import { attachLiveServer, LiveServer } from './live/ws-server';
 import { buildKeywardSchema } from './schema';
-import { ErrorCode, HTTP_STATUS, isErrorCode } from './errors';
+import { ErrorCode, HTTP_STATUS, isErrorCode, storeUnavailableError, UNAVAILABLE_RETRY_AFTER_SECONDS } from './errors';
 import { graphqlLimits, queryTooComplex, withoutSuggestions, withoutVariableValues } from './graphql-limits';
 import { graphiqlAssets, graphiqlPage, GRAPHIQL_ASSETS_PATH, wantsGraphiql } from './graphiql/graphiql';
 import { Metrics } from './metrics';
@@ -42,6 +42,7 @@ export interface KeywardServer {
 }
 
 function jsonError(res: Response, code: ErrorCode, message: string): void {
+  if (code === ErrorCode.UNAVAILABLE) res.setHeader('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
   res.status(HTTP_STATUS[code]).json({ errors: [{ message, extensions: { code } }] });
 }
 
@@ -63,7 +64,8 @@ function formatErrorFor(app: App) {
     const cause = unwrapResolverError(error);
     if (isStoreUnreachable(cause)) {
       app.logger.error({ err: cause }, 'backing store unreachable');
-      return { message: 'A backing store (database or Redis) is unreachable; retry shortly', path: formatted.path, extensions: { code: ErrorCode.UNAVAILABLE } };
+      const unavailable = storeUnavailableError();
+      return { message: unavailable.message, path: formatted.path, extensions: { code: unavailable.code, retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS } };
     }
     if (typeof code === 'string' && PASSTHROUGH_CODES.has(code)) return formatted;
     app.logger.error({ err: cause, path: formatted.path }, 'unexpected error');
@@ -120,37 +122,102 @@ class InFlight {
 
 /** How long shutdown waits for operations still executing (milliseconds). */
 const SHUTDOWN_GRACE_MS = 10_000;
+/** How long an idle keep-alive socket stays open once shutdown began (milliseconds). */
+const IDLE_SOCKET_GRACE_MS = 1_000;
 
-/** A refused or failed operation answers with its code's HTTP status, not 200. */
+/** Resolves when `promise` does, or after `ms`. */
+async function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
+  clearTimeout(timer);
+}
+
+/**
+ * Closes the HTTP side on shutdown without resetting a keep-alive client. From `drain()` on,
+ * every response carries `Connection: close` (Node closes its socket once it is written), and the
+ * listening socket stops accepting. Sockets with no request in flight are closed only after
+ * IDLE_SOCKET_GRACE_MS: a client about to reuse one sends on it meanwhile and is answered (503,
+ * Connection: close) instead of meeting a reset — closing them at once (what http.Server's own
+ * close does) races every client that is sending. What is still open after `graceMs` is closed.
+ */
+class HttpDrain {
+  private readonly pending = new Set<http.ServerResponse>();
+  private draining = false;
+
+  constructor(private readonly server: http.Server) {
+    // Before the app's own handler, which may answer synchronously.
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (this.draining) {
+        res.setHeader('connection', 'close');
+        return;
+      }
+      this.pending.add(res);
+      res.once('close', () => this.pending.delete(res));
+    });
+  }
+
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    for (const res of this.pending) if (!res.headersSent) res.setHeader('connection', 'close');
+    this.pending.clear();
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(this.server, () => resolve()));
+    await within(closed, IDLE_SOCKET_GRACE_MS);
+    this.server.closeIdleConnections();
+    await within(closed, graceMs);
+    this.server.closeAllConnections();
+  }
+}
+
+/**
+ * A refused or failed operation answers with its code's HTTP status, not 200; a 503 always
+ * says when to retry (Retry-After).
+ */
 const httpStatusPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
     return {
       async willSendResponse({ response, errors }) {
         if (!errors?.length || response.body.kind !== 'single') return;
-        if (response.http.status && response.http.status !== 200) return;
-        const first = response.body.singleResult.errors?.[0]?.extensions?.code;
-        response.http.status = isErrorCode(first) ? HTTP_STATUS[first] : 500;
+        // 500 is Apollo's own status for what a plugin hook threw (e.g. the pipeline's database
+        // read failing): the formatted code decides there too.
+        if (!response.http.status || response.http.status === 200 || response.http.status === 500) {
+          const first = response.body.singleResult.errors?.[0]?.extensions?.code;
+          response.http.status = isErrorCode(first) ? HTTP_STATUS[first] : 500;
+        }
+        if (response.http.status === HTTP_STATUS[ErrorCode.UNAVAILABLE] && !response.http.headers.has('retry-after')) {
+          response.http.headers.set('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+        }
       },
     };
   },
 };
 
-export async function createServer(app: App): Promise<KeywardServer> {
-  const schema = await buildKeywardSchema();
-  const expressApp = express();
-  const httpServer = http.createServer(expressApp);
-  expressApp.disable('x-powered-by');
-  expressApp.set('trust proxy', app.config.trustProxy);
-  // Usage is durable before it is answered: every response first hands the usage records taken
-  // so far to the operating system (usage-buffer.ts). Headers always go out first, through writeHead.
+/**
+ * The HTTP server: Node checks its timeouts every connectionsCheckingInterval, so a request whose
+ * headers or body trickle in is answered 408 and its connection closed within a second of its deadline.
+ */
+function createHttpServer(app: App, handler: express.Express): http.Server {
+  return http.createServer({
+    requestTimeout: app.config.requestTimeoutMs,
+    headersTimeout: app.config.headersTimeoutMs,
+    connectionsCheckingInterval: 1_000,
+  }, handler);
+}
+
+/**
+ * Usage is durable before it is answered: every response first hands the usage records taken so
+ * far to the operating system (usage-buffer.ts). Headers always go out first, through writeHead.
+ */
+function persistUsageBeforeAnswers(expressApp: express.Express, app: App): void {
   const writeHead = http.ServerResponse.prototype.writeHead;
   expressApp.response.writeHead = function writeHeadAfterUsage(this: http.ServerResponse, ...args: unknown[]) {
     app.usageBuffer.persist();
     return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
   } as Response['writeHead'];
+}
 
-  const inFlight = new InFlight();
-  const limits = graphqlLimits({ introspection: app.config.introspection });
+/** Apollo Server over the schema, with keyward's limits, error shaping and plugins; started. */
+async function startGraphQLServer(app: App, schema: GraphQLSchema, inFlight: InFlight): Promise<ApolloServer<Context>> {
+  const limits = graphqlLimits({ introspection: app.config.introspection, schemaDetailsNeedKey: app.config.schemaDetailsNeedKey });
   const apollo = new ApolloServer<Context>({
     schema,
     introspection: app.config.introspection,
@@ -170,25 +237,30 @@ export async function createServer(app: App): Promise<KeywardServer> {
     // One plugin per concern, and their order matters (Apollo calls each hook in this order):
     // the request rules (in limits.plugins) name an operation only when it passed them, so the
     // enforcement plugin never consumes for a refused one; the status plugin sets the HTTP
-    // status the metering plugin records.
+    // status the enforcement plugin (a 503 gives back what it took) and the metering plugin read.
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(),
-      ...limits.plugins, enforcementPlugin, httpStatusPlugin, meteringPlugin, inFlight.plugin,
+      ApolloServerPluginLandingPageDisabled(),
+      ...limits.plugins, httpStatusPlugin, enforcementPlugin, meteringPlugin, inFlight.plugin,
     ],
   });
   apollo.addPlugin(accessLogPlugin);
   await apollo.start();
-  const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
-  const metrics = new Metrics(app);
-  metrics.observeLive(live);
-  // A serving keyward delivers webhooks (a CLI process working on the database does not).
-  app.webhookDispatcher.start();
+  return apollo;
+}
 
+/** Every HTTP route: probes, metrics, the data plane, GraphiQL, the console and GraphQL, then the error handler. */
+function routeHttp(
+  expressApp: express.Express, app: App,
+  served: { schema: GraphQLSchema; apollo: ApolloServer<Context>; metrics: Metrics; inFlight: InFlight; isStopping: () => boolean },
+): void {
+  const { schema, apollo, metrics, inFlight, isStopping } = served;
+  expressApp.disable('x-powered-by');
+  expressApp.set('trust proxy', app.config.trustProxy);
+  persistUsageBeforeAnswers(expressApp, app);
   // Once shutdown began, requests still arriving (e.g. on half-closed keep-alive sockets) are
   // refused without running: a client never sees an error for a call that was counted.
-  let stopping = false;
   expressApp.use((req, res, next) => {
-    if (!stopping) return next();
+    if (!isStopping()) return next();
     res.setHeader('connection', 'close');
     const message = 'keyward is shutting down; retry on another instance';
     if (req.path.startsWith(`${DATA_PLANE_PATH}/`)) dataPlaneError(res, ErrorCode.UNAVAILABLE, message);
@@ -241,23 +313,49 @@ export async function createServer(app: App): Promise<KeywardServer> {
     app.logger.error({ err: error }, 'unhandled HTTP error');
     jsonError(res, ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error');
   });
+}
+
+/** Resolves with the bound port once `httpServer` listens. */
+function listenOn(httpServer: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(port, host, () => {
+      httpServer.off('error', reject);
+      const address = httpServer.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+/**
+ * A serving keyward: the HTTP app and server, the GraphQL server, the WebSocket server on the same
+ * port, metrics and the webhook dispatcher; `stop()` shuts them down in order: sockets drained
+ * (HttpDrain) and WebSockets closed, operations still executing waited for, then the app closed.
+ */
+export async function createServer(app: App): Promise<KeywardServer> {
+  const schema = await buildKeywardSchema();
+  const expressApp = express();
+  const httpServer = createHttpServer(app, expressApp);
+  const inFlight = new InFlight();
+  const drain = new HttpDrain(httpServer);
+  const apollo = await startGraphQLServer(app, schema, inFlight);
+  const live = attachLiveServer(app, httpServer, schema, GRAPHQL_PATH);
+  const metrics = new Metrics(app);
+  metrics.observeLive(live);
+  // A serving keyward delivers webhooks (a CLI process working on the database does not).
+  app.webhookDispatcher.start();
+  let stopping = false;
+  routeHttp(expressApp, app, { schema, apollo, metrics, inFlight, isStopping: () => stopping });
 
   return {
     httpServer,
     live,
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        httpServer.once('error', reject);
-        httpServer.listen(port, host, () => {
-          httpServer.off('error', reject);
-          const address = httpServer.address();
-          resolve(typeof address === 'object' && address ? address.port : port);
-        });
-      });
-    },
+    listen: (port, host) => listenOn(httpServer, port, host),
     async stop() {
       stopping = true;
+      const drained = drain.drain(SHUTDOWN_GRACE_MS);
       await live.stop();
+      await drained;
       await apollo.stop();
       await inFlight.settled(SHUTDOWN_GRACE_MS);
       await app.close();

@@ -18,7 +18,8 @@ const FLOORS: ReadonlyArray<[name: string, files: readonly string[]]> = [
   ]],
   ['config', ['config.ts', 'auth/pepper.ts']],
   ['stores', [
-    'rate-limits/rate-limiter.ts', 'rate-limits/memory-rate-limiter.ts', 'rate-limits/redis-rate-limiter.ts', 'auth/key-cache.ts', 'usage/usage-buffer.ts', 'usage/usage-journal.ts', 'redis.ts', 'organizations/organization-lock.ts',
+    'rate-limits/rate-limiter.ts', 'rate-limits/memory-rate-limiter.ts', 'rate-limits/redis-rate-limiter.ts', 'auth/key-cache.ts', 'auth/execution-budget.ts',
+    'usage/usage-buffer.ts', 'usage/usage-journal.ts', 'redis.ts', 'outage-log.ts', 'organizations/organization-lock.ts',
     'quotas/quota-counters.ts', 'live/pub-sub.ts', 'live/live-stream.ts', 'live/coalescer.ts', 'live/iterators.ts', 'live/topics.ts', 'live/payloads.ts',
     'webhooks/webhook-subscriptions.ts', 'webhooks/webhook-sender.ts',
   ]],

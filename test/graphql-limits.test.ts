@@ -1,10 +1,18 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DocumentNode, Kind, OperationDefinitionNode, parse, print, separateOperations } from 'graphql';
 import { startTestServer, TestServer, GraphQLResponse } from './helpers/server';
-import { createKey, createOrganization, createTenant } from './helpers/fixtures';
+import { createKey, createOrganization, createTenant, KEY_FIELDS } from './helpers/fixtures';
+import { ok } from './helpers/expect';
+import { buildKeywardSchema } from '../src/schema';
+import { GRAPHQL_LIMITS, operationCost } from '../src/graphql-limits';
+import * as consoleQueries from '../console/src/queries';
 
 /**
- * Limits on one GraphQL operation (depth 12, aliases 15, tokens 1000, directives 50, cost 5000):
- * over a limit is 400 QUERY_TOO_COMPLEX without the limit in the message and without anything
- * executed; batching off; introspection and "did you mean" hints off with INTROSPECTION=false.
+ * Limits on one GraphQL operation (depth 12, aliases 15, tokens 1000, directives 50, cost 50,000
+ * fields with list sizes counted): over a limit is 400 QUERY_TOO_COMPLEX without the limit in the
+ * message and without anything executed or consumed; batching off; introspection and "did you
+ * mean" hints off with INTROSPECTION=false, and without a key under NODE_ENV=production.
  */
 
 const KEYS_OF = 'query($organizationId: ID) { apiKeys(filter: { organizationId: $organizationId }) { totalCount } }';
@@ -17,6 +25,11 @@ function typeQueryOfDepth(depth: number): string {
   let selection = '{ name }';
   for (let i = 0; i < depth - 4; i++) selection = `{ ofType ${selection} }`;
   return `{ __type(name: "ApiKey") { fields { type ${selection} } } }`;
+}
+
+/** Each operation the client package sends (packages/client/src/operations.graphql), with the fragments it uses. */
+function clientOperations(): Record<string, DocumentNode> {
+  return separateOperations(parse(fs.readFileSync(path.join(__dirname, '..', 'packages', 'client', 'src', 'operations.graphql'), 'utf8')));
 }
 
 /** A refusal for an operation over a limit: 400 QUERY_TOO_COMPLEX, no data, no limit named. */
@@ -178,18 +191,57 @@ describe('GraphQL limits', () => {
   });
 
   describe('cost', () => {
-    /** Fragments spread ten times each multiply the cost without many tokens or any alias. */
+    /** Fragments spread ten times each multiply the fields without many tokens or any alias. */
     const EXPENSIVE_FRAGMENTS = `
       fragment A on QuotaStatus { used used used used used used used used used used }
       fragment B on QuotaStatus { ...A ...A ...A ...A ...A ...A ...A ...A ...A ...A }
-      fragment C on QuotaStatus { ...B ...B ...B ...B ...B ...B ...B ...B ...B ...B }`;
+      fragment C on QuotaStatus { ...B ...B ...B ...B ...B ...B ...B ...B ...B ...B }
+      fragment D on QuotaStatus { ...C ...C ...C ...C ...C ...C ...C ...C ...C ...C }`;
+    const AUDIT_PAGE = (first: string) => `auditLog(organizationId: $organizationId, first: ${first}) { nodes { id action actorKeyId targetType targetId organizationId ip metadata at } }`;
+    /** The query of issue 12: 15 aliases of a 500-entry audit page (about 67,500 fields). */
+    const FIFTEEN_AUDIT_PAGES = (first: string) => `query($organizationId: ID${first === '$first' ? ', $first: Int' : ''}) { ${Array.from({ length: 15 }, (_, i) => `a${i}: ${AUDIT_PAGE(first)}`).join(' ')} }`;
 
-    it('refuses a query whose cost is over 5000 with 400 QUERY_TOO_COMPLEX', async () => {
-      expectTooComplex(await server.gql(`{ quotas { ...C } } ${EXPENSIVE_FRAGMENTS}`));
+    /** A tenant key limited to 100 per minute with a REQUESTS quota, and what it has used of both. */
+    async function meteredTenant() {
+      const { organizationId, key } = await createTenant(server, { quotas: [{ meter: 'REQUESTS', period: 'DAY', limit: 1000 }] });
+      ok(await server.gql('mutation($id: ID!) { updateApiKey(id: $id, input: { rateLimits: [{ name: "per-minute", limit: 100, windowSeconds: 60 }] }) { id } }', { id: key.id }));
+      const used = async () => ({
+        quota: await requestsUsed(organizationId),
+        window: ok(await server.gql('query($id: ID!) { rateLimitStatus(apiKeyId: $id) { remaining } }', { id: key.id })).rateLimitStatus[0].remaining,
+      });
+      return { organizationId, key, used };
+    }
+
+    it('refuses the 15-alias auditLog(first: 500) query with 400 QUERY_TOO_COMPLEX before it runs: no rate limit or quota taken', async () => {
+      const { organizationId, key, used } = await meteredTenant();
+      const before = await used();
+      expectTooComplex(await server.gql(FIFTEEN_AUDIT_PAGES('500'), { organizationId }, { key: key.secret }));
+      expect(await used()).toEqual(before);
     });
 
-    it('accepts the same selection one fragment level cheaper', async () => {
-      const response = await server.gql(`{ quotas { ...B } } ${EXPENSIVE_FRAGMENTS.replace(/fragment C[^}]*}/, '')}`);
+    it('sees a page size given as a variable: $first = 500 is refused, $first = 20 runs', async () => {
+      const { organizationId, key, used } = await meteredTenant();
+      const before = await used();
+      expectTooComplex(await server.gql(FIFTEEN_AUDIT_PAGES('$first'), { organizationId, first: 500 }, { key: key.secret }));
+      expect(await used()).toEqual(before);
+      const small = await server.gql(FIFTEEN_AUDIT_PAGES('$first'), { organizationId, first: 20 }, { key: key.secret });
+      expect(small.status).toBe(200);
+      expect(small.body.errors).toBeUndefined();
+      expect(Object.keys(small.body.data)).toHaveLength(15);
+      expect(await used()).toEqual({ quota: before.quota + 1, window: before.window - 1 });
+    });
+
+    it("counts a page's default size when no first is given: 15 aliased apiKeys pages (50 keys each by default) are refused, with first: 10 they run", async () => {
+      const pages = (first: string) => `{ ${Array.from({ length: 15 }, (_, i) => `k${i}: apiKeys${first} { nodes { ${KEY_FIELDS} } }`).join(' ')} }`;
+      expectTooComplex(await server.gql(pages('')));
+      const response = await server.gql(pages('(first: 10)'));
+      expect(response.status).toBe(200);
+      expect(response.body.errors).toBeUndefined();
+    });
+
+    it('counts a list without a page size as 5 items: 10,000 fields under quotas are refused, 1,000 run', async () => {
+      expectTooComplex(await server.gql(`{ quotas { ...D } } ${EXPENSIVE_FRAGMENTS}`));
+      const response = await server.gql(`{ quotas { ...C } } ${EXPENSIVE_FRAGMENTS.replace(/fragment D[^}]*}/, '')}`);
       expect(response.status).toBe(200);
       expect(response.body.errors).toBeUndefined();
     });
@@ -198,7 +250,7 @@ describe('GraphQL limits', () => {
       const organization = await createOrganization(server);
       const auditBefore = await auditCount(organization.id);
       const response = await server.gql(
-        `mutation($organizationId: ID) { createApiKey(input: { organizationId: $organizationId, name: "k" }) { apiKey { quotas { ...C } } } } ${EXPENSIVE_FRAGMENTS}`,
+        `mutation($organizationId: ID) { createApiKey(input: { organizationId: $organizationId, name: "k" }) { apiKey { quotas { ...D } } } } ${EXPENSIVE_FRAGMENTS}`,
         { organizationId: organization.id },
       );
       expectTooComplex(response);
@@ -212,9 +264,35 @@ describe('GraphQL limits', () => {
         totalCount nodes { id action actorKeyId targetType targetId organizationId ip metadata at } } }`, { organizationId });
       expect(literal.status).toBe(200);
       expect(literal.body.data.auditLog.totalCount).toBe(2);
+      const variable = await server.gql(`query($organizationId: ID, $first: Int) { auditLog(organizationId: $organizationId, first: $first) {
+        totalCount nodes { id action actorKeyId targetType targetId organizationId ip metadata at } } }`, { organizationId, first: 500 });
+      expect(variable.status).toBe(200);
+      expect(variable.body.data).toEqual(literal.body.data);
       const page = await server.gql('query { organizations(first: 500) { totalCount nodes { id name } } }');
       expect(page.status).toBe(200);
       expect(page.body.data.organizations.nodes.map((node: any) => node.id)).toContain(organizationId);
+    });
+
+    it("runs the client package's ApiKeys document (every key field) with $first = 500, the largest page", async () => {
+      const response = await server.gql(print(clientOperations().ApiKeys), { first: 500 });
+      expect(response.status).toBe(200);
+      expect(response.body.errors).toBeUndefined();
+      expect(response.body.data.apiKeys.nodes.length).toBeGreaterThan(0);
+    });
+
+    it('keeps every document the console and the CLI send under the budget, at the largest page (500)', async () => {
+      const schema = await buildKeywardSchema();
+      const documents: Array<[string, DocumentNode]> = Object.entries(consoleQueries as Record<string, unknown>)
+        .flatMap(([name, text]) => (typeof text === 'string' && /^(query|mutation|subscription)\b/.test(text) ? [[`console ${name}`, parse(text)] as [string, DocumentNode]] : []));
+      documents.push(['console outcomesOverTime(12)', parse(consoleQueries.outcomesOverTime(12))]);
+      for (const [name, document] of Object.entries(clientOperations())) documents.push([`client ${name}`, document]);
+      expect(documents.length).toBeGreaterThan(40);
+      const over = documents.flatMap(([label, document]) => {
+        const operation = document.definitions.find((definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION)!;
+        const cost = operationCost(schema, document, operation, { first: 500 });
+        return cost > GRAPHQL_LIMITS.cost ? [`${label}: ${cost}`] : [];
+      });
+      expect(over).toEqual([]);
     });
   });
 
@@ -297,6 +375,56 @@ describe('introspection switch', () => {
     it('still refuses an operation over a limit with 400 QUERY_TOO_COMPLEX', async () => {
       const fields = Array.from({ length: 16 }, (_, i) => `s${i}: scopes`).join(' ');
       expectTooComplex(await server.gql(`{ viewer { ${fields} } }`));
+    });
+  });
+
+  describe('NODE_ENV=production: schema details only for callers with a valid key', () => {
+    let server: TestServer;
+    beforeAll(async () => { server = await startTestServer({ env: { NODE_ENV: 'production' } }); });
+    afterAll(async () => { await server.close(); });
+
+    it.each([
+      ['__schema', '{ __schema { queryType { name } } }'],
+      ['__type', '{ __type(name: "ApiKey") { name } }'],
+      ['__schema in a fragment', '{ ...S } fragment S on Query { __schema { queryType { name } } }'],
+    ])('refuses a %s query without a key with 401 UNAUTHENTICATED saying the key is needed', async (_what, query) => {
+      const response = await server.gql(query, {}, { key: null });
+      expect({ status: response.status, code: response.code, data: response.body.data }).toEqual({ status: 401, code: 'UNAUTHENTICATED', data: undefined });
+      expect(response.body.errors![0].message).toMatch(/Introspection .*needs an API key/);
+    });
+
+    it('answers a __schema query with a valid key, and refuses it with an unknown one as that key', async () => {
+      const keyed = await server.gql('{ __schema { queryType { name } } }');
+      expect(keyed.status).toBe(200);
+      expect(keyed.body.data.__schema.queryType.name).toBe('Query');
+      const unknown = await server.gql('{ __schema { queryType { name } } }', {}, { key: 'kw_live_0000000000000000000000000000000000000' });
+      expect({ status: unknown.status, code: unknown.code }).toEqual({ status: 401, code: 'INVALID_API_KEY' });
+    });
+
+    it('still answers __typename without a key', async () => {
+      const response = await server.gql('{ __typename }', {}, { key: null });
+      expect(response.status).toBe(200);
+      expect(response.body.data).toEqual({ __typename: 'Query' });
+    });
+
+    it('gives no "did you mean" hint without a valid key, and gives it with one', async () => {
+      for (const key of [null, 'kw_live_0000000000000000000000000000000000000']) {
+        const response = await server.gql('{ viewer { scope } }', {}, { key });
+        expect(response.status).toBe(400);
+        expect(response.code).toBe('GRAPHQL_VALIDATION_FAILED');
+        expect(response.body.errors![0].message).toContain('"scope"');
+        expect(response.body.errors![0].message).not.toMatch(/did you mean|scopes|\?/i);
+      }
+      const keyed = await server.gql('{ viewer { scope } }');
+      expect(keyed.body.errors![0].message).toContain('Did you mean "scopes"?');
+    });
+
+    it('gives no "did you mean" hint without a key for a misspelled enum value in variables', async () => {
+      const response = await server.gql('mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }', { input: { name: 'k', preset: 'ADMN' } }, { key: null });
+      expect(response.status).toBe(400);
+      expect(response.code).toBe('BAD_USER_INPUT');
+      expect(response.body.errors![0].message).toContain('input.preset');
+      expect(response.body.errors![0].message).not.toMatch(/did you mean|ADMIN/i);
     });
   });
 

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { startTestServer, TestServer } from './helpers/server';
 import { createTenant } from './helpers/fixtures';
 import { generateSecret } from '../src/auth/key-format';
@@ -287,5 +288,51 @@ describe('HTTP surface', () => {
     it('needs no key for the health checks', async () => {
       expect((await request('GET', '/healthz', { key: 'not-a-key' })).status).toBe(200);
     });
+  });
+});
+
+describe('slow clients (HTTP_REQUEST_TIMEOUT_SECONDS=2, HTTP_HEADERS_TIMEOUT_SECONDS=1)', () => {
+  let server: TestServer;
+  let port: number;
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: { HTTP_REQUEST_TIMEOUT_SECONDS: '2', HTTP_HEADERS_TIMEOUT_SECONDS: '1' } });
+    port = Number(new URL(server.url).port);
+  });
+  afterAll(async () => { await server.close(); });
+
+  /** Opens a raw connection, writes `start`, then nothing more: resolves with what the server sent and how long until it closed. */
+  function stall(start: string): Promise<{ received: string; closedAfterMs: number }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const opened = performance.now();
+      let received = '';
+      socket.on('data', (chunk) => { received += chunk.toString(); });
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ received, closedAfterMs: performance.now() - opened }));
+      socket.write(start);
+      // A connection still open after this is a failure of the timeout (the test fails on it).
+      setTimeout(() => socket.destroy(), 20_000).unref();
+    });
+  }
+
+  it('answers 408 and closes a connection whose body stops arriving', async () => {
+    const { received, closedAfterMs } = await stall(`POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"query":`);
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    // Checked once a second: cut between the 2 s deadline and well before the test gives up.
+    expect(closedAfterMs).toBeGreaterThanOrEqual(1_900);
+    expect(closedAfterMs).toBeLessThan(15_000);
+  });
+
+  it('answers 408 and closes a connection whose headers stop arriving', async () => {
+    const { received, closedAfterMs } = await stall('POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty');
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(closedAfterMs).toBeGreaterThanOrEqual(900);
+    expect(closedAfterMs).toBeLessThan(15_000);
+  });
+
+  it('still serves a request that arrives in time', async () => {
+    const response = await server.gql('{ viewer { scopes } }');
+    expect(response.status).toBe(200);
   });
 });

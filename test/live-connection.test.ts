@@ -345,3 +345,79 @@ describe('live connections', () => {
     });
   });
 });
+
+describe('WebSockets per key and per client address (MAX_WEBSOCKETS_PER_KEY=3, MAX_WEBSOCKETS_PER_ADDRESS=5)', () => {
+  let server: TestServer;
+  let wsUrl: string;
+  let sockets: RawSocket[] = [];
+
+  beforeAll(async () => {
+    // TRUST_PROXY: each test's sockets come from addresses of their own (X-Forwarded-For).
+    server = await startTestServer({ env: { MAX_WEBSOCKETS_PER_KEY: '3', MAX_WEBSOCKETS_PER_ADDRESS: '5', TRUST_PROXY: 'true' } });
+    wsUrl = server.url.replace(/^http/, 'ws');
+  });
+  afterEach(async () => {
+    for (const raw of sockets) raw.socket.terminate();
+    await Promise.all(sockets.map((raw) => raw.closed));
+    sockets = [];
+  });
+  afterAll(async () => { await server.close(); });
+
+  function open(address: string): RawSocket {
+    const raw = new RawSocket(wsUrl, { headers: { 'x-forwarded-for': address } });
+    sockets.push(raw);
+    return raw;
+  }
+
+  async function connected(secret: string, address: string): Promise<RawSocket> {
+    const raw = open(address);
+    const outcome = await raw.init({ authorization: `Bearer ${secret}` });
+    if (outcome !== 'ack') throw new Error(`expected connection_ack, got close ${JSON.stringify(outcome)}`);
+    return raw;
+  }
+
+  it("closes a key's 4th socket with 4029 naming the limit, keeps its 3 others working, serves other keys, and admits it again once one closes", async () => {
+    const { key } = await createTenant(server);
+    const { key: other } = await createTenant(server);
+    const held = [await connected(key.secret, '198.51.100.1'), await connected(key.secret, '198.51.100.2'), await connected(key.secret, '198.51.100.3')];
+
+    const fourth = open('198.51.100.4');
+    const refused = await fourth.init({ authorization: `Bearer ${key.secret}` });
+    expect(refused).toMatchObject({ code: 4029, reason: expect.stringMatching(/this API key already holds 3 WebSockets .*MAX_WEBSOCKETS_PER_KEY/) });
+    for (const raw of held) expect(await raw.query(VIEWER)).toEqual({ data: { viewer: { apiKey: { id: key.id } } } });
+    await connected(other.secret, '198.51.100.4');
+
+    held[0].socket.close();
+    await held[0].closed;
+    const again = await connected(key.secret, '198.51.100.4');
+    expect(await again.query(VIEWER)).toEqual({ data: { viewer: { apiKey: { id: key.id } } } });
+  });
+
+  it("closes an address's 6th socket with 4029 naming the limit right after the upgrade, before any key, and admits it again once one closes", async () => {
+    const { key } = await createTenant(server);
+    const { key: second } = await createTenant(server);
+    // Five sockets: two authenticated, three that never send connection_init.
+    const held = [await connected(key.secret, '203.0.113.9'), await connected(second.secret, '203.0.113.9'), open('203.0.113.9'), open('203.0.113.9'), open('203.0.113.9')];
+    await Promise.all(held.map((raw) => raw.opened));
+
+    const sixth = open('203.0.113.9');
+    const closed = await sixth.closed;
+    expect(closed).toMatchObject({ code: 4029, reason: expect.stringMatching(/this client address already holds 5 WebSockets .*MAX_WEBSOCKETS_PER_ADDRESS/) });
+    expect(sixth.messages).toEqual([]);
+    // Another address is not affected.
+    await connected(key.secret, '203.0.113.10');
+
+    // The sockets that never authenticated are closed by graphql-ws (4408) and give their places back.
+    await Promise.all(held.slice(2).map((raw) => raw.closed));
+    expect(held.slice(2).map((raw) => raw.closedWith!.code)).toEqual([4408, 4408, 4408]);
+    await connected(key.secret, '203.0.113.9');
+  });
+
+  it('gives an address its place back when the server closes a socket it refused (4401)', async () => {
+    const refused = Array.from({ length: 5 }, () => open('192.0.2.77'));
+    const outcomes = await Promise.all(refused.map((raw) => raw.init({ authorization: `Bearer ${generateSecret('LIVE')}` })));
+    expect(outcomes.map((outcome) => (outcome === 'ack' ? 'ack' : outcome.code))).toEqual(Array(5).fill(4401));
+    const { key } = await createTenant(server);
+    await connected(key.secret, '192.0.2.77');
+  });
+});

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { ok } from './helpers/expect';
 import { KeywardProcesses } from './helpers/processes';
 import { describeWith, REDIS, redisServerUrl } from './helpers/services';
@@ -180,6 +181,67 @@ async function shutdownDuringBurst(signal: 'SIGTERM' | 'SIGINT', mode: 'embedded
   const againExit = await within(again.exited, EXIT_WITHIN_MS + 5_000, () => null);
   expect(againExit && { code: againExit.code, signal: againExit.signal }).toEqual({ code: 0, signal: null });
 }
+
+/** What one keep-alive call got: an answer (with its Connection header), or the socket error's code. */
+type KeepAliveOutcome = { status: number; connection: string | undefined } | { error: string };
+
+/** POST `body` to `url` through `agent` (a keep-alive pool). */
+function postThrough(agent: http.Agent, url: string, secret: string, body: string): Promise<{ status: number; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` } }, (response) => {
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode!, connection: response.headers.connection }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+it('on SIGTERM under load from 20 keep-alive clients: every client is answered and told Connection: close, and none sees its connection reset', async () => {
+  const { env, dataDir } = await processes.environment({ production: true });
+  const { secret } = await init(env, dataDir);
+  const server = await processes.startServer(env, dataDir);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+  const body = JSON.stringify({ query: 'mutation($input: VerifyKeyInput!) { verifyKey(input: $input) { valid } }', variables: { input: { key: secret } } });
+  let calls = 0;
+  let signalledAt = 0;
+  // Each client calls until the server is gone (a refused connection) or sends it elsewhere (503).
+  const clients = Array.from({ length: 20 }, async () => {
+    const outcomes: KeepAliveOutcome[] = [];
+    for (;;) {
+      try {
+        const answer = await postThrough(agent, server.url, secret, body);
+        outcomes.push(answer);
+        if (answer.status === 503) return outcomes;
+      } catch (error) {
+        outcomes.push({ error: (error as NodeJS.ErrnoException).code ?? String(error) });
+        return outcomes;
+      }
+      calls += 1;
+      if (calls === 400) {
+        signalledAt = performance.now();
+        server.child.kill('SIGTERM');
+      }
+    }
+  });
+  const perClient = await Promise.all(clients);
+  agent.destroy();
+  const exit = await within(server.exited, EXIT_WITHIN_MS + 5_000, () => null);
+  expect(exit && { code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null });
+  expect(exit!.at - signalledAt).toBeLessThan(EXIT_WITHIN_MS);
+
+  for (const outcomes of perClient) {
+    const answers = outcomes.filter((outcome): outcome is Extract<KeepAliveOutcome, { status: number }> => 'status' in outcome);
+    expect(answers.filter((answer) => answer.status !== 200 && answer.status !== 503)).toEqual([]);
+    // The last answer on the client's socket told it to close; the socket was then closed by the
+    // server, so a further call found the listener gone (refused), never a reset.
+    expect(answers.at(-1)?.connection).toBe('close');
+    const last = outcomes.at(-1)!;
+    if ('error' in last) expect(last.error).toBe('ECONNREFUSED');
+    expect(outcomes.slice(0, -1).filter((outcome) => 'error' in outcome)).toEqual([]);
+  }
+});
 
 describe('graceful shutdown of the server process', () => {
   it.each([

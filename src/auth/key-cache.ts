@@ -10,33 +10,68 @@ export interface CachedKey {
   quotas: QuotaEntity[];
 }
 
+/** An invalidation passed between instances: some keys, an organization's keys, or everything. */
+export interface CacheInvalidation {
+  keyIds?: string[];
+  organizationId?: string;
+  /** Drop every entry: an instance that was cut off from Redis may have missed telling anyone. */
+  all?: boolean;
+}
+
 /**
  * The verification cache of pipeline step 2, keyed by secret hash. Entries are dropped at
  * once when their key or organization changes (services call `invalidate*` after commit;
  * in scale-out mode the same calls arrive from other instances), and expire after `ttlMs`
  * as a safety net. Unknown hashes are remembered briefly (`negativeTtlMs`) so floods of
  * bad keys do not each cost a database read.
+ *
+ * In scale-out mode invalidations travel through Redis, so while Redis is away they may be
+ * missed: the cache is then emptied and keeps entries at most `outageTtlMs` (1 s), and once Redis
+ * is back it is emptied again on every instance (`invalidationsResumed`) — a key revoked
+ * anywhere during an outage is refused everywhere within a second of Redis answering again.
  */
 export class KeyCache {
   private readonly entries = new Map<string, { value: CachedKey | null; until: number }>();
   private readonly hashesByKey = new Map<string, string>();
   private readonly hashesByOrganization = new Map<string, Set<string>>();
+  /** While invalidations may be missed, and a moment after: entries live at most outageTtlMs. */
+  private shortUntil = 0;
+  private missing = false;
 
   /** Told about every local invalidation, to pass it on to other instances (scale-out). */
-  private broadcast: ((change: { keyIds?: string[]; organizationId?: string }) => void) | null = null;
+  private broadcast: ((change: CacheInvalidation) => void) | null = null;
 
   constructor(
-    private readonly options: { ttlMs: number; negativeTtlMs: number; maxEntries: number } = { ttlMs: 60_000, negativeTtlMs: 5_000, maxEntries: 50_000 },
+    private readonly options: { ttlMs: number; negativeTtlMs: number; outageTtlMs: number; maxEntries: number } = { ttlMs: 60_000, negativeTtlMs: 5_000, outageTtlMs: 1_000, maxEntries: 50_000 },
   ) {}
 
-  broadcastTo(send: (change: { keyIds?: string[]; organizationId?: string }) => void): void {
+  broadcastTo(send: (change: CacheInvalidation) => void): void {
     this.broadcast = send;
   }
 
   /** An invalidation made on another instance: applied here, not passed on again. */
-  applyRemote(change: { keyIds?: string[]; organizationId?: string }): void {
+  applyRemote(change: CacheInvalidation): void {
+    if (change.all) this.clear();
     if (change.keyIds) this.dropKeys(change.keyIds);
     if (change.organizationId) this.dropOrganization(change.organizationId);
+  }
+
+  /** Invalidations from other instances can no longer arrive (Redis is away): forget, and keep entries briefly. */
+  invalidationsLost(): void {
+    this.missing = true;
+    this.clear();
+  }
+
+  /**
+   * Invalidations arrive again: whatever was cached meanwhile is dropped here and on every other
+   * instance (one of them may have been the one cut off), and entries stay short-lived a moment
+   * longer, while the subscription to invalidations is re-established.
+   */
+  invalidationsResumed(): void {
+    this.missing = false;
+    this.shortUntil = Date.now() + this.options.outageTtlMs;
+    this.clear();
+    this.broadcast?.({ all: true });
   }
 
   /** undefined: not cached; null: known not to exist. */
@@ -55,7 +90,10 @@ export class KeyCache {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.drop(oldest);
     }
-    this.entries.set(hash, { value, until: Date.now() + (value ? this.options.ttlMs : this.options.negativeTtlMs) });
+    const now = Date.now();
+    const ttl = value ? this.options.ttlMs : this.options.negativeTtlMs;
+    const short = this.missing || now < this.shortUntil;
+    this.entries.set(hash, { value, until: now + (short ? Math.min(ttl, this.options.outageTtlMs) : ttl) });
     if (!value) return;
     this.hashesByKey.set(value.key.id, hash);
     let hashes = this.hashesByOrganization.get(value.organization.id);

@@ -44,8 +44,14 @@ export interface Consumption {
   operation?: string | null;
   /** Check step 10; the result then carries the active session. */
   requireSession?: boolean;
-  /** Queue a usage event when VALID (verifyKey). GraphQL calls record theirs after executing. */
+  /** Queue a usage event when VALID (verifyKey). */
   recordUsageEvent?: boolean;
+  /**
+   * Step 11 is left to the caller, once its answer is certain: a GraphQL call records its use
+   * (requestCount, usage event) after executing, or — answered 503 — gives back what it took
+   * (`giveBack`) and records nothing.
+   */
+  recordsLater?: boolean;
   /** reserveUsage: amounts to hold in the same atomic step as the REQUESTS charge. */
   hold?: HoldRequest | null;
 }
@@ -186,6 +192,19 @@ export class KeyVerifier {
   /** Steps 6–11 for a key that authenticated: what the operation needs and takes. */
   async consume(authenticated: Authenticated, consumption: Consumption): Promise<VerificationOutcome> {
     return this.observed(() => this.consumeSteps(authenticated, consumption));
+  }
+
+  /**
+   * Undoes an admission (`consume` with `recordsLater`, at or after `takenAt`) whose request was
+   * answered 503 UNAVAILABLE: its rate-limit units and REQUESTS quota units are given back (the
+   * quota ones once the database takes them), so a request the client must retry costs nothing.
+   */
+  async giveBack(authenticated: Authenticated, cost: number, takenAt: Date): Promise<void> {
+    const { key, organization } = authenticated.outcome;
+    const windows = effectiveRateLimits(key, organization);
+    // A rate-limit store that is away too keeps the units: they expire with their window.
+    await this.deps.rateLimiter.refund(key.lineageId ?? key.id, windows, cost, takenAt).catch(() => undefined);
+    await this.deps.quotas.giveBack(authenticated.quotas, cost, takenAt);
   }
 
   private async observed(run: () => Promise<VerificationOutcome>): Promise<VerificationOutcome> {
@@ -390,6 +409,7 @@ export class KeyVerifier {
 
   /** Step 11. */
   private record(key: ApiKeyEntity, session: SessionEntity | null, consumption: Consumption): void {
+    if (consumption.recordsLater) return;
     this.deps.recorder.touchKey(key.id);
     if (consumption.recordUsageEvent) {
       this.deps.recorder.record({

@@ -39,9 +39,22 @@ export const MIGRATIONS = [
   UsageJournal1764700000000, UsageReservations1764800000000,
 ];
 
+/**
+ * The SQLite file holds every key hash, audit entry and usage record: only keyward's user may read
+ * it. A directory created for it is 0700, the file 0600 (made stricter if it was not), and SQLite
+ * gives its -wal and -shm files the database file's permissions.
+ */
+function createPrivately(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const companion of [file, `${file}-wal`, `${file}-shm`]) {
+    if (fs.existsSync(companion) && (fs.statSync(companion).mode & 0o077) !== 0) fs.chmodSync(companion, 0o600);
+  }
+}
+
 export function createDataSource(database: DatabaseConfig): DataSource {
   if (database.kind === 'sqlite') {
-    fs.mkdirSync(path.dirname(database.path), { recursive: true });
+    createPrivately(database.path);
     return new DataSource({
       type: 'better-sqlite3',
       database: database.path,

@@ -17,5 +17,9 @@ export const LiveCloseCode = {
   Unauthorized: CloseCode.Unauthorized, // 4401
   /** The key stopped working while connected (revoked, disabled, deleted, expired, organization suspended). */
   Forbidden: CloseCode.Forbidden, // 4403
+  /** Its key or its client address already holds as many sockets as allowed (MAX_WEBSOCKETS_PER_KEY / _PER_ADDRESS). */
+  TooManyConnections: 4029,
+  /** A backing store (database or Redis) is unreachable: connect again shortly (WebSocket "Try Again Later"). */
+  TryAgainLater: 1013,
   GoingAway: 1001,
 } as const;

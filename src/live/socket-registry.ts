@@ -1,7 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { App } from '../app';
 import { ApiKeyEntity, keyState } from '../api-keys/api-key.entity';
-import { OrganizationStatus } from '../organizations/organization.entity';
+import { In } from 'typeorm';
+import { OrganizationEntity, OrganizationStatus } from '../organizations/organization.entity';
 import { Topic } from './topics';
 import { ApiKeyEventType } from '../api-keys/api-key-events';
 import { LiveCloseCode, SUBSCRIPTION_LIMITS } from './live-limits';
@@ -34,6 +35,11 @@ export class SocketRegistry {
     let count = 0;
     for (const set of this.byKey.values()) count += set.size;
     return count;
+  }
+
+  /** Sockets of `keyId` open now. */
+  countOf(keyId: string): number {
+    return this.byKey.get(keyId)?.size ?? 0;
   }
 
   add(connection: Connection): void {
@@ -78,6 +84,20 @@ export class SocketRegistry {
         }
       }
     })();
+  }
+
+  /**
+   * Re-reads every connected key and organization: after a Redis outage, whose key and
+   * organization events may have been missed on this instance.
+   */
+  async recheckAll(): Promise<void> {
+    await this.recheck([...this.byKey.keys()]);
+    const organizationIds = [...this.byOrganization.keys()];
+    if (organizationIds.length === 0) return;
+    const suspended = await this.app.dataSource.getRepository(OrganizationEntity).findBy({ id: In(organizationIds), status: OrganizationStatus.SUSPENDED });
+    for (const { id } of suspended) {
+      for (const connection of [...(this.byOrganization.get(id) ?? [])]) connection.socket.close(LiveCloseCode.Forbidden, 'Forbidden: the organization was suspended');
+    }
   }
 
   /** Re-reads keys that changed; closes their sockets if they no longer work, else notes the new expiry. */

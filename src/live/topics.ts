@@ -2,6 +2,7 @@ import type { QuotaStatus } from '../quotas/quota.entity';
 import type { RateLimitState } from '../rate-limits/rate-limiter';
 import type { OrganizationStatus } from '../organizations/organization.entity';
 import type { ApiKeyEvent, SessionPayload } from './payloads';
+import type { CacheInvalidation } from '../auth/key-cache';
 
 /** Every live topic. Each is published per subject id (organization or key), never broadcast. */
 export enum Topic {
@@ -27,11 +28,6 @@ export interface WebhookSubscriptionsChange {
   organizationId: string;
 }
 
-export interface KeyCacheInvalidation {
-  keyIds?: string[];
-  organizationId?: string;
-}
-
 export { ApiKeyEventType } from '../api-keys/api-key-events';
 
 export interface OrganizationChange {
@@ -46,6 +42,6 @@ export interface TopicPayloads {
   [Topic.SESSION_CHANGED]: SessionPayload;
   [Topic.API_KEY_CHANGED]: ApiKeyEvent;
   [Topic.ORGANIZATION_CHANGED]: OrganizationChange;
-  [Topic.KEY_CACHE_INVALIDATED]: KeyCacheInvalidation;
+  [Topic.KEY_CACHE_INVALIDATED]: CacheInvalidation;
   [Topic.WEBHOOK_SUBSCRIPTIONS_CHANGED]: WebhookSubscriptionsChange;
 }

@@ -8,6 +8,8 @@ import { insertOrIncrement } from '../db/upsert';
 import { Clock } from '../clock';
 import { newId } from '../ids';
 import { BadUserInputError } from '../errors';
+import { isStoreUnreachable } from '../db/store-errors';
+import type { Logger } from '../logger';
 import { LIMITS, requirePositiveNumber, requireUnique } from '../validation';
 
 
@@ -40,14 +42,21 @@ export function validateQuotas(field: string, quotas: readonly QuotaSpec[]): Quo
   }));
 }
 
+/** How often REQUESTS units owed back are offered to the database again while it is away (ms). */
+const GIVE_BACK_RETRY_MS = 1_000;
+
 export class QuotaService {
   /** Counter rows (quota|period) known to exist; see prepareCounters. */
   private readonly knownCounters = new Set<string>();
   private readonly counters: QuotaCounterStatements;
   /** Set once the reservation service exists (app.ts). */
   expiredHolds: ExpiredHolds | null = null;
+  /** REQUESTS units to give back that the database did not take yet, per counter row (quota|period). */
+  private readonly owed = new Map<string, { quotaId: string; periodKey: string; requests: number }>();
+  private retry: NodeJS.Timeout | null = null;
+  private givingBack: Promise<void> | null = null;
 
-  constructor(private readonly dataSource: DataSource, private readonly clock: Clock) {
+  constructor(private readonly dataSource: DataSource, private readonly clock: Clock, private readonly logger: Logger) {
     this.counters = quotaCounterStatements(dataSource.manager);
   }
 
@@ -216,6 +225,63 @@ export class QuotaService {
       // Never below 0 (floating-point COST_USD sums); the same SQL on SQLite and MySQL.
       await manager.query('UPDATE quota_counters SET held = CASE WHEN held > ? THEN held - ? ELSE 0 END WHERE quota_id = ? AND period_key = ?',
         [counter.amount, counter.amount, counter.quotaId, counter.periodKey]);
+    }
+  }
+
+  /**
+   * Gives back the REQUESTS units `consume` took at `takenAt` for a request whose answer says it
+   * did not happen (503 UNAVAILABLE). The database is likely away then: what it does not take is
+   * kept and offered again every second until it does (lost only if this process dies meanwhile).
+   */
+  giveBack(quotas: readonly QuotaEntity[], requests: number, takenAt: Date): Promise<void> {
+    for (const quota of quotas) {
+      if (quota.meter !== Meter.REQUESTS) continue;
+      const key = periodKey(quota.period, takenAt);
+      const id = `${quota.id}|${key}`;
+      const owed = this.owed.get(id);
+      if (owed) owed.requests += requests;
+      else this.owed.set(id, { quotaId: quota.id, periodKey: key, requests });
+    }
+    return this.payOwed();
+  }
+
+  /** No more retries (shutdown, after a last `payOwed`). */
+  stopGivingBack(): void {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+  }
+
+  /** Tries to write every owed give-back now; concurrent calls share one attempt. */
+  payOwed(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.givingBack ??= this.writeOwed().finally(() => {
+      this.givingBack = null;
+    });
+    return this.givingBack;
+  }
+
+  private async writeOwed(): Promise<void> {
+    for (const [id, owed] of [...this.owed]) {
+      // More may be owed by the time the UPDATE returns: only what it wrote is settled.
+      const { quotaId, periodKey: key, requests } = owed;
+      try {
+        await this.dataSource.createQueryBuilder().update(QuotaCounterEntity)
+          .set({ used: () => 'CASE WHEN used > :requests THEN used - :requests ELSE 0 END' })
+          .where('quota_id = :quotaId AND period_key = :key', { quotaId, key, requests })
+          .execute();
+        owed.requests -= requests;
+        if (owed.requests === 0) this.owed.delete(id);
+      } catch (error) {
+        if (!isStoreUnreachable(error)) {
+          this.owed.delete(id);
+          this.logger.error({ err: error, quotaId }, 'quota give-back refused by the database; dropped');
+          continue;
+        }
+        this.retry = setTimeout(() => void this.payOwed(), GIVE_BACK_RETRY_MS);
+        this.retry.unref();
+        return;
+      }
     }
   }
 

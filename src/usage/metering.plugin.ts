@@ -2,7 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { App } from '../app';
 import type { Context } from '../context';
 import type { VerificationOutcome } from '../auth/key-verifier';
-import { tightest } from '@keyward/client/wire';
+import { ErrorCode, HTTP_STATUS, tightest } from '@keyward/client/wire';
 
 /**
  * X-RateLimit-* of the tightest window (rounded up: from that second on, the next unit is free),
@@ -33,9 +33,11 @@ export function recordMeteredCall(app: App, outcome: VerificationOutcome, call: 
 }
 
 /**
- * What a metered operation leaves behind: the metering headers on the response, and one usage
- * event — with its HTTP status and latency — for every operation the pipeline admitted. The
- * plain-HTTP routes (data-plane/data-plane.router.ts) do the same with the same two functions.
+ * What a metered operation leaves behind: the metering headers on the response, and for every
+ * operation the pipeline admitted a use of its key (requestCount, lastUsedAt) and one usage event,
+ * with its HTTP status and latency — unless it was answered 503 UNAVAILABLE: the client retries
+ * it, and the enforcement plugin has given back what it took. The plain-HTTP routes
+ * (data-plane/data-plane.router.ts) use the same two functions (their pipeline touches the key).
  */
 export const meteringPlugin: ApolloServerPlugin<Context> = {
   async requestDidStart() {
@@ -46,6 +48,8 @@ export const meteringPlugin: ApolloServerPlugin<Context> = {
         if (!outcome) return;
         for (const [name, value] of meteringHeaders(outcome)) response.http.headers.set(name, value);
         const status = response.http.status ?? 200;
+        if (status === HTTP_STATUS[ErrorCode.UNAVAILABLE]) return;
+        if (outcome.valid && outcome.key) contextValue.app.usageBuffer.touchKey(outcome.key.id);
         recordMeteredCall(contextValue.app, outcome, {
           operation: contextValue.operationLabel ?? 'anonymous', status, isError: status >= 400 || (errors?.length ?? 0) > 0, startedAt,
         });

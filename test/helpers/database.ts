@@ -26,6 +26,8 @@ export interface MysqlDatabase {
   /** mysql:// URL of the fresh database. */
   url: URL;
   name: string;
+  /** Runs one statement on this database directly (not through any keyward); returns its rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   drop(): Promise<void>;
 }
 
@@ -55,7 +57,20 @@ export async function createMysqlDatabase(server: URL): Promise<MysqlDatabase> {
   await administer(server, `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
   const url = new URL(server.toString());
   url.pathname = `/${name}`;
-  return { url, name, drop: () => administer(server, `DROP DATABASE IF EXISTS \`${name}\``) };
+  return {
+    url,
+    name,
+    async query<T>(sql: string, params: unknown[] = []) {
+      const connection = await createConnection({ uri: url.toString(), connectTimeout: 3_000 });
+      try {
+        const [rows] = await connection.query(sql, params);
+        return rows as T[];
+      } finally {
+        await connection.end();
+      }
+    },
+    drop: () => administer(server, `DROP DATABASE IF EXISTS \`${name}\``),
+  };
 }
 
 export async function createTestDatabase(): Promise<TestDatabase> {
