@@ -32,8 +32,8 @@ const WRITE_SCOPES = ['audit:read', 'keys:read', 'keys:write', 'org:read', 'org:
 const ADMIN_SCOPES = ['*'];
 const INFERENCE_SCOPES = ['inference:*', 'usage:read'];
 const DEFAULT_RATE_LIMITS = [
-  { name: 'per-minute', limit: 60, windowSeconds: 60 },
-  { name: 'per-hour', limit: 1000, windowSeconds: 3600 },
+  { name: 'per-minute', limit: 60, windowSeconds: 60, meter: 'REQUESTS' },
+  { name: 'per-hour', limit: 1000, windowSeconds: 3600, meter: 'REQUESTS' },
 ];
 
 const DAY_MS = 86_400_000;
@@ -225,8 +225,9 @@ describe('API keys over GraphQL', () => {
       const organization = await createOrganization(server);
       const rateLimits = [{ name: 'burst', limit: 5, windowSeconds: 1 }, { name: 'daily', limit: 10_000, windowSeconds: 86_400 }];
       const key = await createKey(server, { organizationId: organization.id, rateLimits });
-      expect(key.apiKey.rateLimits).toEqual(rateLimits);
-      expect((await getKey(key.id)).rateLimits).toEqual(rateLimits);
+      const stored = rateLimits.map((limit) => ({ ...limit, meter: 'REQUESTS' }));
+      expect(key.apiKey.rateLimits).toEqual(stored);
+      expect((await getKey(key.id)).rateLimits).toEqual(stored);
     });
 
     it('has no rate limits at all when given an empty list', async () => {
@@ -251,9 +252,9 @@ describe('API keys over GraphQL', () => {
       const nextMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
       const stored = byMeter((await getKey(key.id)).quotas).map((quota: any) => ({ ...quota, resetsAt: ms(quota.resetsAt) }));
       expect(stored).toEqual(byMeter([
-        { organizationId: null, apiKeyId: key.id, meter: 'REQUESTS', period: 'DAY', limit: 1000, used: 0, remaining: 1000, percentUsed: 0, resetsAt: nextDay },
-        { organizationId: null, apiKeyId: key.id, meter: 'TOKENS', period: 'MONTH', limit: 50_000, used: 0, remaining: 50_000, percentUsed: 0, resetsAt: nextMonth },
-        { organizationId: null, apiKeyId: key.id, meter: 'COST_USD', period: 'LIFETIME', limit: 12.5, used: 0, remaining: 12.5, percentUsed: 0, resetsAt: null },
+        { organizationId: null, apiKeyId: key.id, meter: 'REQUESTS', period: 'DAY', limit: 1000, used: 0, held: 0, remaining: 1000, percentUsed: 0, resetsAt: nextDay },
+        { organizationId: null, apiKeyId: key.id, meter: 'TOKENS', period: 'MONTH', limit: 50_000, used: 0, held: 0, remaining: 50_000, percentUsed: 0, resetsAt: nextMonth },
+        { organizationId: null, apiKeyId: key.id, meter: 'COST_USD', period: 'LIFETIME', limit: 12.5, used: 0, held: 0, remaining: 12.5, percentUsed: 0, resetsAt: null },
       ]));
     });
 
@@ -674,7 +675,7 @@ describe('API keys over GraphQL', () => {
       const key = await createKey(server, { organizationId: organization.id });
       const rateLimits = [{ name: 'per-second', limit: 2, windowSeconds: 1 }];
       const replaced = await update(key.id, { rateLimits });
-      expect(replaced.body.data.updateApiKey.rateLimits).toEqual(rateLimits);
+      expect(replaced.body.data.updateApiKey.rateLimits).toEqual([{ ...rateLimits[0], meter: 'REQUESTS' }]);
       const cleared = await update(key.id, { rateLimits: [] });
       expect(cleared.body.data.updateApiKey.rateLimits).toEqual([]);
       expect((await getKey(key.id)).rateLimits).toEqual([]);
@@ -686,7 +687,7 @@ describe('API keys over GraphQL', () => {
       const replaced = await update(key.id, { quotas: [{ meter: 'TOKENS', period: 'LIFETIME', limit: 77 }] });
       expect(replaced.status).toBe(200);
       expect((await getKey(key.id)).quotas).toEqual([
-        { organizationId: null, apiKeyId: key.id, meter: 'TOKENS', period: 'LIFETIME', limit: 77, used: 0, remaining: 77, percentUsed: 0, resetsAt: null },
+        { organizationId: null, apiKeyId: key.id, meter: 'TOKENS', period: 'LIFETIME', limit: 77, used: 0, held: 0, remaining: 77, percentUsed: 0, resetsAt: null },
       ]);
       const cleared = await update(key.id, { quotas: [] });
       expect(cleared.status).toBe(200);

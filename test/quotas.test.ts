@@ -10,7 +10,7 @@ import { QuotaFieldsFragment, UpdateOrganizationDocument } from './helpers/opera
  * (on a dedicated server whose clock the tests move); tenancy.
  */
 
-const QUOTA_FIELDS = 'organizationId apiKeyId meter period limit used remaining percentUsed resetsAt';
+const QUOTA_FIELDS = 'organizationId apiKeyId meter period limit used held remaining percentUsed resetsAt';
 const QUOTAS = `query($organizationId: ID, $apiKeyId: ID) { quotas(organizationId: $organizationId, apiKeyId: $apiKeyId) { ${QUOTA_FIELDS} } }`;
 const ORGANIZATION_QUOTAS = `query($id: ID) { organization(id: $id) { id quotas { ${QUOTA_FIELDS} } } }`;
 const KEY_QUOTAS = `query($id: ID!) { apiKey(id: $id) { id quotas { ${QUOTA_FIELDS} } } }`;

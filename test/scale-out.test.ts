@@ -144,7 +144,7 @@ describeWith([REDIS, MARIADB], 'scale-out: instances sharing one MariaDB databas
       expect(responses.filter((r, i) => i % 2 === 1 && r.result!.valid).length).toBeGreaterThan(0);
 
       const expected = [{
-        organizationId: organization.id, apiKeyId: null, meter: 'REQUESTS', period: 'DAY', limit: 50, used: 50, remaining: 0, percentUsed: 100,
+        organizationId: organization.id, apiKeyId: null, meter: 'REQUESTS', period: 'DAY', limit: 50, used: 50, held: 0, remaining: 0, percentUsed: 100,
         resetsAt: '2026-01-16T00:00:00.000Z',
       }];
       expect(ok(await a.gql(QuotasDocument, { organizationId: organization.id })).quotas).toEqual(expected);

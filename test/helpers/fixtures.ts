@@ -8,9 +8,9 @@ import {
 
 /** Every field of ApiKey, as the client's ApiKeyFields fragment selects them. */
 export const KEY_FIELDS = `id organizationId name environment hint status scopes ipAllowlist
-  rateLimits { name limit windowSeconds } maxCostPerRequest meta ownerEmail externalId
+  rateLimits { name limit windowSeconds meter } maxCostPerRequest meta ownerEmail externalId
   expiresAt revokedAt revokedReason revokedBy rotatedFromId lastUsedAt requestCount createdAt
-  quotas { organizationId apiKeyId meter period limit used remaining percentUsed resetsAt }`;
+  quotas { organizationId apiKeyId meter period limit used held remaining percentUsed resetsAt }`;
 
 let counter = 0;
 export function uniqueName(prefix = 'Org'): string {
