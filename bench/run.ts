@@ -14,6 +14,8 @@
  *   (g) 10,000 idle quotaChanged subscribers in one keyward process (bench/subscribers.ts):
  *       push latency after a quota change, the causing verifyKey against its idle latency,
  *       memory per 1,000 subscribers before and after the changes
+ *   (h) reserve + settle pairs per second against POST /v1/verify alone on the (b)–(e) keyward
+ *       (bench/reserve-settle.ts, issue 17)
  *
  * Every server is its own process, pinned with taskset to CPU 0; this process (the load
  * generator: autocannon, 50 connections, pipelining 1, POST JSON) and the subscriber processes
@@ -45,6 +47,7 @@ import {
 } from './harness';
 import { PRESET_SCOPES, ScopePreset } from '../src/auth/scopes';
 import { measureSubscribers, SubscriberFigures } from './subscribers';
+import { measureReserveSettle, ReserveSettleFigures } from './reserve-settle';
 import { soak } from './soak';
 import { load, prepareKeyward, verifyInput, VIEWER_BODY } from './workloads';
 
@@ -226,12 +229,14 @@ async function main(): Promise<void> {
     stops.push(() => stopServer(bare.child));
     workloads.push({ id: 'a', pid: bare.child.pid!, label: 'bare Apollo + TypeGraphQL, { viewer { scopes } } from a constant', url: `${http(bare.port)}/graphql`, secret: null, body: VIEWER_BODY, check: expectScopes });
   }
-  if (['b', 'c', 'd', 'e'].some(selected)) {
+  let budgetsOn: { url: string; secret: string } | null = null;
+  if (['b', 'c', 'd', 'e', 'h'].some(selected)) {
     const init = await initKeyward(env, dataDir);
     const keyward = await startServer('keyward', 'keyward-server.js', env, cpuProfArgs(CPU_PROF, profileDir)).catch((error: Error) => fail(error.message));
     pinServer('keyward (SQLite)', keyward.child.pid!);
     stops.push(() => stopServer(keyward.child));
     const k = await prepareKeyward(`${http(keyward.port)}/graphql`, init.secret);
+    budgetsOn = { url: k.url, secret: init.secret };
     workloads.push(
       { id: 'b', pid: keyward.child.pid!, label: 'keyward { viewer { scopes } }, READ key, no limits, no quotas', url: k.url, secret: k.readKey, body: VIEWER_BODY, check: expectScopes },
       { id: 'c', pid: keyward.child.pid!, label: 'keyward { viewer { scopes } }, one rate limit + organization quota', url: k.url, secret: k.meteredKey, body: VIEWER_BODY, check: expectScopes },
@@ -263,6 +268,12 @@ async function main(): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const workload of measured) rounds.get(workload.id)!.push(await measureRound(workload, round));
   }
+  // (h): issue 17's reserve + settle pairs against verifyKey alone, on the same SQLite keyward.
+  let budgets: ReserveSettleFigures | null = null;
+  if (selected('h') && budgetsOn) {
+    process.stderr.write('  (h) reserve + settle pairs against /v1/verify…\n');
+    budgets = await measureReserveSettle(budgetsOn.url, budgetsOn.secret, { seconds: DURATION_S, connections: 16, rounds: ROUNDS });
+  }
   for (const stop of stops) await stop();
 
   let subscribers: SubscriberFigures | null = null;
@@ -275,6 +286,10 @@ async function main(): Promise<void> {
   }
 
   report(measured, rounds, subscribers, plan);
+  if (budgets) {
+    console.log(`\n(h) reserve + settle (POST /v1/reserve then /v1/settle, 16 closed loops): ${budgets.pairsPerSecond.toFixed(0)} pairs/s against `
+      + `${budgets.verifiesPerSecond.toFixed(0)} POST /v1/verify/s in the same run: a pair costs ${(budgets.verifiesPerSecond / budgets.pairsPerSecond).toFixed(2)} verifications`);
+  }
   console.log(`\nload average at the end ${loadAverage()}; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (CPU_PROF) printCpuProfiles(profileDir, 'keyward-bench', 30);
   if (CPU_PROF && plan.run) printCpuProfiles(path.join(dataDir, 'profile-scale-out'), 'keyward-bench-scale-out', 30);

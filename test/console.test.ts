@@ -312,6 +312,33 @@ describeWith([CHROMIUM], 'keyward console', () => {
     await expectClean(opened);
   }, BROWSER_TIMEOUT);
 
+  it('shows what a reservation holds on the TOKENS gauge, and the settled usage once it is settled', async () => {
+    const organization = await createOrganization(server, { name: uniqueName('Budget org'), quotas: [{ meter: 'TOKENS', period: 'MONTH', limit: 1000 }] });
+    const key = await createKey(server, { organizationId: organization.id, name: uniqueName('budget key'), preset: 'INFERENCE', rateLimits: [] });
+    const opened = await open();
+    const { page } = opened;
+    await signIn(page, server.adminKey);
+    await selectOrganization(page, organization.name);
+    const gauge = page.getByRole('meter', { name: 'TOKENS / MONTH' });
+    await expect(gauge.getAttribute('aria-valuetext')).resolves.toContain('0 of 1,000 used');
+    await page.getByText('Live', { exact: true }).waitFor();
+
+    const reserved = await server.gql('mutation($input: ReserveUsageInput!) { reserveUsage(input: $input) { id } }', {
+      input: { key: key.secret, tokens: 300, idempotencyKey: uniqueName('console-reserve') },
+    });
+    const reservationId = reserved.body.data.reserveUsage.id;
+    await page.waitForFunction(
+      () => [...(globalThis as any).document.querySelectorAll('[role="meter"]')].some((meter: any) => meter.getAttribute('aria-label') === 'TOKENS / MONTH' && meter.getAttribute('aria-valuetext').includes('0 of 1,000 used, 300 held')),
+      undefined, { timeout: LIVE_WITHIN_MS },
+    );
+    await server.gql('mutation($input: SettleUsageInput!) { settleUsage(input: $input) { recorded } }', { input: { reservationId, tokens: 120 } });
+    await page.waitForFunction(
+      () => [...(globalThis as any).document.querySelectorAll('[role="meter"]')].some((meter: any) => meter.getAttribute('aria-label') === 'TOKENS / MONTH' && meter.getAttribute('aria-valuetext').startsWith('120 of 1,000 used') && !meter.getAttribute('aria-valuetext').includes('held')),
+      undefined, { timeout: LIVE_WITHIN_MS },
+    );
+    await expectClean(opened);
+  }, BROWSER_TIMEOUT);
+
   it('renders usage charts, breakdowns and verification outcomes from recorded usage', async () => {
     const tenant = await createTenant(server, { name: uniqueName('Usage org') });
     const key = await createKey(server, { organizationId: tenant.organizationId, name: uniqueName('usage key'), preset: 'INFERENCE', rateLimits: [] });

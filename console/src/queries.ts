@@ -14,6 +14,8 @@ export interface Quota {
   period: QuotaPeriod;
   limit: number;
   used: number;
+  /** Reserved by reserveUsage and not yet settled or released. */
+  held: number;
   remaining: number;
   percentUsed: number;
   resetsAt: string | null;
@@ -134,7 +136,7 @@ export interface WebhookDelivery {
 
 export interface Page<T> { nodes: T[]; pageInfo: { endCursor: string | null; hasNextPage: boolean }; totalCount: number }
 
-const QUOTA = 'organizationId apiKeyId meter period limit used remaining percentUsed resetsAt';
+const QUOTA = 'organizationId apiKeyId meter period limit used held remaining percentUsed resetsAt';
 const ORGANIZATION = `id name slug status isPlatform maxKeys sessionBalance createdAt quotas { ${QUOTA} }`;
 const KEY = `id organizationId name environment hint status scopes ipAllowlist rateLimits { name limit windowSeconds } quotas { ${QUOTA} }
   maxCostPerRequest ownerEmail externalId expiresAt revokedAt revokedReason rotatedFromId lastUsedAt requestCount createdAt`;

@@ -4,7 +4,7 @@ import type { Quota, RateLimitState } from '../../console/src/queries';
 /** The console's requests-per-minute line, worked out from successive live states. */
 
 const quota = (used: number, resetsAt = '2026-02-01T00:00:00.000Z', meter: Quota['meter'] = 'REQUESTS'): Quota => ({
-  organizationId: 'org_1', apiKeyId: null, meter, period: 'MONTH', limit: 100, used, remaining: 100 - used, percentUsed: used, resetsAt,
+  organizationId: 'org_1', apiKeyId: null, meter, period: 'MONTH', limit: 100, used, held: 0, remaining: 100 - used, percentUsed: used, resetsAt,
 });
 const window = (remaining: number, resetAt = '2026-01-15T12:01:00.000Z'): RateLimitState => ({
   apiKeyId: 'key_1', name: 'per-minute', limit: 60, windowSeconds: 60, remaining, resetAt,

@@ -37,7 +37,7 @@ export function Overview() {
                 key={`${quota.meter}-${quota.period}`}
                 label={`${quota.meter} / ${quota.period}`}
                 percent={quota.percentUsed}
-                detail={`${formatMeter(quota.meter, quota.used)} of ${formatMeter(quota.meter, quota.limit)} used`}
+                detail={`${formatMeter(quota.meter, quota.used)} of ${formatMeter(quota.meter, quota.limit)} used${quota.held > 0 ? `, ${formatMeter(quota.meter, quota.held)} held` : ''}`}
                 note={quota.resetsAt ? `resets ${formatUntil(quota.resetsAt, now)}` : 'lifetime'}
               />
             ))}
