@@ -4,7 +4,7 @@ import { ManualClock } from '../src/clock';
 import { generateSecret } from '../src/auth/key-format';
 import { createKey, createOrganization, quotaStatus } from './helpers/fixtures';
 import { closeAll, platformOf } from './helpers/server';
-import { Instance, startInstance } from './helpers/cluster';
+import { Instance, startInstance, startPair } from './helpers/cluster';
 import { createMysqlDatabase, MysqlDatabase } from './helpers/database';
 import { ok } from './helpers/expect';
 import { TcpProxy } from './helpers/processes';
@@ -64,10 +64,8 @@ describeWith([REDIS, MARIADB], 'scale-out: instances sharing one MariaDB databas
   beforeAll(async () => {
     redisUrl = redisServerUrl();
     database = await createMysqlDatabase(mysqlServerUrl());
-    a = await startInstance({ name: 'A', databaseUrl: database.url, redisUrl, clock });
-    instances.push(a);
-    b = await startInstance({ name: 'B', databaseUrl: database.url, redisUrl, clock, platform: platformOf(a) });
-    instances.push(b);
+    [a, b] = await startPair({ databaseUrl: database.url, redisUrl, clock });
+    instances.push(a, b);
   }, 120_000);
 
   afterEach(async () => {

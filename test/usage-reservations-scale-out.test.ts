@@ -1,8 +1,8 @@
 import { ManualClock } from '../src/clock';
 import { createKey, createOrganization } from './helpers/fixtures';
 import { ok } from './helpers/expect';
-import { Instance, startInstance } from './helpers/cluster';
-import { closeAll, platformOf } from './helpers/server';
+import { Instance, startPair } from './helpers/cluster';
+import { closeAll } from './helpers/server';
 import { createMysqlDatabase, MysqlDatabase } from './helpers/database';
 import { describeWith, MARIADB, mysqlServerUrl, REDIS, redisServerUrl } from './helpers/services';
 
@@ -28,10 +28,8 @@ describeWith([REDIS, MARIADB], 'reserveUsage on two instances (MariaDB + Redis)'
   beforeAll(async () => {
     const redisUrl = redisServerUrl();
     database = await createMysqlDatabase(mysqlServerUrl());
-    a = await startInstance({ name: 'A', databaseUrl: database.url, redisUrl, clock });
-    instances.push(a);
-    b = await startInstance({ name: 'B', databaseUrl: database.url, redisUrl, clock, platform: platformOf(a) });
-    instances.push(b);
+    [a, b] = await startPair({ databaseUrl: database.url, redisUrl, clock });
+    instances.push(a, b);
   }, 120_000);
 
   afterAll(async () => {

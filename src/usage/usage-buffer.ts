@@ -66,14 +66,8 @@ interface UsageEvent {
   tokensEstimated: boolean;
 }
 
-interface Refusal {
+interface Refusal extends RateLimitRefusal {
   id: string;
-  apiKeyId: string;
-  organizationId: string;
-  name: string;
-  limit: number;
-  operation: string | null;
-  ip: string | null;
   at: number;
 }
 

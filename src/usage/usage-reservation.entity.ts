@@ -1,5 +1,5 @@
-import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { bigintAsNumber, ID_LENGTH, nullableTimestamp, timestamp } from '../db/columns';
+import { Column, Entity, Index } from 'typeorm';
+import { bigintAsNumber, ID_LENGTH, KeyOwnedRow, nullableTimestamp, timestamp } from '../db/columns';
 import type { RateLimitSpec } from '../api-keys/api-key.entity';
 
 export enum ReservationStatus {
@@ -37,16 +37,7 @@ const holdsColumn = {
 @Entity('usage_reservations')
 @Index('idx_usage_reservations_idempotency', ['organizationId', 'idempotencyKey'], { unique: true })
 @Index('idx_usage_reservations_status_expiry', ['status', 'expiresAt'])
-export class UsageReservationEntity {
-  @PrimaryColumn({ type: 'varchar', length: ID_LENGTH })
-  id!: string;
-
-  @Column({ name: 'organization_id', type: 'varchar', length: ID_LENGTH })
-  organizationId!: string;
-
-  @Column({ name: 'api_key_id', type: 'varchar', length: ID_LENGTH })
-  apiKeyId!: string;
-
+export class UsageReservationEntity extends KeyOwnedRow {
   @Column({ name: 'session_id', type: 'varchar', length: ID_LENGTH, nullable: true })
   sessionId!: string | null;
 

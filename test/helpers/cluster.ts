@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseConfig } from '../../src/config';
 import type { ManualClock } from '../../src/clock';
 import type { PlatformCredentials } from '../../src/organizations/platform-bootstrap';
-import { startKeyward, TEST_PEPPER, TestServer } from './server';
+import { platformOf, startKeyward, TEST_PEPPER, TestServer } from './server';
 
 /**
  * Scale-out: several keyward instances in this process sharing one MariaDB database
@@ -46,4 +46,15 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     removeData: async () => fs.rmSync(dataDir, { recursive: true, force: true }),
   });
   return { ...server, name: options.name };
+}
+
+/** Instances A and B on the same database and Redis; B joins the platform organization A's init made. */
+export async function startPair(options: Omit<InstanceOptions, 'name' | 'platform'>): Promise<[Instance, Instance]> {
+  const a = await startInstance({ ...options, name: 'A' });
+  try {
+    return [a, await startInstance({ ...options, name: 'B', platform: platformOf(a) })];
+  } catch (error) {
+    await a.close();
+    throw error;
+  }
 }
