@@ -2,6 +2,7 @@ import { DataSource } from 'typeorm';
 import { Config } from './config';
 import { Clock, systemClock } from './clock';
 import { Logger } from './logger';
+import { OutageLog } from './outage-log';
 import { openDatabase, Transactions } from './db/data-source';
 import { resolvePepper } from './auth/pepper';
 import { KeyCache } from './auth/key-cache';
@@ -39,6 +40,8 @@ export interface App {
   clock: Clock;
   logger: Logger;
   dataSource: DataSource;
+  /** The database's outage log: requests that fail on an unreachable store report here, not one line each. */
+  databaseOutages: OutageLog;
   transactions: Transactions;
   keyCache: KeyCache;
   rateLimiter: RateLimiter;
@@ -96,7 +99,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     : new MemoryRateLimiter();
   // Failed authentications stay limited while Redis is down: each instance then counts in its own memory.
   const authFailureLimiter = redis ? new RedisRateLimiter(redis.client, new MemoryRateLimiter()) : rateLimiter;
-  const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger, new FileUsageJournal(config.dataDir));
+  // One line when the database becomes unreachable and one when it answers again, whatever fails meanwhile.
+  const databaseOutages = new OutageLog('database', logger);
+  const usageBuffer = new UsageBuffer(dataSource, transactions, clock, logger, new FileUsageJournal(config.dataDir), databaseOutages);
   // Usage a crashed process had answered but not written: before anything new is counted.
   await usageBuffer.recover();
   // While Redis is away its outage is logged once (redis.ts), not every PUBLISH that fails.
@@ -160,6 +165,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     config,
     clock,
     logger,
+    databaseOutages,
     dataSource,
     transactions,
     keyCache,
@@ -198,4 +204,13 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       if (dataSource.isInitialized) await dataSource.destroy();
     },
   };
+}
+
+/**
+ * A request failed because a backing store is unreachable: logged once per outage. A Redis
+ * outage has its own log (redis.ts); anything else is the database's.
+ */
+export function reportUnreachable(app: App, error: unknown): void {
+  if (app.redis && !app.redis.isUp) return;
+  app.databaseOutages.down(error);
 }

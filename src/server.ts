@@ -6,7 +6,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import { GraphQLFormattedError, GraphQLSchema } from 'graphql';
-import { App } from './app';
+import { App, reportUnreachable } from './app';
 import { buildContext, Context } from './context';
 import { meteringPlugin } from './usage/metering.plugin';
 import { enforcementPlugin } from './auth/enforcement.plugin';
@@ -63,7 +63,7 @@ function formatErrorFor(app: App) {
     if (isErrorCode(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) return formatted;
     const cause = unwrapResolverError(error);
     if (isStoreUnreachable(cause)) {
-      app.logger.error({ err: cause }, 'backing store unreachable');
+      reportUnreachable(app, cause);
       const unavailable = storeUnavailableError();
       return { message: unavailable.message, path: formatted.path, extensions: { code: unavailable.code, retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS } };
     }
@@ -271,8 +271,11 @@ function routeHttp(
     res.json({ status: 'ok' });
   });
   expressApp.get('/readyz', async (_req, res) => {
-    const database = await app.dataSource.query('SELECT 1').then(() => true, (error: unknown) => {
-      app.logger.warn({ err: error }, 'readiness check: database unreachable');
+    const database = await app.dataSource.query('SELECT 1').then(() => {
+      app.databaseOutages.up();
+      return true;
+    }, (error: unknown) => {
+      app.databaseOutages.down(error, { during: 'readiness check' });
       return false;
     });
     const redis = app.redis ? await app.redis.ping() : null;

@@ -357,8 +357,9 @@ describeWith([REDIS, MARIADB], 'scale-out: instances sharing one MariaDB databas
       expect(up.value).toEqual({ status: 200, body: { status: 'ready', database: 'up', redis: 'up' } });
     });
 
-    it('reports the database down on /readyz (503) while it is unreachable, and ready again (and serving) once it returns', async () => {
+    it('reports the database down on /readyz (503) while it is unreachable, and ready again (and serving) once it returns; one log line for the outage and one for its end', async () => {
       const organization = await createOrganization(a);
+      const logsBefore = c.logs.length;
       const ORGANIZATION = 'query($id: ID!) { organization(id: $id) { id } }';
       expect(await readyz(c)).toEqual({ status: 200, body: { status: 'ready', database: 'up', redis: 'up' } });
       expect(ok(await c.gql(ORGANIZATION, { id: organization.id })).organization).toEqual({ id: organization.id });
@@ -373,6 +374,9 @@ describeWith([REDIS, MARIADB], 'scale-out: instances sharing one MariaDB databas
       const up = await pollUntil(() => readyz(c), (r) => r.status === 200, RECOVERY_WITHIN_MS, '/readyz to report the database up again');
       expect(up.value).toEqual({ status: 200, body: { status: 'ready', database: 'up', redis: 'up' } });
       expect(ok(await c.gql(ORGANIZATION, { id: organization.id })).organization).toEqual({ id: organization.id });
+      const lines = c.logs.slice(logsBefore).join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { msg: string; level: number });
+      expect(lines.filter((line) => line.msg.startsWith('database unreachable: '))).toHaveLength(1);
+      expect(lines.filter((line) => line.msg === 'database reachable again')).toHaveLength(1);
     });
 
     it('answers every key-authenticated call 503 UNAVAILABLE with Retry-After while the database is cut under 20 keep-alive clients, and charges only what was answered', async () => {

@@ -1,6 +1,6 @@
 import express, { NextFunction, Request, Response, Router } from 'express';
 import type { GraphQLSchema } from 'graphql';
-import type { App } from '../app';
+import { App, reportUnreachable } from '../app';
 import type { Actor } from '../auth/actor';
 import { buildContext, Caller } from '../context';
 import { AccessRecord, requestScope } from '../request-log';
@@ -145,7 +145,7 @@ function errorAnswer(app: App, error: unknown): { status: number; body: unknown;
     return shaped(error.code, error.message, typeof retryAfter === 'number' ? retryAfter : null);
   }
   if (isStoreUnreachable(error)) {
-    app.logger.error({ err: error }, 'backing store unreachable');
+    reportUnreachable(app, error);
     return shaped(ErrorCode.UNAVAILABLE, 'A backing store (database or Redis) is unreachable; retry shortly');
   }
   app.logger.error({ err: error }, 'unexpected error');

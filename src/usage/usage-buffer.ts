@@ -4,6 +4,7 @@ import { Clock } from '../clock';
 import { newId } from '../ids';
 import type { Logger } from '../logger';
 import { isStoreUnreachable } from '../db/store-errors';
+import { OutageLog } from '../outage-log';
 import type { VerifyCode } from '../auth/verify-code';
 import { UsageJournal } from './usage-journal';
 
@@ -184,6 +185,8 @@ export class UsageBuffer {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly journal: UsageJournal,
+    /** The database's outages, logged once each (a flush that fails and the next that succeeds say when). */
+    private readonly outages: OutageLog = new OutageLog('database', logger),
     private readonly options = USAGE_BUFFER_DEFAULTS,
   ) {
     this.writer = dataSource.options.type === 'better-sqlite3' ? new SqliteBatchWriter() : new MysqlBatchWriter();
@@ -311,9 +314,10 @@ export class UsageBuffer {
         this.batch.events = this.batch.events.slice(dropped);
         this.logger.error({ dropped }, 'usage buffer over its backlog limit; oldest events dropped');
       }
-      this.logger.error({ err: error, waiting: this.depth }, 'usage flush failed; will retry');
+      this.outages.down(error, { waiting: this.depth });
       return;
     }
+    this.outages.up();
     this.journal.release(segments);
     await this.prune();
   }
